@@ -1,0 +1,40 @@
+"""One exception family for everything a user can get wrong."""
+
+from __future__ import annotations
+
+
+class XyrtError(Exception):
+    """Base class: the message says what was received, what was expected and how to fix it."""
+
+
+class AudioError(XyrtError):
+    """Audio that cannot be read or is not usable (empty, NaN, wrong shape...)."""
+
+
+class CheckpointError(XyrtError):
+    """A checkpoint that is unreadable or does not match the configuration."""
+
+
+class ConfigError(XyrtError):
+    """A configuration file that is missing, unreadable or inconsistent."""
+
+
+class CodesError(XyrtError):
+    """Codes with the wrong shape, dtype or values outside the codebook."""
+
+
+class MissingDependencyError(XyrtError):
+    """An optional dependency is needed for this feature but is not installed."""
+
+
+def require(module: str, extra: str, feature: str):
+    """Import an optional dependency or raise `MissingDependencyError` naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{feature} needs the Python package '{module}', which is not installed "
+            f"({exc}). Install it with: pip install 'xyrt[{extra}]'"
+        ) from exc
