@@ -1,0 +1,1 @@
+"""xyrt.calib: calibration data, quantization and engine building."""

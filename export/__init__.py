@@ -1,0 +1,1 @@
+"""xyrt.export: the export-friendly PyTorch implementation of XY-Tokenizer (needs torch)."""

@@ -1,0 +1,56 @@
+"""Whisper-style log-mel in torch (SPEC.md section 1), computing only the frames that are needed.
+
+The published code pads every window to 30 s. Here the waveform is zero-padded only to
+``frames_needed``: every frame returned equals the 30 s computation, because (a) frames are
+independent FFTs, (b) the right reflect-padding then reflects zeros, as in the 30 s window, and
+(c) the per-item floor ``max - 8`` only depends on frames that touch the signal: a frame of pure
+padding has log10(1e-10) = -10, the smallest possible value.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from xyrt.config import HOP_LENGTH, N_FFT, N_MELS, N_SAMPLES, SAMPLES_PER_CODE_IN
+from xyrt.runtime.features import mel_filters
+
+# Zero samples kept after the longest item: 200 for the centred window, 200 for the reflection.
+_TAIL = N_FFT
+
+
+def padded_length(max_samples: int, pad_to_30s: bool = False) -> int:
+    """Samples to run for a window whose longest item has ``max_samples`` samples.
+
+    A multiple of 1280 (whole codes, so the downsample never pads), at most 480000 (30 s).
+    """
+    if pad_to_30s:
+        return N_SAMPLES
+    need = max_samples + _TAIL
+    need = -(-need // SAMPLES_PER_CODE_IN) * SAMPLES_PER_CODE_IN
+    return min(N_SAMPLES, need)
+
+
+class LogMel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("window", torch.hann_window(N_FFT, periodic=True), persistent=False)
+        filters = torch.from_numpy(mel_filters(16000, N_FFT, N_MELS)).float()
+        self.register_buffer("filters", filters, persistent=False)
+
+    def forward(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """wav (B, P) zero beyond lengths -> log-mel (B, 80, P / 160), valid frames ceil(n/160)."""
+        spec = torch.stft(
+            wav,
+            N_FFT,
+            HOP_LENGTH,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
+        )
+        power = spec[..., :-1].abs() ** 2
+        mel = torch.clamp(self.filters @ power, min=1e-10).log10()
+        floor = mel.amax(dim=(1, 2), keepdim=True) - 8.0
+        mel = (torch.maximum(mel, floor) + 4.0) / 4.0
+        return mel, (lengths + HOP_LENGTH - 1) // HOP_LENGTH

@@ -1,0 +1,126 @@
+"""The XY-Tokenizer network: waveform window -> codes and codes -> waveform (SPEC.md 1-7).
+
+``XYTokenizer`` is state-dict compatible with the official checkpoints. It works on one window
+(at most 30 s) at a time; long audio and chunking live in `xyrt.export.codec`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from xyrt.config import N_SAMPLES, XYConfig
+from xyrt.errors import AudioError, CodesError
+from xyrt.export.frontend import LogMel, padded_length
+from xyrt.export.layers import (
+    AcousticDecoder,
+    Adapter,
+    Downsample,
+    Encoder,
+    TransformerStack,
+    Upsample,
+    sinusoids,
+)
+from xyrt.export.quantizer import ResidualVQ
+from xyrt.export.vocos import ISTFT, Vocos
+
+
+class XYTokenizer(nn.Module):
+    def __init__(self, cfg: XYConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.frontend = LogMel()
+        self.semantic_encoder = Encoder(cfg.semantic_encoder)
+        self.semantic_encoder_adapter = Adapter(cfg.semantic_adapter)
+        self.acoustic_encoder = Encoder(cfg.acoustic_encoder)
+        self.pre_rvq_adapter = Adapter(cfg.pre_rvq_adapter)
+        self.downsample = Downsample(cfg.pre_rvq_adapter.output_dim, cfg.downsample_factor)
+        self.quantizer = ResidualVQ(cfg.quantizer)
+        self.post_rvq_adapter = Adapter(cfg.post_rvq_adapter)
+        self.upsample = Upsample(cfg.acoustic_decoder.d_model, cfg.upsample_stride)
+        self.acoustic_decoder = AcousticDecoder(cfg.acoustic_decoder)
+        self.add_module(cfg.vocoder_name, Vocos(cfg.vocos))
+
+    @classmethod
+    def uninitialized(cls, cfg: XYConfig) -> XYTokenizer:
+        """Parameters allocated but not initialised (to be loaded or overwritten); buffers set."""
+        with torch.device("meta"):
+            model = cls(cfg)
+        model = model.to_empty(device="cpu")
+        model.reset_buffers()
+        return model
+
+    def reset_buffers(self) -> None:
+        """Recompute the constant buffers: positional embeddings, windows, mel filters."""
+        self.frontend = LogMel()
+        for module in self.modules():
+            if isinstance(module, TransformerStack):
+                module.positional_embedding = sinusoids(*module.positional_embedding.shape)
+            elif isinstance(module, ISTFT):
+                module.window = torch.hann_window(module.n_fft, periodic=True)
+
+    @property
+    def vocoder(self) -> Vocos:
+        return getattr(self, self.cfg.vocoder_name)
+
+    # -- encode ---------------------------------------------------------------------------------
+    def latents(self, mel: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """log-mel (B, 80, N) -> pre-RVQ latents (B, N/8, 4d) at 12.5 Hz and their lengths."""
+        sem, lengths = self.semantic_encoder(mel, mel_lengths)
+        sem = self.semantic_encoder_adapter(sem, lengths)
+        aco, _ = self.acoustic_encoder(mel, mel_lengths)
+        x = self.pre_rvq_adapter(torch.cat([sem, aco], dim=-1), lengths)
+        return self.downsample(x, lengths)
+
+    def encode_mel(self, mel: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """log-mel (B, 80, N) -> codes (8, B, N/8) int64 and code lengths (B,)."""
+        x, lengths = self.latents(mel, mel_lengths)
+        return self.quantizer.encode(x, lengths), lengths
+
+    def prepare_window(self, wav: Tensor, lengths: Tensor, pad_to_30s: bool = False) -> Tensor:
+        """Zero beyond each length, then pad or crop to the samples the network must see."""
+        if wav.ndim != 2:
+            raise AudioError(f"expected a (batch, samples) waveform, got shape {tuple(wav.shape)}")
+        max_len = int(lengths.max()) if lengths.numel() else 0
+        if max_len > N_SAMPLES:
+            raise AudioError(
+                f"a window holds at most {N_SAMPLES} samples (30 s); got {max_len}. "
+                "Use XYCodec.encode, which chunks long audio."
+            )
+        size = padded_length(max_len, pad_to_30s)
+        wav = wav[:, :size].float()
+        if wav.shape[1] < size:
+            wav = torch.nn.functional.pad(wav, (0, size - wav.shape[1]))
+        keep = torch.arange(size)[None, :] < lengths[:, None]
+        return wav * keep.to(wav.dtype)
+
+    def encode_window(
+        self, wav: Tensor, lengths: Tensor, pad_to_30s: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        """wav (B, n) at 16 kHz, n <= 480000 -> codes (8, B, T') and valid code lengths (B,).
+
+        Codes beyond each item's length are padding. ``pad_to_30s`` runs the full 30 s window as
+        the published implementation does (same codes, about 3x the cost for a 10 s clip).
+        """
+        wav = self.prepare_window(wav, lengths, pad_to_30s)
+        mel, mel_lengths = self.frontend(wav, lengths)
+        return self.encode_mel(mel, mel_lengths)
+
+    # -- decode ---------------------------------------------------------------------------------
+    def decode_mel(self, codes: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """codes (8, B, T) -> reconstructed log-mel (B, 80, 8T) at 100 Hz."""
+        if codes.ndim != 3 or codes.shape[0] != self.cfg.num_quantizers:
+            raise CodesError(
+                f"expected codes of shape ({self.cfg.num_quantizers}, batch, frames), "
+                f"got {tuple(codes.shape)}"
+            )
+        if lengths is None:
+            lengths = torch.full((codes.shape[1],), codes.shape[2], dtype=torch.long)
+        x = self.post_rvq_adapter(self.quantizer.decode(codes), lengths)
+        x, lengths = self.upsample(x, lengths)
+        mel, _ = self.acoustic_decoder(x, lengths)
+        return mel
+
+    def decode_codes(self, codes: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """codes (8, B, T) int64 -> audio (B, T x samples_per_code) float32 at the output rate."""
+        return self.vocoder(self.decode_mel(codes, lengths))
