@@ -1,0 +1,108 @@
+"""Loading official checkpoints (standalone 16 kHz and MOSS-TTSD 24/32 kHz) into `XYTokenizer`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from xyrt.atomic import atomic_write
+from xyrt.config import XYConfig
+from xyrt.errors import CheckpointError, ConfigError
+from xyrt.export.model import XYTokenizer
+
+_MAX_LISTED = 12
+
+
+def resolve_config(checkpoint: str | Path, config: str | Path | None = None) -> XYConfig:
+    """The given config, else ``config.yaml`` next to the checkpoint."""
+    if config is not None:
+        return XYConfig.from_yaml(config)
+    beside = Path(checkpoint).parent / "config.yaml"
+    if not beside.is_file():
+        raise ConfigError(
+            f"no --config given and no config.yaml next to the checkpoint ({beside}); pass the "
+            "model's YAML config with --config"
+        )
+    return XYConfig.from_yaml(beside)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint: ``obj['generator']`` if present, else the object itself."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - old (non-zip) files cannot be memory-mapped
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001
+            raise CheckpointError(
+                f"cannot read checkpoint {path}: {type(exc).__name__}: {str(exc)[:300]}. "
+                "Expected a torch.save file holding a state dict or {'generator': state_dict}."
+            ) from exc
+    if isinstance(obj, dict) and "generator" in obj:
+        obj = obj["generator"]
+    if not isinstance(obj, dict) or not obj:
+        raise CheckpointError(
+            f"checkpoint {path} holds a {type(obj).__name__}, expected a state dict "
+            "(name -> tensor) or {'generator': state_dict}"
+        )
+    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"checkpoint {path}: entries that are not tensors: {bad[:5]}")
+    return obj
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:_MAX_LISTED])
+    return shown + (f" ... (+{len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
+
+
+def check_state_dict(model: XYTokenizer, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise `CheckpointError` listing every missing, unexpected or mis-shaped tensor."""
+    want = model.state_dict()
+    missing = sorted(set(want) - set(state))
+    unexpected = sorted(set(state) - set(want))
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(want[k].shape)}"
+        for k in sorted(set(want) & set(state))
+        if state[k].shape != want[k].shape
+    ]
+    if not (missing or unexpected or shapes):
+        return
+    lines = [f"checkpoint {source} does not match the config:"]
+    if missing:
+        lines.append(f"  missing {len(missing)} tensors: {_listing(missing)}")
+    if unexpected:
+        lines.append(f"  unexpected {len(unexpected)} tensors: {_listing(unexpected)}")
+    if shapes:
+        lines.append(f"  {len(shapes)} mis-shaped: {_listing(shapes)}")
+    other = "enhanced_vocos" if model.cfg.vocoder_name == "vocos" else "vocos"
+    if any(k.startswith(other + ".") for k in unexpected):
+        lines.append(
+            f"  hint: the checkpoint has '{other}.*' tensors: it is a "
+            f"{'MOSS-TTSD' if other == 'enhanced_vocos' else 'standalone'} checkpoint; "
+            "pass its matching config"
+        )
+    raise CheckpointError("\n".join(lines))
+
+
+def load_model(checkpoint: str | Path, config: str | Path | XYConfig | None = None) -> XYTokenizer:
+    """Build the model from the config and load the checkpoint (any float dtype -> float32)."""
+    cfg = config if isinstance(config, XYConfig) else resolve_config(checkpoint, config)
+    state = read_state_dict(checkpoint)
+    with torch.device("meta"):
+        model = XYTokenizer(cfg)
+    check_state_dict(model, state, str(checkpoint))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    model.frontend = type(model.frontend)()  # non-persistent buffers: rebuild off the meta device
+    return model.eval()
+
+
+def save_checkpoint(state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Write ``{'generator': state}`` atomically (temp file in the same folder, then rename)."""
+    with atomic_write(path, CheckpointError) as tmp:
+        torch.save({"generator": state}, tmp)

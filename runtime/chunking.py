@@ -1,0 +1,80 @@
+"""The published long-audio chunking (SPEC.md section 8), shared by every backend.
+
+encode: 30 s windows every (30 - overlap) s; keep the first (30 - overlap) x 12.5 codes of each.
+decode: 375-code windows every (30 - overlap) x 12.5 codes; keep the first step x samples/code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from xyrt.config import CHUNK_SECONDS, CODE_RATE, CODES_PER_CHUNK, N_SAMPLES, SAMPLES_PER_CODE_IN
+from xyrt.errors import XyrtError
+
+
+@dataclass(frozen=True)
+class Window:
+    """[start, stop) in samples (encode) or codes (decode); ``keep`` codes are kept from it."""
+
+    start: int
+    stop: int
+    keep: int
+
+
+def codes_per_step(overlap_seconds: float) -> int:
+    """Codes kept from each window: (30 - overlap) x 12.5 (250 for the default 10 s overlap)."""
+    if not 0 <= overlap_seconds < CHUNK_SECONDS:
+        raise XyrtError(f"overlap must be in [0, {CHUNK_SECONDS}) seconds, got {overlap_seconds}")
+    step = (CHUNK_SECONDS - overlap_seconds) * CODE_RATE
+    if abs(step - round(step)) > 1e-6:
+        raise XyrtError(
+            f"overlap {overlap_seconds} s does not leave a whole number of codes per window: "
+            "use a multiple of 0.08 s (one code), e.g. 10, 5 or 0"
+        )
+    return int(round(step))
+
+
+def encode_plan(n_samples: int, overlap_seconds: float = 10.0) -> list[Window]:
+    """Windows of a 16 kHz signal of ``n_samples`` samples, in samples."""
+    step = codes_per_step(overlap_seconds)
+    hop = step * SAMPLES_PER_CODE_IN
+    return [
+        Window(start, min(start + N_SAMPLES, n_samples), step) for start in range(0, n_samples, hop)
+    ]
+
+
+def decode_plan(n_codes: int, overlap_seconds: float = 10.0) -> list[Window]:
+    """Windows over ``n_codes`` code frames, in codes."""
+    step = codes_per_step(overlap_seconds)
+    return [
+        Window(start, min(start + CODES_PER_CHUNK, n_codes), step)
+        for start in range(0, n_codes, step)
+    ]
+
+
+def num_codes(n_samples: int) -> int:
+    """Code frames for a 16 kHz signal: floor(n / 1280)."""
+    return n_samples // SAMPLES_PER_CODE_IN
+
+
+def run_batched(
+    items: Sequence[tuple[int, int]], batch_size: int, run: Callable[[list[int]], None]
+) -> None:
+    """Call ``run`` on groups of at most ``batch_size`` item indices with equal or similar sizes.
+
+    ``items`` holds (index, size); groups are formed longest first so padding stays small.
+    """
+    order = sorted(items, key=lambda it: -it[1])
+    for i in range(0, len(order), batch_size):
+        run([idx for idx, _ in order[i : i + batch_size]])
+
+
+def stitch(
+    pieces: Sequence[np.ndarray], windows: Sequence[Window], total: int, unit: int = 1
+) -> np.ndarray:
+    """The first ``keep x unit`` items (last axis) of each piece, concatenated, cut to total."""
+    kept = [p[..., : w.keep * unit] for p, w in zip(pieces, windows, strict=True)]
+    return np.concatenate(kept, axis=-1)[..., :total]

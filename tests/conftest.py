@@ -1,0 +1,45 @@
+"""Shared fixtures: the golden tiny checkpoints and the published implementation's outputs."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN_MODELS = ["tiny_16k", "tiny_moss_ttsd_24k"]
+CLIPS = [
+    "speech_0",
+    "speech_1",
+    "speech_2",
+    "speech_3",
+    "speech_4",
+    "speech_5",
+    "short_quarter_second",
+    "exact_frames",
+    "silence",
+    "chirp_loud",
+    "noise_quiet",
+    "long_concat",
+]
+SPEECH = [f"speech_{i}" for i in range(6)]
+
+
+@cache
+def golden(name: str) -> dict[str, np.ndarray]:
+    with np.load(FIXTURES / name / "golden.npz") as g:
+        return {k: g[k] for k in g.files}
+
+
+@cache
+def codec(name: str):
+    from xyrt.export.codec import XYCodec
+
+    return XYCodec.from_checkpoint(FIXTURES / name / "model.ckpt")
+
+
+@pytest.fixture(params=GOLDEN_MODELS)
+def golden_name(request) -> str:
+    return request.param
