@@ -1,0 +1,50 @@
+# Two entry points for a new user:  make demo  (main job)  and  make test  (the test suite).
+# Each creates .venv, installs the CPU PyTorch wheel first (so torch>=... is already met), then xyrt.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+CACHE  ?= .cache/xyrt
+SYNTH  := $(CACHE)/synth-16k-seed0/model.ckpt
+CLIP   := xyrt/data/speech_3.mp3
+
+.PHONY: setup demo test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[audio,export,ort,dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+$(SYNTH): | $(VENV)/.installed
+	$(BIN)/xyrt synth -o $(SYNTH) --seed 0
+
+# Main job on the built-in default: a full-size synthetic checkpoint (no downloads), then
+# encode and decode a bundled speech clip, trimmed and as published (pad_to_30s), timed.
+demo: setup $(SYNTH)
+	mkdir -p out
+	$(BIN)/xyrt encode --checkpoint $(SYNTH) $(CLIP) -o out/speech_3.npy
+	$(BIN)/xyrt decode --checkpoint $(SYNTH) out/speech_3.npy -o out/speech_3.wav
+	$(BIN)/python benchmarks/torch_trim_vs_pad.py --checkpoint $(SYNTH) --seconds 10 --runs 2
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup $(SYNTH)
+	$(BIN)/python benchmarks/torch_trim_vs_pad.py --checkpoint $(SYNTH)
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,156 @@
+"""The ``xyrt`` command line: parse -> build objects -> run. Errors print one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from xyrt import __version__
+from xyrt.errors import XyrtError
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--checkpoint", type=Path, required=True, help="official-layout .ckpt file")
+    g.add_argument(
+        "--config", type=Path, help="model YAML (default: config.yaml next to the checkpoint)"
+    )
+
+
+def _chunk_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("chunking")
+    g.add_argument(
+        "--overlap",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="overlap of the 30 s windows for long audio (default: 10, as published)",
+    )
+    g.add_argument("--batch-size", type=int, default=4, help="windows run together (default: 4)")
+    g.add_argument(
+        "--pad-to-30s",
+        action="store_true",
+        help="run every window as 30 s like the published code (same result, slower)",
+    )
+    g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
+
+
+def _codec(args: argparse.Namespace):
+    from xyrt.errors import require
+
+    torch = require("torch", "export", "the PyTorch model (--checkpoint)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.batch_size < 1:
+        raise XyrtError(f"--batch-size must be at least 1, got {args.batch_size}")
+    from xyrt.export.codec import XYCodec
+
+    return XYCodec.from_checkpoint(
+        args.checkpoint,
+        args.config,
+        batch_size=args.batch_size,
+        pad_to_30s=args.pad_to_30s,
+        progress=sys.stderr.isatty(),
+    )
+
+
+def _cmd_encode(args: argparse.Namespace) -> None:
+    from xyrt.runtime.audio import load_audio
+    from xyrt.runtime.codes import save_codes
+
+    wav = load_audio(args.input)
+    codec = _codec(args)
+    t0 = time.perf_counter()
+    codes = codec.encode(wav, 16000, overlap=args.overlap)
+    dt = time.perf_counter() - t0
+    save_codes(args.output, codes)
+    print(
+        f"{args.input}: {len(wav) / 16000:.2f} s -> codes {codes.shape} in {dt:.2f} s "
+        f"-> {args.output}",
+        file=sys.stderr,
+    )
+
+
+def _cmd_decode(args: argparse.Namespace) -> None:
+    from xyrt.runtime.audio import write_wav
+    from xyrt.runtime.codes import load_codes
+
+    codec = _codec(args)
+    codes = load_codes(args.input, codec.cfg.num_quantizers, codec.cfg.codebook_size)
+    t0 = time.perf_counter()
+    audio = codec.decode(codes, overlap=args.overlap)
+    dt = time.perf_counter() - t0
+    write_wav(args.output, audio, codec.output_sample_rate)
+    print(
+        f"{args.input}: codes {codes.shape} -> {len(audio) / codec.output_sample_rate:.2f} s at "
+        f"{codec.output_sample_rate} Hz in {dt:.2f} s -> {args.output}",
+        file=sys.stderr,
+    )
+
+
+def _cmd_synth(args: argparse.Namespace) -> None:
+    from xyrt.errors import require
+
+    require("torch", "export", "xyrt synth")
+    from xyrt.export.synth import synth_checkpoint
+
+    t0 = time.perf_counter()
+    path = synth_checkpoint(args.output, args.config, args.seed)
+    size = path.stat().st_size / 2**20
+    print(
+        f"wrote {path} ({size:.1f} MiB, seed {args.seed}; SYNTHETIC weights, not the official "
+        f"ones) and {path.parent / 'config.yaml'} in {time.perf_counter() - t0:.1f} s",
+        file=sys.stderr,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xyrt", description="Deployment toolkit for the XY-Tokenizer speech codec."
+    )
+    parser.add_argument("--version", action="version", version=f"xyrt {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("encode", help="audio file -> codes (.npy, int64, shape (8, T))")
+    _model_args(p)
+    _chunk_args(p)
+    p.add_argument("input", type=Path, help="audio file (wav, flac, ogg, mp3; any rate)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .npy")
+    p.set_defaults(func=_cmd_encode)
+
+    p = sub.add_parser("decode", help="codes (.npy) -> float32 WAV at the model's output rate")
+    _model_args(p)
+    _chunk_args(p)
+    p.add_argument("input", type=Path, help="codes .npy of shape (8, T)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .wav")
+    p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("synth", help="write a seeded synthetic checkpoint in the official layout")
+    p.add_argument(
+        "--config", type=Path, help="model YAML (default: the built-in xy_tokenizer_16k)"
+    )
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .ckpt")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_synth)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``xyrt`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except XyrtError as exc:
+        print(f"xyrt {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"xyrt {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
