@@ -47,6 +47,9 @@ class XYTokenizer(nn.Module):
         with torch.device("meta"):
             model = cls(cfg)
         model = model.to_empty(device="cpu")
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.fill_(float("nan"))  # anything left unset shows up, never stale memory
         model.reset_buffers()
         return model
 

@@ -35,6 +35,7 @@ def test_seeded_and_deterministic(speech) -> None:
 
 def test_every_tensor_is_exercised(speech) -> None:
     state = synth_model(XYConfig.from_yaml(TINY_CONFIG), seed=0, speech=speech).state_dict()
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     ln = [k for k in state if "layer_norm.weight" in k or k.endswith("norm.weight")]
     assert ln and all(state[k].std() > 0.01 for k in ln), "LayerNorm gains are random"
     gains = [k for k in state if k.endswith("weight_g")]

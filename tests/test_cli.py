@@ -1,0 +1,164 @@
+"""The command line as users (and acceptance checks) call it, on the golden tiny checkpoints."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import FIXTURES, golden
+from xyrt.cli import main
+from xyrt.runtime.audio import write_wav
+
+
+def _wav(tmp_path: Path, clip: str, name: str = "in.wav") -> Path:
+    return write_wav(tmp_path / name, golden("tiny_16k")[f"{clip}/wav"], 16000)
+
+
+@pytest.mark.parametrize("name", ["tiny_16k", "tiny_moss_ttsd_24k"])
+def test_encode_then_decode(tmp_path: Path, name: str, capsys) -> None:
+    ckpt = FIXTURES / name / "model.ckpt"
+    assert (
+        main(
+            [
+                "encode",
+                "--checkpoint",
+                str(ckpt),
+                str(_wav(tmp_path, "speech_2")),
+                "-o",
+                str(tmp_path / "c.npy"),
+            ]
+        )
+        == 0
+    )
+    codes = np.load(tmp_path / "c.npy")
+    assert codes.dtype == np.int64
+    np.testing.assert_array_equal(codes, golden(name)["speech_2/codes_ov10"])
+    assert (
+        main(
+            [
+                "decode",
+                "--checkpoint",
+                str(ckpt),
+                str(tmp_path / "c.npy"),
+                "-o",
+                str(tmp_path / "r.wav"),
+            ]
+        )
+        == 0
+    )
+    audio, rate = sf.read(tmp_path / "r.wav", dtype="float32")
+    assert sf.info(tmp_path / "r.wav").subtype == "FLOAT"
+    ref = golden(name)["speech_2/recon_ov10"]
+    assert rate == (16000 if name == "tiny_16k" else 24000)
+    assert np.abs(audio - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert "codes (8, 59)" in capsys.readouterr().err
+
+
+def test_overlap_option_and_explicit_config(tmp_path: Path) -> None:
+    ckpt = tmp_path / "elsewhere.ckpt"
+    shutil.copy(FIXTURES / "tiny_16k" / "model.ckpt", ckpt)
+    args = [
+        "encode",
+        "--checkpoint",
+        str(ckpt),
+        "--config",
+        str(FIXTURES / "tiny_16k" / "config.yaml"),
+        "--overlap",
+        "0",
+        str(_wav(tmp_path, "long_concat")),
+        "-o",
+        str(tmp_path / "c.npy"),
+    ]
+    assert main(args) == 0
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "c.npy"), golden("tiny_16k")["long_concat/codes_ov0"]
+    )
+
+
+def test_stereo_int16_other_rate_is_accepted(tmp_path: Path) -> None:
+    t = np.arange(44100 * 2) / 44100
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([tone, tone // 2], axis=1), 44100, subtype="PCM_16")
+    ckpt = FIXTURES / "tiny_16k" / "model.ckpt"
+    assert (
+        main(["encode", "--checkpoint", str(ckpt), str(path), "-o", str(tmp_path / "c.npy")]) == 0
+    )
+    assert np.load(tmp_path / "c.npy").shape == (8, 25)
+
+
+def _fails(args: list[str], capsys, pattern: str) -> None:
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert pattern in err, err
+
+
+def test_errors_are_one_clear_line_and_write_nothing(tmp_path: Path, capsys) -> None:
+    ckpt = str(FIXTURES / "tiny_16k" / "model.ckpt")
+    out = tmp_path / "out.npy"
+    lone = tmp_path / "lone.ckpt"
+    shutil.copy(ckpt, lone)
+    _fails(
+        ["encode", "--checkpoint", str(lone), str(_wav(tmp_path, "speech_0")), "-o", str(out)],
+        capsys,
+        "no config.yaml next to the checkpoint",
+    )
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wav")
+    _fails(["encode", "--checkpoint", ckpt, str(bad), "-o", str(out)], capsys, "bad.wav")
+    _fails(
+        ["encode", "--checkpoint", ckpt, str(tmp_path / "missing.flac"), "-o", str(out)],
+        capsys,
+        "missing.flac",
+    )
+    _fails(
+        [
+            "encode",
+            "--checkpoint",
+            ckpt,
+            "--overlap",
+            "0.05",
+            str(_wav(tmp_path, "speech_0")),
+            "-o",
+            str(out),
+        ],
+        capsys,
+        "multiple of 0.08 s",
+    )
+    short = write_wav(tmp_path / "short.wav", np.zeros(800, np.float32), 16000)
+    _fails(
+        ["encode", "--checkpoint", ckpt, str(short), "-o", str(out)],
+        capsys,
+        "shorter than one code",
+    )
+    assert not out.exists()
+    codes = tmp_path / "codes.npy"
+    np.save(codes, np.full((8, 5), 1024, dtype=np.int64))
+    _fails(
+        ["decode", "--checkpoint", ckpt, str(codes), "-o", str(tmp_path / "r.wav")],
+        capsys,
+        "expected values in [0, 1024)",
+    )
+    np.save(codes, np.zeros((4, 5), dtype=np.int64))
+    _fails(
+        ["decode", "--checkpoint", ckpt, str(codes), "-o", str(tmp_path / "r.wav")],
+        capsys,
+        "expected (8, T)",
+    )
+    assert not (tmp_path / "r.wav").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).parent / "xyrt"
+    result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
+    for command in ("encode", "decode", "synth"):
+        assert command in result.stdout
+    bad = subprocess.run([str(exe), "encode"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--checkpoint" in bad.stderr
