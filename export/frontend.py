@@ -12,23 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from xyrt.config import HOP_LENGTH, N_FFT, N_MELS, N_SAMPLES, SAMPLES_PER_CODE_IN
+from xyrt.config import HOP_LENGTH, N_FFT, N_MELS
 from xyrt.runtime.features import mel_filters
-
-# Zero samples kept after the longest item: 200 for the centred window, 200 for the reflection.
-_TAIL = N_FFT
-
-
-def padded_length(max_samples: int, pad_to_30s: bool = False) -> int:
-    """Samples to run for a window whose longest item has ``max_samples`` samples.
-
-    A multiple of 1280 (whole codes, so the downsample never pads), at most 480000 (30 s).
-    """
-    if pad_to_30s:
-        return N_SAMPLES
-    need = max_samples + _TAIL
-    need = -(-need // SAMPLES_PER_CODE_IN) * SAMPLES_PER_CODE_IN
-    return min(N_SAMPLES, need)
 
 
 class LogMel(nn.Module):
@@ -39,7 +24,10 @@ class LogMel(nn.Module):
         self.register_buffer("filters", filters, persistent=False)
 
     def forward(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """wav (B, P) zero beyond lengths -> log-mel (B, 80, P / 160), valid frames ceil(n/160)."""
+        """wav (B, P), zero beyond lengths -> log-mel (B, 80, P / 160), valid frames ceil(n / 160).
+
+        P comes from `xyrt.runtime.backend.padded_length`.
+        """
         spec = torch.stft(
             wav,
             N_FFT,

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from xyrt.config import N_SAMPLES, XYConfig
 from xyrt.errors import AudioError, CodesError
-from xyrt.export.frontend import LogMel, padded_length
+from xyrt.export.frontend import LogMel
 from xyrt.export.layers import (
     AcousticDecoder,
     Adapter,
@@ -23,6 +23,7 @@ from xyrt.export.layers import (
 )
 from xyrt.export.quantizer import ResidualVQ
 from xyrt.export.vocos import ISTFT, Vocos
+from xyrt.runtime.backend import padded_length
 
 
 class XYTokenizer(nn.Module):

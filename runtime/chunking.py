@@ -6,7 +6,7 @@ decode: 375-code windows every (30 - overlap) x 12.5 codes; keep the first step 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,18 +58,6 @@ def decode_plan(n_codes: int, overlap_seconds: float = 10.0) -> list[Window]:
 def num_codes(n_samples: int) -> int:
     """Code frames for a 16 kHz signal: floor(n / 1280)."""
     return n_samples // SAMPLES_PER_CODE_IN
-
-
-def run_batched(
-    items: Sequence[tuple[int, int]], batch_size: int, run: Callable[[list[int]], None]
-) -> None:
-    """Call ``run`` on groups of at most ``batch_size`` item indices with equal or similar sizes.
-
-    ``items`` holds (index, size); groups are formed longest first so padding stays small.
-    """
-    order = sorted(items, key=lambda it: -it[1])
-    for i in range(0, len(order), batch_size):
-        run([idx for idx, _ in order[i : i + batch_size]])
 
 
 def stitch(

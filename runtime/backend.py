@@ -1,0 +1,169 @@
+"""The backend interface every runtime implements, and the chunked codec built on it.
+
+A backend runs one batch of windows (at most 30 s each) through the network:
+
+    encode_window(wav (B, P) float32, lengths (B,) int64) -> codes (8, B, P / 1280) int64
+    decode_window(codes (8, B, T) int64) -> audio (B, T x samples_per_code) float32
+
+`ChunkedCodec` adds what every backend shares: input checks, the published long-audio chunking,
+batching of windows, trimming each window to the samples it needs (`padded_length`), stitching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from xyrt.config import N_FFT, N_SAMPLES, SAMPLES_PER_CODE_IN
+from xyrt.errors import AudioError, XyrtError
+from xyrt.runtime.audio import prepare_audio
+from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch
+from xyrt.runtime.codes import validate_codes
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a runtime needs to know about the model behind a backend."""
+
+    output_sample_rate: int
+    samples_per_code_out: int
+    num_quantizers: int = 8
+    codebook_size: int = 1024
+
+
+class Backend(Protocol):
+    info: ModelInfo
+    name: str
+
+    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray: ...
+
+    def decode_window(self, codes: np.ndarray) -> np.ndarray: ...
+
+
+def padded_length(max_samples: int, pad_to_30s: bool = False) -> int:
+    """Samples a window must hold so every valid frame equals the 30 s computation.
+
+    The longest item plus 400 zeros (200 for the centred STFT frame, 200 for the reflect
+    padding, which then reflects zeros as in the 30 s window), rounded up to whole codes (1280
+    samples, so the x4 downsample never pads), at most 480000 (30 s).
+    """
+    if pad_to_30s:
+        return N_SAMPLES
+    need = -(-(max_samples + N_FFT) // SAMPLES_PER_CODE_IN) * SAMPLES_PER_CODE_IN
+    return min(N_SAMPLES, need)
+
+
+def pack_windows(segments: Sequence[np.ndarray], pad_to_30s: bool = False):
+    """Zero-padded batch (B, padded_length) float32 and lengths (B,) int64."""
+    lengths = np.array([len(s) for s in segments], dtype=np.int64)
+    batch = np.zeros((len(segments), padded_length(int(lengths.max()), pad_to_30s)), np.float32)
+    for row, seg in enumerate(segments):
+        batch[row, : len(seg)] = seg
+    return batch, lengths
+
+
+class ChunkedCodec:
+    """Offline encode/decode over any `Backend`, with the published chunking.
+
+    ``batch_size`` windows run together; results do not depend on it (ragged batches are masked).
+    ``pad_to_30s`` runs every window as 30 s like the published code: same codes, more work.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        batch_size: int = 4,
+        pad_to_30s: bool = False,
+        progress: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise XyrtError(f"batch_size must be at least 1, got {batch_size}")
+        self.backend = backend
+        self.info = backend.info
+        self.batch_size = batch_size
+        self.pad_to_30s = pad_to_30s
+        self.progress = progress
+
+    @property
+    def output_sample_rate(self) -> int:
+        return self.info.output_sample_rate
+
+    def _bar(self, total: int, desc: str):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit="win", disable=not self.progress or total < 2)
+
+    def encode(
+        self,
+        audio: np.ndarray | Sequence[np.ndarray],
+        sample_rate: int = 16000,
+        overlap: float = 10.0,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Audio (n,) or a list of clips -> codes (8, floor(n/1280)) int64 (a list for a list)."""
+        single = isinstance(audio, np.ndarray) and audio.ndim == 1
+        clips = [prepare_audio(c, sample_rate) for c in ([audio] if single else list(audio))]
+        for c in clips:
+            if num_codes(len(c)) == 0:
+                raise AudioError(
+                    f"audio of {len(c)} samples ({len(c) / 16:.1f} ms at 16 kHz) is shorter than "
+                    "one code (1280 samples, 80 ms)"
+                )
+        plans = [encode_plan(len(c), overlap) for c in clips]
+        jobs = [(i, w) for i, plan in enumerate(plans) for w in plan]
+        order = sorted(range(len(jobs)), key=lambda j: jobs[j][1].start - jobs[j][1].stop)
+        pieces: list[np.ndarray] = [np.empty(0)] * len(jobs)
+        with self._bar(len(jobs), "encode") as bar:
+            for b in range(0, len(order), self.batch_size):
+                idx = order[b : b + self.batch_size]
+                segs = [clips[jobs[j][0]][jobs[j][1].start : jobs[j][1].stop] for j in idx]
+                codes = self.backend.encode_window(*pack_windows(segs, self.pad_to_30s))
+                for row, j in enumerate(idx):
+                    pieces[j] = codes[:, row]
+                bar.update(len(idx))
+        out, k = [], 0
+        for clip, plan in zip(clips, plans, strict=True):
+            out.append(stitch(pieces[k : k + len(plan)], plan, num_codes(len(clip))))
+            k += len(plan)
+        return out[0] if single else out
+
+    def decode(
+        self, codes: np.ndarray | Sequence[np.ndarray], overlap: float = 10.0
+    ) -> np.ndarray | list[np.ndarray]:
+        """Codes (8, T) or a list -> audio (T x samples_per_code,) float32 at the output rate.
+
+        Only windows of equal length are batched: the vocoder has no padding mask, so batching
+        windows of different lengths would change their edges.
+        """
+        single = isinstance(codes, np.ndarray) and codes.ndim == 2
+        info = self.info
+        items = [
+            validate_codes(c, info.num_quantizers, info.codebook_size)
+            for c in ([codes] if single else list(codes))
+        ]
+        plans = [decode_plan(c.shape[1], overlap) for c in items]
+        jobs = [(i, w) for i, plan in enumerate(plans) for w in plan]
+        by_len: dict[int, list[int]] = {}
+        for j, (_, w) in enumerate(jobs):
+            by_len.setdefault(w.stop - w.start, []).append(j)
+        pieces: list[np.ndarray] = [np.empty(0)] * len(jobs)
+        with self._bar(len(jobs), "decode") as bar:
+            for group in by_len.values():
+                for b in range(0, len(group), self.batch_size):
+                    idx = group[b : b + self.batch_size]
+                    batch = np.stack(
+                        [items[jobs[j][0]][:, jobs[j][1].start : jobs[j][1].stop] for j in idx],
+                        axis=1,
+                    )
+                    audio = self.backend.decode_window(batch)
+                    for row, j in enumerate(idx):
+                        pieces[j] = audio[row]
+                    bar.update(len(idx))
+        spc = info.samples_per_code_out
+        out, k = [], 0
+        for item, plan in zip(items, plans, strict=True):
+            out.append(stitch(pieces[k : k + len(plan)], plan, item.shape[1] * spc, unit=spc))
+            k += len(plan)
+        return out[0] if single else out
