@@ -57,19 +57,28 @@ class ResidualVQ(nn.Module):
 
         Codes at positions >= lengths are computed from a zero residual and are not meaningful.
         """
+        return self.encode_with_margins(x, lengths)[0]
+
+    def encode_with_margins(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Codes and, per code, the gap between the best and second-best distance / 2.
+
+        A tiny gap is a float32 tie: another correct implementation may pick the other entry.
+        """
         x = x.float()
         r = self.input_proj(x)
         mask = (torch.arange(r.shape[1])[None, :] < lengths[:, None]).to(r.dtype)[:, :, None]
-        codes = []
+        codes, margins = [], []
         for cb in self.codebooks():
             rm = r * mask
             dist = (
                 rm.pow(2).sum(-1, keepdim=True) - 2 * rm @ cb.t() + cb.pow(2).sum(-1)[None, None, :]
             )
             code = (-dist).argmax(-1)
+            best2 = (-dist).topk(2, dim=-1).values
             codes.append(code)
+            margins.append((best2[..., 0] - best2[..., 1]) / 2)
             r = r - cb[code] * mask
-        return torch.stack(codes)
+        return torch.stack(codes), torch.stack(margins)
 
     def embed(self, codes: Tensor) -> Tensor:
         """codes (num_quantizers, B, T) -> summed codebook vectors (B, T, rvq_dim)."""

@@ -1,0 +1,172 @@
+"""``xyrt export``: checkpoint -> DIR/{encoder.onnx, decoder.onnx, manifest.json}.
+
+Everything is written into a temporary folder beside DIR and moved into place at the end
+(manifest last), so an interrupted export never leaves a half-written model directory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import xyrt
+from xyrt.config import CHUNK_SECONDS, CODES_PER_CHUNK, N_SAMPLES, SAMPLES_PER_CODE_IN
+from xyrt.errors import XyrtError, require
+from xyrt.export.checkpoint import load_model
+from xyrt.export.graphs import DecoderGraph, EncoderGraph
+from xyrt.export.model import XYTokenizer
+from xyrt.runtime.manifest import FORMAT, FORMAT_VERSION, metadata_facts, sha256_file
+
+DEFAULT_OPSET = 17
+EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's limit is 2 GiB: larger graphs use external data
+
+ENCODER_IO = {
+    "inputs": {"waveform": ("float32", ["batch", "samples"]), "lengths": ("int64", ["batch"])},
+    "outputs": {
+        "codes": ("int64", [8, "batch", "frames"]),
+        "code_lengths": ("int64", ["batch"]),
+    },
+}
+DECODER_IO = {
+    "inputs": {"codes": ("int64", [8, "batch", "frames"]), "lengths": ("int64", ["batch"])},
+    "outputs": {
+        "waveform": ("float32", ["batch", "samples"]),
+        "waveform_lengths": ("int64", ["batch"]),
+    },
+}
+
+
+def _dynamic_axes(io: dict) -> dict[str, dict[int, str]]:
+    out = {}
+    for group in ("inputs", "outputs"):
+        for name, (_, dims) in io[group].items():
+            out[name] = {i: d for i, d in enumerate(dims) if isinstance(d, str)}
+    return out
+
+
+def _io_listing(io: dict) -> dict[str, list[dict[str, Any]]]:
+    return {
+        group: [{"name": n, "dtype": t, "shape": s} for n, (t, s) in io[group].items()]
+        for group in ("inputs", "outputs")
+    }
+
+
+def _trace(module: torch.nn.Module, args: tuple, path: Path, io: dict, opset: int) -> None:
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # TorchScript tracer warnings about shape-derived ints
+        torch.onnx.export(
+            module.eval(),
+            args,
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=list(io["inputs"]),
+            output_names=list(io["outputs"]),
+            dynamic_axes=_dynamic_axes(io),
+            do_constant_folding=True,
+        )
+
+
+def _stamp(path: Path, facts: dict[str, str], graph: str) -> None:
+    """Write the metadata facts into the graph; large graphs move weights to external data."""
+    onnx = require("onnx", "export", "xyrt export")
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in {**facts, "xyrt.graph": graph}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "xyrt"
+    proto.producer_version = xyrt.__version__
+    external = proto.ByteSize() > EXTERNAL_DATA_BYTES
+    for stale in path.parent.glob(path.name + ".data"):
+        stale.unlink()
+    onnx.save_model(
+        proto,
+        str(path),
+        save_as_external_data=external,
+        all_tensors_to_one_file=True,
+        location=path.name + ".data",
+    )
+
+
+def base_manifest(model: XYTokenizer, checkpoint: Path, opset: int) -> dict[str, Any]:
+    """Everything manifest.json says except the graphs."""
+    onnx = require("onnx", "export", "xyrt export")
+    cfg = model.cfg
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "precision": "fp32",
+        "source_checkpoint": {
+            "file": checkpoint.name,
+            "path": str(checkpoint.resolve()),
+            "sha256": sha256_file(checkpoint),
+        },
+        "variant": cfg.variant,
+        "config": cfg.to_dict(),
+        "input_sample_rate": cfg.input_sample_rate,
+        "output_sample_rate": cfg.output_sample_rate,
+        "samples_per_code_in": SAMPLES_PER_CODE_IN,
+        "samples_per_code_out": cfg.samples_per_code_out,
+        "num_quantizers": cfg.num_quantizers,
+        "codebook_size": cfg.codebook_size,
+        "max_window": {"seconds": CHUNK_SECONDS, "samples": N_SAMPLES, "codes": CODES_PER_CHUNK},
+        "opset": opset,
+        "exporter": {
+            "xyrt": xyrt.__version__,
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "method": "torch.onnx.export (TorchScript tracer)",
+        },
+    }
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    config: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export encoder.onnx, decoder.onnx and manifest.json into ``out_dir``; return it."""
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise XyrtError(f"output {out_dir} exists and is not a directory")
+    model = load_model(checkpoint, config)
+    manifest = base_manifest(model, checkpoint, opset)
+    facts = metadata_facts(manifest)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
+    try:
+        spc = SAMPLES_PER_CODE_IN
+        wav = torch.zeros(2, 25 * spc)
+        lengths = torch.tensor([25 * spc - 400, 15 * spc + 77])
+        codes = torch.zeros(8, 2, 20, dtype=torch.long)
+        graphs = {}
+        for name, module, args, io in [
+            ("encoder", EncoderGraph(model), (wav, lengths), ENCODER_IO),
+            ("decoder", DecoderGraph(model), (codes, torch.tensor([20, 20])), DECODER_IO),
+        ]:
+            path = tmp / f"{name}.onnx"
+            _trace(module, args, path, io, opset)
+            _stamp(path, facts, name)
+            data = path.with_name(path.name + ".data")
+            graphs[name] = {
+                "file": path.name,
+                "sha256": sha256_file(path),
+                "external_data": data.name if data.exists() else None,
+                "bytes": path.stat().st_size + (data.stat().st_size if data.exists() else 0),
+                **_io_listing(io),
+            }
+        manifest["graphs"] = graphs
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        for item in sorted(tmp.iterdir(), key=lambda p: p.name == "manifest.json"):
+            item.replace(out_dir / item.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

@@ -1,0 +1,111 @@
+"""manifest.json of an exported model directory: read and checked by the runtime."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xyrt.errors import XyrtError
+
+FORMAT = "xyrt-onnx"
+FORMAT_VERSION = 1
+METADATA_PREFIX = "xyrt."
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
+    """Hex sha256 of a file, read in 16 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def metadata_facts(manifest: dict[str, Any]) -> dict[str, str]:
+    """The facts every graph carries in its ``metadata_props`` (string values, xyrt.* keys)."""
+    keys = [
+        "format",
+        "format_version",
+        "variant",
+        "precision",
+        "input_sample_rate",
+        "output_sample_rate",
+        "samples_per_code_in",
+        "samples_per_code_out",
+        "num_quantizers",
+        "codebook_size",
+        "opset",
+    ]
+    facts = {k: str(manifest[k]) for k in keys}
+    facts["source_sha256"] = manifest["source_checkpoint"]["sha256"]
+    return {METADATA_PREFIX + k: v for k, v in facts.items()}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    directory: Path
+    data: dict[str, Any]
+
+    @property
+    def output_sample_rate(self) -> int:
+        return int(self.data["output_sample_rate"])
+
+    @property
+    def samples_per_code_out(self) -> int:
+        return int(self.data["samples_per_code_out"])
+
+    @property
+    def num_quantizers(self) -> int:
+        return int(self.data["num_quantizers"])
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.data["codebook_size"])
+
+    def graph_path(self, name: str) -> Path:
+        graphs = self.data.get("graphs", {})
+        if name not in graphs:
+            raise XyrtError(
+                f"{self.directory}/manifest.json lists no '{name}' graph (has: {sorted(graphs)})"
+            )
+        return self.directory / graphs[name]["file"]
+
+    def check_graph(self, name: str) -> Path:
+        """Path of the graph after checking that it exists and its sha256 is the manifest's."""
+        path = self.graph_path(name)
+        if not path.is_file():
+            raise XyrtError(f"{path} is missing; re-run xyrt export into {self.directory}")
+        want = self.data["graphs"][name]["sha256"]
+        got = sha256_file(path)
+        if got != want:
+            raise XyrtError(
+                f"{path} has sha256 {got[:12]}..., but manifest.json expects {want[:12]}...: the "
+                "graph was modified or belongs to another export; re-run xyrt export"
+            )
+        return path
+
+
+def read_manifest(directory: str | Path) -> Manifest:
+    """Read ``DIR/manifest.json``; `XyrtError` if missing, corrupt or of another format."""
+    directory = Path(directory)
+    path = directory / "manifest.json"
+    if not path.is_file():
+        raise XyrtError(
+            f"{directory} is not an xyrt model directory (no manifest.json); create one with "
+            "`xyrt export --checkpoint CKPT -o DIR`"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise XyrtError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise XyrtError(f"{path} is not an xyrt manifest (format {data.get('format')!r})")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise XyrtError(
+            f"{path} has format_version {data.get('format_version')}; this xyrt reads "
+            f"version {FORMAT_VERSION}: re-export with this version"
+        )
+    return Manifest(directory, data)

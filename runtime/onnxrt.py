@@ -1,0 +1,124 @@
+"""ONNX Runtime backend (no PyTorch): runs DIR/encoder.onnx and DIR/decoder.onnx.
+
+CPU by default. CUDA and TensorRT execution providers are used when asked for and installed
+(onnxruntime-gpu); ONNX Runtime silently falls back to CPU when a provider cannot load, so the
+providers a session really uses are read back and a missing one is an error, not a surprise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xyrt.errors import XyrtError, require
+from xyrt.runtime.backend import ModelInfo
+from xyrt.runtime.manifest import METADATA_PREFIX, Manifest, metadata_facts, read_manifest
+
+CPU = "CPUExecutionProvider"
+PROVIDER_ALIASES = {
+    "cpu": CPU,
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+}
+
+
+def resolve_providers(providers: Sequence[str] | None) -> list[str]:
+    """Provider names (aliases cpu/cuda/tensorrt accepted), CPU appended as the last resort."""
+    ort = require("onnxruntime", "ort", "the ONNX Runtime backend")
+    names = [PROVIDER_ALIASES.get(p.lower(), p) for p in (providers or ["cpu"])]
+    available = ort.get_available_providers()
+    missing = [p for p in names if p not in available]
+    if missing:
+        raise XyrtError(
+            f"ONNX Runtime execution provider(s) {missing} are not available in this install "
+            f"(available: {available}). CUDA/TensorRT need onnxruntime-gpu instead of onnxruntime."
+        )
+    return names if CPU in names else [*names, CPU]
+
+
+class SessionFromOnnx:
+    """Lazy loader: builds the InferenceSession on first call, checks metadata and providers."""
+
+    def __init__(
+        self, manifest: Manifest, graph: str, providers: list[str], threads: int | None = None
+    ) -> None:
+        self.manifest, self.graph = manifest, graph
+        self.providers, self.threads = providers, threads
+        self._session = None
+
+    def __call__(self):
+        if self._session is None:
+            ort = require("onnxruntime", "ort", "the ONNX Runtime backend")
+            path = self.manifest.check_graph(self.graph)
+            options = ort.SessionOptions()
+            if self.threads:
+                options.intra_op_num_threads = self.threads
+            try:
+                session = ort.InferenceSession(str(path), options, providers=self.providers)
+            except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+                raise XyrtError(f"ONNX Runtime cannot load {path}: {exc}") from exc
+            self._check(session, path)
+            self._session = session
+        return self._session
+
+    def _check(self, session, path: Path) -> None:
+        meta = session.get_modelmeta().custom_metadata_map
+        want = metadata_facts(self.manifest.data)
+        wrong = {k: (meta.get(k), v) for k, v in want.items() if meta.get(k) != v}
+        if wrong or meta.get(METADATA_PREFIX + "graph") != self.graph:
+            raise XyrtError(
+                f"{path} metadata does not match {self.manifest.directory}/manifest.json "
+                f"(graph vs manifest: {wrong}); the file belongs to another export"
+            )
+        used = session.get_providers()
+        lost = [p for p in self.providers if p != CPU and p not in used]
+        if lost:
+            raise XyrtError(
+                f"ONNX Runtime could not use {lost} for {path.name} and fell back to {used}; "
+                "check the CUDA/TensorRT libraries, or ask for providers=['cpu']"
+            )
+
+    @property
+    def active_providers(self) -> list[str]:
+        return self().get_providers()
+
+
+class OnnxRuntimeBackend:
+    """`Backend` over ONNX Runtime; sessions are created on first use."""
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.manifest = read_manifest(model_dir)
+        chosen = resolve_providers(providers)
+        self.encoder = SessionFromOnnx(self.manifest, "encoder", chosen, threads)
+        self.decoder = SessionFromOnnx(self.manifest, "decoder", chosen, threads)
+        m = self.manifest
+        self.info = ModelInfo(
+            m.output_sample_rate, m.samples_per_code_out, m.num_quantizers, m.codebook_size
+        )
+
+    @property
+    def providers(self) -> dict[str, list[str]]:
+        """Providers each session actually uses (creates the sessions)."""
+        return {"encoder": self.encoder.active_providers, "decoder": self.decoder.active_providers}
+
+    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        feed = {
+            "waveform": np.ascontiguousarray(wav, np.float32),
+            "lengths": lengths.astype(np.int64),
+        }
+        return self.encoder().run(["codes"], feed)[0]
+
+    def decode_window(self, codes: np.ndarray) -> np.ndarray:
+        lengths = np.full(codes.shape[1], codes.shape[2], dtype=np.int64)
+        feed = {"codes": np.ascontiguousarray(codes, np.int64), "lengths": lengths}
+        return self.decoder().run(["waveform"], feed)[0]
