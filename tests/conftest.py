@@ -43,3 +43,26 @@ def codec(name: str):
 @pytest.fixture(params=GOLDEN_MODELS)
 def golden_name(request) -> str:
     return request.param
+
+
+@cache
+def exported(name: str) -> Path:
+    """The golden checkpoint exported to ONNX once per test session."""
+    import tempfile
+
+    from xyrt.export.onnx_export import export_onnx
+
+    out = Path(tempfile.mkdtemp(prefix=f"xyrt-{name}-")) / "onnx"
+    return export_onnx(FIXTURES / name / "model.ckpt", out)
+
+
+@cache
+def reference_margins(name: str, clip: str, overlap: int) -> np.ndarray:
+    """Tie margins (8, T) of the PyTorch reference codes of a golden clip."""
+    from xyrt.export.verify import _MarginBackend
+    from xyrt.runtime.backend import ChunkedCodec
+
+    stacked = ChunkedCodec(_MarginBackend(codec(name).model)).encode(
+        golden(name)[f"{clip}/wav"], overlap=overlap
+    )
+    return stacked[8:]

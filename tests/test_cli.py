@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import xyrt.runtime
 from conftest import FIXTURES, golden
 from xyrt.cli import main
 from xyrt.runtime.audio import write_wav
@@ -162,3 +163,78 @@ def test_console_script_is_installed() -> None:
         assert command in result.stdout
     bad = subprocess.run([str(exe), "encode"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--checkpoint" in bad.stderr
+
+
+def test_export_then_encode_decode_with_model_dir(tmp_path: Path, capsys) -> None:
+    ckpt = FIXTURES / "tiny_16k" / "model.ckpt"
+    out = tmp_path / "onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "-o", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"encoder.onnx", "decoder.onnx", "manifest.json"}
+    wav = _wav(tmp_path, "speech_1")
+    assert main(["encode", "--model", str(out), str(wav), "-o", str(tmp_path / "c.npy")]) == 0
+    codes = np.load(tmp_path / "c.npy")
+    assert (
+        codes.shape == (8, 86)
+        and np.mean(codes == golden("tiny_16k")["speech_1/codes_ov10"]) > 0.99
+    )
+    assert (
+        main(
+            ["decode", "--model", str(out), str(tmp_path / "c.npy"), "-o", str(tmp_path / "r.wav")]
+        )
+        == 0
+    )
+    assert sf.info(tmp_path / "r.wav").frames == 86 * 1280
+    _fails(
+        ["encode", "--model", str(out), "--pad-to-30s", str(wav), "-o", str(tmp_path / "x.npy")],
+        capsys,
+        "--pad-to-30s is for the PyTorch model",
+    )
+
+
+def test_verify_passes_and_fails(tmp_path: Path, capsys) -> None:
+    from conftest import exported
+    from xyrt.export.synth import synth_checkpoint
+
+    model_dir = exported("tiny_16k")
+    assert main(["verify", str(model_dir)]) == 0
+    report = capsys.readouterr().out
+    assert "12/12 clips passed" in report and "s7" in report
+    # a checkpoint with other weights but the same layout: everything must be reported, not
+    # just the first failure
+    other = synth_checkpoint(
+        tmp_path / "other" / "model.ckpt", FIXTURES / "tiny_16k" / "config.yaml", seed=5
+    )
+    other_dir = tmp_path / "other_onnx"
+    assert main(["export", "--checkpoint", str(other), "-o", str(other_dir)]) == 0
+    manifest = (other_dir / "manifest.json").read_text()
+    (other_dir / "manifest.json").write_text(
+        manifest.replace(
+            str(other.resolve()), str((FIXTURES / "tiny_16k" / "model.ckpt").resolve())
+        )
+    )
+    assert (
+        main(["verify", str(other_dir), "--checkpoint", str(FIXTURES / "tiny_16k" / "model.ckpt")])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "is not the checkpoint" in err
+
+
+def test_verification_collects_every_failure(tmp_path: Path) -> None:
+    from conftest import codec
+    from xyrt.export.onnx_export import export_onnx
+    from xyrt.export.synth import synth_checkpoint
+    from xyrt.export.verify import format_report, verification_clips, verify_codec
+
+    other = synth_checkpoint(
+        tmp_path / "o" / "model.ckpt", FIXTURES / "tiny_16k" / "config.yaml", seed=5
+    )
+    candidate = xyrt.runtime.load(export_onnx(other, tmp_path / "o_onnx"))
+    clips = {
+        k: v for k, v in verification_clips(20.0).items() if k in ("speech_0", "silence", "long")
+    }
+    results = verify_codec(codec("tiny_16k").model, candidate, clips)
+    assert [r.name for r in results] == ["speech_0", "silence", "long"]
+    assert all(not r.ok for r in results)
+    assert all(any("beyond float32 ties" in f for f in r.failures) for r in results)
+    assert "0/3 clips passed" in format_report(results)

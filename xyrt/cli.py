@@ -13,10 +13,18 @@ from xyrt.errors import XyrtError
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--checkpoint", type=Path, required=True, help="official-layout .ckpt file")
+    g = p.add_argument_group("model (one of)")
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="official-layout .ckpt file (PyTorch)")
+    src.add_argument("--model", type=Path, help="exported model directory (ONNX Runtime, no torch)")
     g.add_argument(
         "--config", type=Path, help="model YAML (default: config.yaml next to the checkpoint)"
+    )
+    g.add_argument(
+        "--providers",
+        nargs="+",
+        metavar="P",
+        help="ONNX Runtime execution providers for --model: cpu, cuda, tensorrt (default: cpu)",
     )
 
 
@@ -39,13 +47,26 @@ def _chunk_args(p: argparse.ArgumentParser) -> None:
 
 
 def _codec(args: argparse.Namespace):
+    if args.batch_size < 1:
+        raise XyrtError(f"--batch-size must be at least 1, got {args.batch_size}")
+    progress = sys.stderr.isatty()
+    if args.model is not None:
+        if args.pad_to_30s:
+            raise XyrtError("--pad-to-30s is for the PyTorch model (--checkpoint) only")
+        import xyrt.runtime
+
+        return xyrt.runtime.load(
+            args.model,
+            providers=args.providers,
+            threads=args.threads,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
     from xyrt.errors import require
 
     torch = require("torch", "export", "the PyTorch model (--checkpoint)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.batch_size < 1:
-        raise XyrtError(f"--batch-size must be at least 1, got {args.batch_size}")
     from xyrt.export.codec import XYCodec
 
     return XYCodec.from_checkpoint(
@@ -53,7 +74,7 @@ def _codec(args: argparse.Namespace):
         args.config,
         batch_size=args.batch_size,
         pad_to_30s=args.pad_to_30s,
-        progress=sys.stderr.isatty(),
+        progress=progress,
     )
 
 
@@ -79,7 +100,7 @@ def _cmd_decode(args: argparse.Namespace) -> None:
     from xyrt.runtime.codes import load_codes
 
     codec = _codec(args)
-    codes = load_codes(args.input, codec.cfg.num_quantizers, codec.cfg.codebook_size)
+    codes = load_codes(args.input, codec.info.num_quantizers, codec.info.codebook_size)
     t0 = time.perf_counter()
     audio = codec.decode(codes, overlap=args.overlap)
     dt = time.perf_counter() - t0
@@ -107,6 +128,46 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from xyrt.errors import require
+
+    require("torch", "export", "xyrt export")
+    require("onnx", "export", "xyrt export")
+    from xyrt.export.onnx_export import export_onnx
+
+    t0 = time.perf_counter()
+    out = export_onnx(args.checkpoint, args.output, args.config, opset=args.opset)
+    from xyrt.runtime.manifest import read_manifest
+
+    graphs = read_manifest(out).data["graphs"]
+    sizes = ", ".join(f"{k} {v['bytes'] / 2**20:.1f} MiB" for k, v in graphs.items())
+    print(f"exported {out} ({sizes}) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    if args.verify:
+        _run_verify(out, args.checkpoint, args.config)
+
+
+def _run_verify(model_dir: Path, checkpoint: Path | None, config: Path | None) -> None:
+    from xyrt.errors import require
+
+    require("torch", "export", "xyrt verify (it compares against the PyTorch model)")
+    from xyrt.export.verify import format_report, verify_dir
+
+    results = verify_dir(
+        model_dir,
+        checkpoint,
+        config,
+        progress=lambda name: print(f"verifying {name} ...", file=sys.stderr),
+    )
+    print(format_report(results))
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        raise XyrtError(f"verification failed for {len(failed)} clip(s): {', '.join(failed)}")
+
+
+def _cmd_verify(args: argparse.Namespace) -> None:
+    _run_verify(args.model_dir, args.checkpoint, args.config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xyrt", description="Deployment toolkit for the XY-Tokenizer speech codec."
@@ -127,6 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="codes .npy of shape (8, T)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output .wav")
     p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("export", help="checkpoint -> ONNX encoder/decoder + manifest.json")
+    p.add_argument("--checkpoint", type=Path, required=True, help="official-layout .ckpt file")
+    p.add_argument("--config", type=Path, help="model YAML (default: config.yaml beside it)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    p.add_argument("--verify", action="store_true", help="run xyrt verify after exporting")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("verify", help="check an exported model against the PyTorch model")
+    p.add_argument("model_dir", type=Path, help="directory written by xyrt export")
+    p.add_argument("--checkpoint", type=Path, help="source checkpoint (default: from manifest)")
+    p.add_argument("--config", type=Path, help="model YAML (default: config.yaml beside it)")
+    p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("synth", help="write a seeded synthetic checkpoint in the official layout")
     p.add_argument(

@@ -1,0 +1,154 @@
+"""``xyrt verify``: an exported model against the PyTorch model, on speech and edge cases.
+
+Every clip is encoded by both (codes compared per RVQ stage; a differing frame is excused only
+when its first differing stage is a float32 tie in the reference) and the reference codes are
+decoded by both (max error relative to the peak, SNR). All failures are collected and reported
+together; the caller exits non-zero when any clip fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xyrt.errors import XyrtError
+from xyrt.export.checkpoint import load_model
+from xyrt.export.codec import TorchBackend, XYCodec
+from xyrt.runtime.backend import ChunkedCodec
+from xyrt.runtime.compare import (
+    TIE_TOLERANCE,
+    CodeAgreement,
+    compare_codes,
+    max_error_ratio,
+    snr_db,
+)
+from xyrt.runtime.manifest import read_manifest, sha256_file
+
+AUDIO_TOLERANCE = 1e-3  # max |error| / peak for float32 graphs
+
+
+class _MarginBackend(TorchBackend):
+    """Reference encode that returns codes and their tie margins stacked: (2 x 8, B, T)."""
+
+    @torch.inference_mode()
+    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        m = self.model
+        mel, mel_lengths = m.frontend(torch.from_numpy(wav), torch.from_numpy(lengths))
+        x, code_lengths = m.latents(mel, mel_lengths)
+        codes, margins = m.quantizer.encode_with_margins(x, code_lengths)
+        return torch.cat([codes.double(), margins.double()]).numpy()
+
+
+def verification_clips(seconds_long: float = 45.0) -> dict[str, np.ndarray]:
+    """The bundled speech plus edge cases: very short, exact frames, silence, loud, quiet, long."""
+    from xyrt.runtime.audio import bundled_speech, load_audio
+
+    speech = {name: load_audio(path) for name, path in bundled_speech().items()}
+    joined = np.concatenate(list(speech.values()))
+    rng = np.random.default_rng(0)
+    t = np.arange(48000) / 16000
+    clips = dict(speech)
+    clips["short_quarter_second"] = joined[:4000]
+    clips["exact_frames"] = joined[:51200]
+    clips["silence"] = np.zeros(32000, np.float32)
+    clips["chirp_loud"] = (0.99 * np.sin(2 * np.pi * (100 + 2500 * t) * t)).astype(np.float32)
+    clips["noise_quiet"] = (1e-3 * rng.standard_normal(32000)).astype(np.float32)
+    clips["long"] = np.resize(joined, int(seconds_long * 16000)).astype(np.float32)
+    return clips
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    name: str
+    seconds: float
+    codes: CodeAgreement
+    audio_error: float  # max |error| / peak
+    audio_snr_db: float
+    failures: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def verify_codec(
+    reference_model,
+    candidate: ChunkedCodec,
+    clips: dict[str, np.ndarray],
+    tie_tolerance: float = TIE_TOLERANCE,
+    audio_tolerance: float = AUDIO_TOLERANCE,
+    progress: Callable[[str], None] | None = None,
+) -> list[ClipResult]:
+    """Compare ``candidate`` against the PyTorch ``reference_model`` on every clip."""
+    margin_codec = ChunkedCodec(_MarginBackend(reference_model))
+    ref_codec = XYCodec(reference_model)
+    stages = reference_model.cfg.num_quantizers
+    results = []
+    for name, wav in clips.items():
+        if progress:
+            progress(name)
+        stacked = margin_codec.encode(wav)
+        ref_codes, margins = stacked[:stages].astype(np.int64), stacked[stages:]
+        got = candidate.encode(wav)
+        agreement = compare_codes(ref_codes, got, margins, tie_tolerance)
+        ref_audio = ref_codec.decode(ref_codes)
+        got_audio = candidate.decode(ref_codes)
+        failures = []
+        if agreement.unexplained:
+            failures.append(f"{agreement.unexplained} frames differ beyond float32 ties")
+        err = max_error_ratio(ref_audio, got_audio) if got_audio.shape == ref_audio.shape else 1.0
+        if not np.isfinite(got_audio).all():
+            failures.append("audio has NaN/Inf")
+        elif err > audio_tolerance:
+            failures.append(f"audio error {err:.2e} x peak > {audio_tolerance:.0e}")
+        snr = snr_db(ref_audio, got_audio) if got_audio.shape == ref_audio.shape else -np.inf
+        results.append(ClipResult(name, len(wav) / 16000, agreement, err, snr, tuple(failures)))
+    return results
+
+
+def verify_dir(
+    model_dir: str | Path,
+    checkpoint: str | Path | None = None,
+    config: str | Path | None = None,
+    clips: dict[str, np.ndarray] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[ClipResult]:
+    """Verify an exported directory (ONNX Runtime, CPU) against its source checkpoint."""
+    import xyrt.runtime
+
+    manifest = read_manifest(model_dir)
+    source = manifest.data["source_checkpoint"]
+    checkpoint = Path(checkpoint or source.get("path", ""))
+    if not checkpoint.is_file():
+        raise XyrtError(
+            f"the source checkpoint {checkpoint} is not there; pass it with --checkpoint"
+        )
+    if sha256_file(checkpoint) != source["sha256"]:
+        raise XyrtError(
+            f"{checkpoint} is not the checkpoint {model_dir} was exported from (sha256 differs)"
+        )
+    reference = load_model(checkpoint, config)
+    candidate = xyrt.runtime.load(model_dir)
+    return verify_codec(reference, candidate, clips or verification_clips(), progress=progress)
+
+
+def format_report(results: list[ClipResult]) -> str:
+    """A table: per clip, codes identical % per RVQ stage, tie frames, audio error and SNR."""
+    stages = len(results[0].codes.per_stage) if results else 0
+    head = f"{'clip':<22}{'sec':>6} " + "".join(f"{'s' + str(i):>7}" for i in range(stages))
+    head += f"{'ties':>6}{'other':>6}{'audio err':>11}{'SNR dB':>8}  status"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        row = f"{r.name:<22}{r.seconds:>6.1f} "
+        row += "".join(f"{100 * s:>6.1f}%" for s in r.codes.per_stage)
+        row += f"{r.codes.frames_tied:>6}{r.codes.unexplained:>6}"
+        row += f"{r.audio_error:>11.1e}{r.audio_snr_db:>8.1f}  "
+        row += "ok" if r.ok else "FAIL: " + "; ".join(r.failures)
+        lines.append(row)
+    failed = sum(not r.ok for r in results)
+    lines.append(f"{len(results) - failed}/{len(results)} clips passed")
+    return "\n".join(lines)
