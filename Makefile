@@ -8,7 +8,7 @@ CACHE  ?= .cache/xyrt
 SYNTH  := $(CACHE)/synth-16k-seed0/model.ckpt
 CLIP   := xyrt/data/speech_3.mp3
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format bench verify clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,19 @@ setup: $(VENV)/.installed
 $(SYNTH): | $(VENV)/.installed
 	$(BIN)/xyrt synth -o $(SYNTH) --seed 0
 
-# Main job on the built-in default: a full-size synthetic checkpoint (no downloads), then
-# encode and decode a bundled speech clip, trimmed and as published (pad_to_30s), timed.
-demo: setup $(SYNTH)
+ONNX   := $(CACHE)/synth-16k-seed0/onnx-fp32
+
+$(ONNX)/manifest.json: | $(SYNTH)
+	$(BIN)/xyrt export --checkpoint $(SYNTH) -o $(ONNX)
+
+# Main job on the built-in default: a full-size synthetic checkpoint (no downloads), its ONNX
+# export, encode + decode of a bundled clip with the torch-free runtime, then ONNX Runtime FP32
+# against PyTorch timed in one run.
+demo: setup $(SYNTH) $(ONNX)/manifest.json
 	mkdir -p out
-	$(BIN)/xyrt encode --checkpoint $(SYNTH) $(CLIP) -o out/speech_3.npy
-	$(BIN)/xyrt decode --checkpoint $(SYNTH) out/speech_3.npy -o out/speech_3.wav
-	$(BIN)/python benchmarks/torch_trim_vs_pad.py --checkpoint $(SYNTH) --seconds 10 --runs 2
+	$(BIN)/xyrt encode --model $(ONNX) $(CLIP) -o out/speech_3.npy
+	$(BIN)/xyrt decode --model $(ONNX) out/speech_3.npy -o out/speech_3.wav
+	$(BIN)/python benchmarks/onnx_vs_torch.py --checkpoint $(SYNTH) --out $(ONNX) --skip-export
 
 lint: setup
 	$(BIN)/ruff check .
@@ -45,6 +51,10 @@ format: setup
 
 bench: setup $(SYNTH)
 	$(BIN)/python benchmarks/torch_trim_vs_pad.py --checkpoint $(SYNTH)
+	$(BIN)/python benchmarks/onnx_vs_torch.py --checkpoint $(SYNTH) --out $(ONNX)
+
+verify: setup $(ONNX)/manifest.json
+	$(BIN)/xyrt verify $(ONNX)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

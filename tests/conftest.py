@@ -66,3 +66,11 @@ def reference_margins(name: str, clip: str, overlap: int) -> np.ndarray:
         golden(name)[f"{clip}/wav"], overlap=overlap
     )
     return stacked[8:]
+
+
+@pytest.fixture(scope="session")
+def fullsize_checkpoint(tmp_path_factory) -> Path:
+    """A full-size (~520 M parameter, 2 GB) synthetic checkpoint, made once per session."""
+    from xyrt.export.synth import synth_checkpoint
+
+    return synth_checkpoint(tmp_path_factory.mktemp("fullsize") / "model.ckpt", seed=0)

@@ -183,3 +183,18 @@ def test_decoder_dynamic_shapes(frames: int, batch: int) -> None:
     assert audio.shape == (batch, frames * 1280) and np.isfinite(audio).all()
     ref = codec("tiny_16k").backend.decode_window(codes)
     assert max_error_ratio(ref, audio) < 1e-5
+
+
+@pytest.mark.fullsize
+def test_full_size_export_runs_in_onnxruntime(fullsize_checkpoint, tmp_path) -> None:
+    from xyrt.export.codec import XYCodec
+    from xyrt.export.onnx_export import export_onnx
+    from xyrt.runtime.audio import bundled_speech, load_audio
+
+    out = export_onnx(fullsize_checkpoint, tmp_path / "onnx")
+    wav = load_audio(bundled_speech()["speech_3"])[:160000]
+    ref = XYCodec.from_checkpoint(fullsize_checkpoint)
+    ort_codec = xyrt.runtime.load(out)
+    codes = ort_codec.encode(wav)
+    assert compare_codes(ref.encode(wav), codes).identical > 0.99
+    assert max_error_ratio(ref.decode(codes), ort_codec.decode(codes)) < 1e-4

@@ -64,10 +64,10 @@ def test_synth_checkpoint_round_trip(tmp_path: Path) -> None:
 
 
 @pytest.mark.fullsize
-def test_full_size_synth_encodes_and_decodes_10s(tmp_path: Path) -> None:
+def test_full_size_synth_encodes_and_decodes_10s(fullsize_checkpoint: Path) -> None:
     from xyrt.runtime.audio import bundled_speech, load_audio
 
-    out = synth_checkpoint(tmp_path / "model.ckpt", seed=0)
+    out = fullsize_checkpoint
     assert out.stat().st_size > 2_000_000_000
     codec = XYCodec.from_checkpoint(out)
     wav = load_audio(bundled_speech()["speech_3"])[:160000]
