@@ -7,8 +7,9 @@ weight norm is folded, and the residual VQ is fused:
   (the per-row ||r||^2 term is constant and dropped), argmax, gather, subtract;
 - decode: codebooks, the RVQ output projection and the post-RVQ adapter's input projection are
   folded into one (8 x 1024, d_model) table, so decoding codes is one gather and a sum.
-Submodules are named ``frontend``, ``rvq`` and ``istft`` so that precision passes can find
-(and keep in float32) the nodes they produce.
+Every node sits under its stage's scope (``/frontend/``, ``/semantic_encoder/``, ...,
+``/rvq/``, ``/post_rvq_adapter/``, ``/vocoder/``, ``/istft/``), so that precision passes can
+find (and keep in float32) what they must, and profilers can attribute time to stages.
 """
 
 from __future__ import annotations
@@ -156,6 +157,19 @@ class EncoderGraph(nn.Module):
         return self.rvq(x, code_frames), lengths // SAMPLES_PER_CODE_IN
 
 
+class VocoderSpectrum(nn.Module):
+    """Vocos backbone and head projection: mel -> (magnitude, phase), under one scope."""
+
+    def __init__(self, vocos: nn.Module) -> None:
+        super().__init__()
+        self.backbone = vocos.backbone
+        self.out = vocos.head.out
+
+    def forward(self, mel: Tensor) -> tuple[Tensor, Tensor]:
+        mag, phase = self.out(self.backbone(mel)).transpose(1, 2).chunk(2, dim=1)
+        return torch.exp(mag).clamp(max=1e2), phase
+
+
 class DecoderGraph(nn.Module):
     """codes (8, B, T) int64, lengths (B,) -> waveform (B, T x samples_per_code), lengths."""
 
@@ -163,16 +177,15 @@ class DecoderGraph(nn.Module):
         super().__init__()
         self.model = model
         self.rvq = FusedRVQDecode(model)
+        self.vocoder = VocoderSpectrum(model.vocoder)
         self.istft = ConvISTFT(model.cfg.vocos.n_fft, model.cfg.vocos.hop)
         self.samples_per_code = model.cfg.samples_per_code_out
 
     def forward(self, codes: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         m = self.model
-        x = m.post_rvq_adapter.run_stack(self.rvq(codes), lengths)
-        x, up_lengths = m.upsample(m.post_rvq_adapter.out_proj(x), lengths)
+        x = m.post_rvq_adapter(self.rvq(codes), lengths, project_input=False)
+        x, up_lengths = m.upsample(x, lengths)
         mel, _ = m.acoustic_decoder(x, up_lengths)
-        head = m.vocoder.head
-        mag, phase = head.out(m.vocoder.backbone(mel)).transpose(1, 2).chunk(2, dim=1)
-        mag = torch.exp(mag).clamp(max=1e2)
+        mag, phase = self.vocoder(mel)
         audio = self.istft(mag * torch.cos(phase), mag * torch.sin(phase))
         return audio, lengths * self.samples_per_code

@@ -122,9 +122,10 @@ class Adapter(TransformerStack):
             nn.Linear(cfg.d_model, cfg.output_dim) if cfg.output_dim != cfg.d_model else None
         )
 
-    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """x (B, T, input_dim) -> (B, T, output_dim)."""
-        if self.proj is not None:
+    def forward(self, x: Tensor, lengths: Tensor, project_input: bool = True) -> Tensor:
+        """x (B, T, input_dim) -> (B, T, output_dim); ``project_input=False``: x is already
+        projected to d_model (the fused decode table includes the projection)."""
+        if self.proj is not None and project_input:
             x = self.proj(x)
         x = self.run_stack(x, lengths)
         return self.out_proj(x) if self.out_proj is not None else x

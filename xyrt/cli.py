@@ -168,6 +168,54 @@ def _cmd_verify(args: argparse.Namespace) -> None:
     _run_verify(args.model_dir, args.checkpoint, args.config)
 
 
+def _cmd_bench(args: argparse.Namespace) -> None:
+    import json
+
+    from xyrt.bench import models
+    from xyrt.bench.driver import BACKENDS, BenchOptions, parse_list, run_bench
+    from xyrt.bench.report import format_table, plot
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
+    backends = (
+        tuple(parse_list(args.backends, str, "--backends")) if args.backends else tuple(BACKENDS)
+    )
+    opts = BenchOptions(  # validate the arguments before building anything
+        backends=backends,
+        seconds=parse_list(args.seconds, float, "--seconds"),
+        batch=parse_list(args.batch, int, "--batch"),
+        runs=args.runs,
+        warmup=args.warmup,
+        threads=args.threads,
+    )
+    checkpoint, dirs, synthetic = args.checkpoint, list(args.model or []), False
+    if checkpoint is None and not dirs:
+        checkpoint, default_dir = models.default_model(log)
+        dirs, synthetic = [default_dir], True
+    elif checkpoint is None:
+        checkpoint = models.source_checkpoint(dirs[0])
+    elif not dirs:
+        dirs = [models.export_for(checkpoint, log)]
+    from dataclasses import replace
+
+    opts = replace(opts, checkpoint=checkpoint, model_dirs=tuple(dirs), synthetic=synthetic)
+    report = run_bench(opts, models.model_config(checkpoint, dirs), log)
+    if args.json:
+        text = json.dumps(report, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            from xyrt.atomic import atomic_write
+
+            with atomic_write(args.json) as tmp:
+                Path(tmp).write_text(text + "\n")
+    if args.json != "-":
+        print(format_table(report))
+    if args.plot:
+        log(f"plot written to {plot(report, args.plot)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xyrt", description="Deployment toolkit for the XY-Tokenizer speech codec."
@@ -202,6 +250,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, help="source checkpoint (default: from manifest)")
     p.add_argument("--config", type=Path, help="model YAML (default: config.yaml beside it)")
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("bench", help="latency per backend and stage, against the published code")
+    p.add_argument("--checkpoint", type=Path, help="official-layout .ckpt (PyTorch backends)")
+    p.add_argument(
+        "--model", type=Path, nargs="+", metavar="DIR", help="exported model directories"
+    )
+    p.add_argument(
+        "--backends",
+        help="comma-separated subset (default: all; unavailable ones "
+        "are listed as skipped with the reason)",
+    )
+    p.add_argument("--seconds", default="1,5,10,30", help="clip lengths (default: 1,5,10,30)")
+    p.add_argument("--batch", default="1", help="batch sizes (default: 1)")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per case (default: 5)")
+    p.add_argument("--warmup", type=int, default=1, help="warm-up runs per case (default: 1)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write the JSON report to FILE (or stdout, instead of the table)",
+    )
+    p.add_argument("--plot", type=Path, metavar="FILE.png", help="stage breakdown and RTF plot")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("synth", help="write a seeded synthetic checkpoint in the official layout")
     p.add_argument(

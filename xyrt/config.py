@@ -106,6 +106,23 @@ class XYConfig:
         return asdict(self)
 
     @classmethod
+    def from_plain(cls, d: dict[str, Any]) -> XYConfig:
+        """Inverse of `to_dict` (e.g. the ``config`` entry of an export's manifest.json)."""
+        kw = dict(d)
+        for key in (
+            "semantic_encoder",
+            "semantic_adapter",
+            "acoustic_encoder",
+            "pre_rvq_adapter",
+            "post_rvq_adapter",
+            "acoustic_decoder",
+        ):
+            kw[key] = TransformerConfig(**d[key])
+        kw["quantizer"] = QuantizerConfig(**d["quantizer"])
+        kw["vocos"] = VocosConfig(**d["vocos"])
+        return cls(**kw)
+
+    @classmethod
     def from_yaml(cls, path: str | Path) -> XYConfig:
         """Read one of the official config files (any of the three layouts)."""
         import yaml

@@ -1,0 +1,137 @@
+"""xyrt bench on the tiny model: schema, internal consistency, skips, plot, bad arguments."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from conftest import FIXTURES, exported
+from xyrt.bench.report import JSON_SCHEMA
+from xyrt.cli import main
+
+CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
+BACKENDS = "pytorch-published,pytorch,ort-fp32,ort-int8,tensorrt,ort-cuda"
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> tuple[dict, Path, str]:
+    out = tmp_path_factory.mktemp("bench")
+    args = [
+        "bench",
+        "--checkpoint",
+        str(CKPT),
+        "--model",
+        str(exported("tiny_16k")),
+        "--backends",
+        BACKENDS,
+        "--seconds",
+        "1,2.5",
+        "--batch",
+        "1,2",
+        "--runs",
+        "3",
+        "--threads",
+        "1",
+        "--json",
+        str(out / "r.json"),
+        "--plot",
+        str(out / "r.png"),
+    ]
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(args) == 0
+    return json.loads((out / "r.json").read_text()), out, buf.getvalue()
+
+
+def test_json_schema(bench) -> None:
+    report, _, _ = bench
+    jsonschema.validate(report, JSON_SCHEMA)
+    assert report["gemm_peak"]["gflops"] > 0
+    names = [b["name"] for b in report["backends"]]
+    assert names == BACKENDS.split(",")
+
+
+def test_internal_consistency(bench) -> None:
+    report, _, _ = bench
+    ran = [b for b in report["backends"] if b["status"] == "ok"]
+    assert {b["name"] for b in ran} == {"pytorch-published", "pytorch", "ort-fp32"}
+    for b in ran:
+        assert len(b["cases"]) == 2 * 2 * 2  # ops x seconds x batch
+        for c in b["cases"]:
+            lat = c["latency_ms"]
+            assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"]
+            assert c["audio_seconds"] == c["seconds"] * c["batch"]
+            assert math.isclose(c["rtf"], lat["p50"] / 1e3 / c["audio_seconds"])
+            assert math.isclose(c["throughput"], 1 / c["rtf"])
+            assert sum(c["stages_ms"].values()) <= c["stages_total_ms"] * (1 + 1e-9)
+            assert c["gflops"] > 0 and math.isclose(
+                c["peak_fraction"], c["gflops"] / report["gemm_peak"]["gflops"]
+            )
+            assert c["speedup_vs_published"] > 0
+        assert b["peak_rss_mib"] > 0
+
+
+def test_stages_are_attributed(bench) -> None:
+    report, _, _ = bench
+    for b in report["backends"]:
+        if b["status"] != "ok":
+            continue
+        enc = next(c for c in b["cases"] if c["op"] == "encode")
+        dec = next(c for c in b["cases"] if c["op"] == "decode")
+        for stage in ("frontend", "semantic_encoder", "acoustic_encoder", "downsample", "rvq"):
+            assert stage in enc["stages_ms"], (b["name"], enc["stages_ms"])
+        for stage in ("post_rvq_adapter", "acoustic_decoder", "vocoder"):
+            assert stage in dec["stages_ms"], (b["name"], dec["stages_ms"])
+        named = sum(v for k, v in enc["stages_ms"].items() if k != "other")
+        assert named >= 0.5 * sum(enc["stages_ms"].values())
+
+
+def test_baseline_and_published_cost(bench) -> None:
+    report, _, _ = bench
+    by = {b["name"]: b for b in report["backends"]}
+    pub = by["pytorch-published"]["cases"]
+    assert all(c["speedup_vs_published"] == 1.0 for c in pub)
+    # the published implementation always runs 30 s windows; xyrt trims them
+    assert all(c["window_samples"] == 480000 for c in pub if c["op"] == "encode")
+    assert all(c["window_samples"] < 480000 for c in by["pytorch"]["cases"] if c["op"] == "encode")
+
+
+def test_skipped_backends_say_why(bench) -> None:
+    report, _, table = bench
+    by = {b["name"]: b for b in report["backends"]}
+    assert by["ort-int8"]["status"] == "skipped" and "int8" in by["ort-int8"]["reason"]
+    assert by["tensorrt"]["status"] == "skipped" and by["tensorrt"]["reason"]
+    assert (
+        by["ort-cuda"]["status"] == "skipped"
+        and "CUDAExecutionProvider" in by["ort-cuda"]["reason"]
+    )
+    assert "skipped:" in table and "ort-int8:" in table and "GEMM peak" in table
+
+
+def test_plot_written(bench) -> None:
+    _, out, _ = bench
+    data = (out / "r.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--seconds", "0"], "--seconds must be in (0, 30]"),
+        (["--seconds", "45"], "--seconds must be in (0, 30]"),
+        (["--seconds", "ten"], "comma-separated list of numbers"),
+        (["--batch", "0"], "--batch values must be positive"),
+        (["--runs", "0"], "--runs must be >= 1"),
+        (["--backends", "pytorch,jax"], "unknown backend(s) ['jax']"),
+    ],
+)
+def test_bad_arguments(extra: list[str], message: str, capsys) -> None:
+    assert main(["bench", "--checkpoint", str(CKPT), *extra]) == 1
+    assert message in capsys.readouterr().err

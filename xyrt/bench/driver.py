@@ -1,0 +1,269 @@
+"""`xyrt bench`: every available backend, each in its own process, measured in one run.
+
+Honest numbers: warm-up runs first, repeated runs give p50/p90/p99, every backend is set
+against the published implementation's cost (PyTorch, windows padded to 30 s) measured in the
+same run, and achieved GFLOP/s against a float32 GEMM peak measured on this machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xyrt.bench.flops import decode_flops, encode_flops
+from xyrt.bench.peak import gemm_peak_gflops
+from xyrt.config import XYConfig
+from xyrt.errors import XyrtError
+
+SCHEMA = "xyrt-bench/1"
+BASELINE = "pytorch-published"
+# name -> (kind, precision, providers, pad_to_30s)
+BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
+    "pytorch-published": ("torch", "fp32", None, True),
+    "pytorch": ("torch", "fp32", None, False),
+    "ort-fp32": ("ort", "fp32", ["cpu"], False),
+    "ort-int8": ("ort", "int8", ["cpu"], False),
+    "ort-fp16": ("ort", "fp16", ["cpu"], False),
+    "ort-cuda": ("ort", "fp32", ["cuda"], False),
+    "ort-tensorrt": ("ort", "fp32", ["tensorrt"], False),
+    "tensorrt": ("tensorrt", "fp32", None, False),
+    "pytorch-cuda": ("torch-cuda", "fp32", None, False),
+}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to measure; validated on construction."""
+
+    checkpoint: Path | None = None
+    model_dirs: tuple[Path, ...] = ()
+    backends: tuple[str, ...] = tuple(BACKENDS)
+    seconds: tuple[float, ...] = (1.0, 5.0, 10.0, 30.0)
+    batch: tuple[int, ...] = (1,)
+    runs: int = 5
+    warmup: int = 1
+    threads: int | None = None
+    synthetic: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [b for b in self.backends if b not in BACKENDS]
+        if unknown:
+            raise XyrtError(f"unknown backend(s) {unknown}; choose from: {', '.join(BACKENDS)}")
+        if not self.seconds or any(not 0 < s <= 30 for s in self.seconds):
+            raise XyrtError(
+                f"--seconds must be in (0, 30] (one window; longer audio is 30 s windows), "
+                f"got {list(self.seconds)}"
+            )
+        if any(s * 16000 < 1280 for s in self.seconds):
+            raise XyrtError("--seconds must be at least 0.08 (one code)")
+        if not self.batch or any(b < 1 for b in self.batch):
+            raise XyrtError(f"--batch values must be positive integers, got {list(self.batch)}")
+        if self.runs < 1 or self.warmup < 0:
+            raise XyrtError(f"--runs must be >= 1 and warm-up >= 0, got {self.runs}/{self.warmup}")
+        if self.threads is not None and self.threads < 1:
+            raise XyrtError(f"--threads must be >= 1, got {self.threads}")
+
+
+def parse_list(text: str, kind: type, name: str) -> tuple:
+    """'1,5,10' -> (1, 5, 10); `XyrtError` naming the option on bad input."""
+    try:
+        return tuple(kind(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise XyrtError(f"{name} takes a comma-separated list of numbers, got {text!r}") from exc
+
+
+def _model_dirs_by_precision(dirs: Sequence[Path]) -> dict[str, Path]:
+    from xyrt.runtime.manifest import read_manifest
+
+    out: dict[str, Path] = {}
+    for d in dirs:
+        precision = read_manifest(d).data.get("precision", "fp32")
+        if precision in out:
+            raise XyrtError(
+                f"two --model directories hold {precision} models: {out[precision]}, {d}"
+            )
+        out[precision] = Path(d)
+    return out
+
+
+def availability(name: str, opts: BenchOptions, dirs: dict[str, Path]) -> str | None:
+    """None if the backend can run here, else why not."""
+    kind, precision, providers, _ = BACKENDS[name]
+    if kind == "torch":
+        if importlib.util.find_spec("torch") is None:
+            return "PyTorch is not installed (pip install 'xyrt[export]')"
+        if opts.checkpoint is None:
+            return "no checkpoint (pass --checkpoint)"
+        return None
+    if kind == "torch-cuda":
+        if importlib.util.find_spec("torch") is None:
+            return "PyTorch is not installed"
+        import torch
+
+        if not torch.cuda.is_available():
+            return "no CUDA device visible to PyTorch"
+        return "PyTorch CUDA timing (fp32/bf16, CUDA graphs) is not implemented yet"
+    if kind == "tensorrt":
+        if importlib.util.find_spec("tensorrt") is None:
+            return "TensorRT is not installed (NVIDIA GPU machines; pip install tensorrt)"
+        return "TensorRT engines are built by `xyrt build`, which is not implemented yet"
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "onnxruntime is not installed (pip install 'xyrt[ort]')"
+    if precision not in dirs:
+        hint = "xyrt export" if precision == "fp32" else "xyrt quantize (not implemented yet)"
+        return f"no {precision} model directory given (--model DIR from {hint})"
+    import onnxruntime as ort
+
+    wanted = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+    for p in providers or []:
+        if p in wanted and wanted[p] not in ort.get_available_providers():
+            return f"onnxruntime has no {wanted[p]} here (needs onnxruntime-gpu and a GPU)"
+    return None
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values)
+    return {
+        "p50": float(np.percentile(a, 50)),
+        "p90": float(np.percentile(a, 90)),
+        "p99": float(np.percentile(a, 99)),
+        "mean": float(a.mean()),
+        "min": float(a.min()),
+    }
+
+
+def summarize(case: dict, cfg: XYConfig, peak_gflops: float) -> dict:
+    """Latency percentiles, RTF, throughput and achieved GFLOP/s of one (op, seconds, batch)."""
+    lat = _percentiles(case["latencies_ms"])
+    audio_seconds = case["seconds"] * case["batch"]
+    if case["op"] == "encode":
+        flops = sum(encode_flops(cfg, case["window_samples"], case["batch"]).values())
+    else:
+        flops = sum(decode_flops(cfg, case["codes"], case["batch"]).values())
+    gflops = flops / (lat["p50"] / 1e3) / 1e9
+    return {
+        **{k: case[k] for k in ("op", "seconds", "batch", "window_samples", "codes")},
+        "audio_seconds": audio_seconds,
+        "runs": len(case["latencies_ms"]),
+        "latency_ms": lat,
+        "rtf": lat["p50"] / 1e3 / audio_seconds,
+        "throughput": audio_seconds / (lat["p50"] / 1e3),
+        "gflop": flops / 1e9,
+        "gflops": gflops,
+        "peak_fraction": gflops / peak_gflops,
+        "stages_ms": case["stages_ms"],
+        "stages_total_ms": case["stages_total_ms"],
+    }
+
+
+def _run_worker(spec: dict) -> dict:
+    cmd = [sys.executable, "-m", "xyrt.bench.worker"]
+    proc = subprocess.run(cmd, input=json.dumps(spec), capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-3:]
+        raise XyrtError(f"worker for {spec['backend']} failed: {' | '.join(tail)}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _add_ratios(backends: list[dict]) -> None:
+    base = next((b for b in backends if b["name"] == BASELINE and b["status"] == "ok"), None)
+    if base is None:
+        return
+    ref = {(c["op"], c["seconds"], c["batch"]): c["latency_ms"]["p50"] for c in base["cases"]}
+    for b in backends:
+        for c in b.get("cases", []):
+            key = (c["op"], c["seconds"], c["batch"])
+            if key in ref:
+                c["speedup_vs_published"] = ref[key] / c["latency_ms"]["p50"]
+
+
+def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = print) -> dict:
+    """Measure every requested backend; returns the JSON-able report (schema xyrt-bench/1)."""
+    dirs = _model_dirs_by_precision(opts.model_dirs)
+    log("measuring the float32 GEMM peak of this machine ...")
+    peak = gemm_peak_gflops(threads=opts.threads)
+    backends = []
+    for name in opts.backends:
+        kind, precision, providers, pad = BACKENDS[name]
+        reason = availability(name, opts, dirs)
+        if reason:
+            log(f"{name}: skipped: {reason}")
+            backends.append({"name": name, "status": "skipped", "reason": reason})
+            continue
+        log(f"{name}: running {len(opts.seconds) * len(opts.batch) * 2} cases ...")
+        spec = {
+            "backend": name,
+            "kind": kind,
+            "pad_to_30s": pad,
+            "providers": providers,
+            "checkpoint": str(opts.checkpoint) if opts.checkpoint else None,
+            "model_dir": str(dirs[precision]) if precision in dirs else None,
+            "threads": opts.threads,
+            "seconds": list(opts.seconds),
+            "batch": list(opts.batch),
+            "runs": opts.runs,
+            "warmup": opts.warmup,
+        }
+        raw = _run_worker(spec)
+        stage_method = (
+            "sequential stage timing (PyTorch)"
+            if kind == "torch"
+            else "ONNX Runtime profiler, kernel time by module scope"
+        )
+        backends.append(
+            {
+                "name": name,
+                "status": "ok",
+                "precision": precision,
+                "device": "cpu",
+                "stage_method": stage_method,
+                "peak_rss_mib": raw["peak_rss_mib"],
+                "load_seconds": raw["load_seconds"],
+                "cases": [summarize(c, cfg, peak["gflops"]) for c in raw["cases"]],
+            }
+        )
+    _add_ratios(backends)
+    return {
+        "schema": SCHEMA,
+        "machine": _machine(opts.threads),
+        "gemm_peak": peak,
+        "model": {
+            "checkpoint": str(opts.checkpoint) if opts.checkpoint else None,
+            "model_dirs": [str(d) for d in opts.model_dirs],
+            "variant": cfg.variant,
+            "synthetic_weights": opts.synthetic,
+        },
+        "options": {
+            "seconds": list(opts.seconds),
+            "batch": list(opts.batch),
+            "runs": opts.runs,
+            "warmup": opts.warmup,
+            "threads": opts.threads,
+        },
+        "baseline": BASELINE,
+        "backends": backends,
+    }
+
+
+def _machine(threads: int | None) -> dict:
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads or os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    for lib in ("torch", "onnxruntime", "numpy"):
+        if importlib.util.find_spec(lib) is not None:
+            info[lib] = __import__(lib).__version__
+    return info

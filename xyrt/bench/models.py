@@ -1,0 +1,74 @@
+"""Finding or building what `xyrt bench` measures (cached synthetic default, exports)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from xyrt.config import XYConfig
+from xyrt.errors import XyrtError
+
+
+def cache_dir() -> Path:
+    """$XYRT_CACHE, else ~/.cache/xyrt."""
+    return Path(os.environ.get("XYRT_CACHE", Path.home() / ".cache" / "xyrt"))
+
+
+def default_model(log=print) -> tuple[Path, Path]:
+    """The full-size synthetic checkpoint and its FP32 export, built once and cached."""
+    from tqdm.auto import tqdm
+
+    base = cache_dir() / "synth-16k-seed0"
+    ckpt, onnx_dir = base / "model.ckpt", base / "onnx-fp32"
+    steps = [
+        s
+        for s, done in (
+            ("synth", ckpt.is_file()),
+            ("export", (onnx_dir / "manifest.json").is_file()),
+        )
+        if not done
+    ]
+    if steps:
+        log(f"building the full-size synthetic model in {base} (once; cached) ...")
+    for step in tqdm(steps, desc="build default model", unit="step", disable=not steps):
+        if step == "synth":
+            from xyrt.export.synth import synth_checkpoint
+
+            synth_checkpoint(ckpt, seed=0)
+        else:
+            from xyrt.export.onnx_export import export_onnx
+
+            export_onnx(ckpt, onnx_dir)
+    return ckpt, onnx_dir
+
+
+def export_for(checkpoint: Path, log=print) -> Path:
+    """An FP32 export of ``checkpoint`` in the cache, keyed by its sha256."""
+    from xyrt.runtime.manifest import sha256_file
+
+    out = cache_dir() / "exports" / sha256_file(checkpoint)[:16] / "onnx-fp32"
+    if not (out / "manifest.json").is_file():
+        from xyrt.export.onnx_export import export_onnx
+
+        log(f"exporting {checkpoint} to {out} (once; cached) ...")
+        export_onnx(checkpoint, out)
+    return out
+
+
+def source_checkpoint(model_dir: Path) -> Path | None:
+    from xyrt.runtime.manifest import read_manifest
+
+    path = read_manifest(model_dir).data["source_checkpoint"].get("path")
+    return Path(path) if path and Path(path).is_file() else None
+
+
+def model_config(checkpoint: Path | None, model_dirs: list[Path]) -> XYConfig:
+    if checkpoint is not None:
+        from xyrt.export.checkpoint import resolve_config
+
+        return resolve_config(checkpoint)
+    if model_dirs:
+        from xyrt.runtime.manifest import read_manifest
+
+        return XYConfig.from_plain(read_manifest(model_dirs[0]).data["config"])
+    raise XyrtError("nothing to benchmark: pass --checkpoint and/or --model")

@@ -1,0 +1,183 @@
+"""Rendering a bench report: a readable table, and a plot (stage breakdown; RTF vs length)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xyrt.bench.flops import DECODE_STAGES, ENCODE_STAGES
+from xyrt.errors import require
+
+JSON_SCHEMA = {
+    "type": "object",
+    "required": ["schema", "machine", "gemm_peak", "model", "options", "baseline", "backends"],
+    "properties": {
+        "schema": {"const": "xyrt-bench/1"},
+        "gemm_peak": {"type": "object", "required": ["gflops"]},
+        "backends": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "status"],
+                "properties": {
+                    "status": {"enum": ["ok", "skipped"]},
+                    "cases": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": [
+                                "op",
+                                "seconds",
+                                "batch",
+                                "audio_seconds",
+                                "latency_ms",
+                                "rtf",
+                                "throughput",
+                                "gflops",
+                                "peak_fraction",
+                                "stages_ms",
+                                "stages_total_ms",
+                            ],
+                            "properties": {
+                                "op": {"enum": ["encode", "decode"]},
+                                "latency_ms": {
+                                    "type": "object",
+                                    "required": ["p50", "p90", "p99", "mean", "min"],
+                                },
+                                "stages_ms": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "number", "minimum": 0},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def format_table(report: dict) -> str:
+    """One row per backend, op, clip length and batch; skipped backends with their reason."""
+    peak = report["gemm_peak"]["gflops"]
+    cols = (
+        f"{'backend':<18}{'op':<7}{'sec':>5}{'B':>3}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}"
+        f"{'RTF':>8}{'x RT':>7}{'GFLOP/s':>9}{'%peak':>7}{'vs pub':>8}{'RSS MiB':>9}"
+    )
+    lines = [cols, "-" * len(cols)]
+    skipped = []
+    for b in report["backends"]:
+        if b["status"] != "ok":
+            skipped.append(f"  {b['name']}: {b['reason']}")
+            continue
+        for c in b["cases"]:
+            lat = c["latency_ms"]
+            ratio = c.get("speedup_vs_published")
+            lines.append(
+                f"{b['name']:<18}{c['op']:<7}{c['seconds']:>5g}{c['batch']:>3}"
+                f"{lat['p50']:>10.1f}{lat['p90']:>10.1f}{lat['p99']:>10.1f}{c['rtf']:>8.3f}"
+                f"{c['throughput']:>7.1f}{c['gflops']:>9.1f}{100 * c['peak_fraction']:>6.1f}%"
+                f"{(f'{ratio:.2f}x' if ratio else '-'):>8}{b['peak_rss_mib']:>9.0f}"
+            )
+    lines.append(
+        f"GEMM peak (float32, measured here): {peak:.1f} GFLOP/s; RTF = p50 latency / audio "
+        f"seconds; x RT = audio seconds per second; vs pub = published-code p50 / this p50"
+    )
+    if report["model"].get("synthetic_weights"):
+        lines.append("weights: SYNTHETIC (xyrt synth, full-size config): timings real, audio not")
+    if skipped:
+        lines.append("skipped:")
+        lines.extend(skipped)
+    lines.append("")
+    lines.append(format_stages(report))
+    return "\n".join(lines)
+
+
+def _largest_case(b: dict, op: str) -> dict | None:
+    cases = [c for c in b.get("cases", []) if c["op"] == op and c["batch"] == 1]
+    return max(cases, key=lambda c: c["seconds"]) if cases else None
+
+
+def format_stages(report: dict) -> str:
+    """Per-stage mean ms for the longest clip at batch 1, per backend."""
+    lines = []
+    for op, stages in (("encode", ENCODE_STAGES), ("decode", DECODE_STAGES)):
+        rows = [(b, _largest_case(b, op)) for b in report["backends"] if b["status"] == "ok"]
+        rows = [(b, c) for b, c in rows if c]
+        if not rows:
+            continue
+        lines.append(f"{op} stages (ms, longest clip, batch 1):")
+        head = f"  {'stage':<18}" + "".join(f"{b['name']:>19}" for b, _ in rows)
+        lines.append(head)
+        for stage in (*stages, "other"):
+            values = [c["stages_ms"].get(stage) for _, c in rows]
+            if all(v is None for v in values):
+                continue
+            lines.append(
+                f"  {stage:<18}"
+                + "".join(f"{v:>19.1f}" if v is not None else f"{'-':>19}" for v in values)
+            )
+        lines.append(
+            f"  {'(sum / run)':<18}"
+            + "".join(
+                f"{sum(c['stages_ms'].values()):>10.1f} / {c['stages_total_ms']:<6.1f}"
+                for _, c in rows
+            )
+        )
+        lines.append("  how: " + "; ".join(f"{b['name']}: {b['stage_method']}" for b, _ in rows))
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: str | Path) -> Path:
+    """PNG with the stage breakdown per backend (longest clip) and RTF against clip length."""
+    matplotlib = require("matplotlib", "plot", "xyrt bench --plot")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xyrt.atomic import atomic_write
+
+    ok = [b for b in report["backends"] if b["status"] == "ok"]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.5))
+    for ax, op, stages in ((axes[0], "encode", ENCODE_STAGES), (axes[1], "decode", DECODE_STAGES)):
+        rows = [(b["name"], _largest_case(b, op)) for b in ok]
+        rows = [(n, c) for n, c in rows if c]
+        bottom = [0.0] * len(rows)
+        for stage in (*stages, "other"):
+            values = [c["stages_ms"].get(stage, 0.0) for _, c in rows]
+            if any(values):
+                ax.bar([n for n, _ in rows], values, bottom=bottom, label=stage)
+                bottom = [a + v for a, v in zip(bottom, values, strict=True)]
+        if rows:
+            ax.set_ylim(0, 1.12 * max(bottom))
+        secs = rows[0][1]["seconds"] if rows else 0
+        ax.set_title(f"{op}: stages of a {secs:g} s clip (batch 1)")
+        ax.set_ylabel("ms")
+        ax.tick_params(axis="x", rotation=20)
+        ax.legend(fontsize=7)
+    ax = axes[2]
+    for b in ok:
+        for op, style in (("encode", "-o"), ("decode", "--s")):
+            cases = sorted(
+                (c for c in b["cases"] if c["op"] == op and c["batch"] == 1),
+                key=lambda c: c["seconds"],
+            )
+            ax.plot(
+                [c["seconds"] for c in cases],
+                [c["rtf"] for c in cases],
+                style,
+                label=f"{b['name']} {op}",
+            )
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("clip length (s)")
+    ax.set_ylabel("real-time factor (log; lower is faster)")
+    ax.set_title("RTF against clip length")
+    ax.legend(fontsize=7)
+    note = "synthetic weights" if report["model"].get("synthetic_weights") else ""
+    fig.suptitle(f"xyrt bench {note}".strip())
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return path

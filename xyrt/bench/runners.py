@@ -1,0 +1,191 @@
+"""What each backend runs when benchmarked: end-to-end windows and per-stage timings.
+
+Per-stage times come from where each backend can give them honestly:
+- PyTorch: the stages run one after another, each timed (CPU execution is synchronous);
+- ONNX Runtime: its profiler, kernel times summed by the module scope in each node's name
+  (``/semantic_encoder/...``); stage times are from profiled runs, which cost a little
+  more than the unprofiled runs behind the latency percentiles.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from xyrt.runtime.backend import pack_windows
+
+ORT_STAGE_PREFIXES = {
+    "encoder": [
+        ("/frontend/", "frontend"),
+        ("/semantic_encoder_adapter/", "semantic_adapter"),
+        ("/semantic_encoder/", "semantic_encoder"),
+        ("/acoustic_encoder/", "acoustic_encoder"),
+        ("/pre_rvq_adapter/", "pre_rvq_adapter"),
+        ("/downsample/", "downsample"),
+        ("/rvq/", "rvq"),
+    ],
+    "decoder": [
+        ("/rvq/", "rvq_decode"),
+        ("/post_rvq_adapter/", "post_rvq_adapter"),
+        ("/upsample/", "upsample"),
+        ("/acoustic_decoder/", "acoustic_decoder"),
+        ("/vocoder/", "vocoder"),
+        ("/istft/", "vocoder"),
+    ],
+}
+
+
+def stage_of(node: str, graph: str) -> str:
+    for prefix, stage in ORT_STAGE_PREFIXES[graph]:
+        if node.startswith(prefix):
+            return stage
+    return "other"
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1e3
+
+
+class TorchRunner:
+    """PyTorch eager, float32; ``pad_to_30s`` reproduces the published implementation's cost."""
+
+    def __init__(self, checkpoint: str, pad_to_30s: bool, threads: int | None) -> None:
+        import torch
+
+        from xyrt.export.checkpoint import load_model
+        from xyrt.export.codec import TorchBackend
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.model = load_model(checkpoint)
+        self.backend = TorchBackend(self.model)
+        self.pad_to_30s = pad_to_30s
+        self.cfg = self.model.cfg
+
+    def pack(self, segments: list[np.ndarray]):
+        return pack_windows(segments, self.pad_to_30s)
+
+    def encode(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        return self.backend.encode_window(wav, lengths)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return self.backend.decode_window(codes)
+
+    def encode_stages(self, wav: np.ndarray, lengths: np.ndarray) -> tuple[dict, float]:
+        torch, m = self.torch, self.model
+        st: dict[str, float] = {}
+        with torch.inference_mode():
+            start = time.perf_counter()
+            t = time.perf_counter()
+            mel, ml = m.frontend(torch.from_numpy(wav), torch.from_numpy(lengths))
+            st["frontend"] = _ms(t)
+            t = time.perf_counter()
+            sem, l50 = m.semantic_encoder(mel, ml)
+            st["semantic_encoder"] = _ms(t)
+            t = time.perf_counter()
+            sem = m.semantic_encoder_adapter(sem, l50)
+            st["semantic_adapter"] = _ms(t)
+            t = time.perf_counter()
+            aco, _ = m.acoustic_encoder(mel, ml)
+            st["acoustic_encoder"] = _ms(t)
+            t = time.perf_counter()
+            x = m.pre_rvq_adapter(torch.cat([sem, aco], dim=-1), l50)
+            st["pre_rvq_adapter"] = _ms(t)
+            t = time.perf_counter()
+            x, l12 = m.downsample(x, l50)
+            st["downsample"] = _ms(t)
+            t = time.perf_counter()
+            m.quantizer.encode(x, l12)
+            st["rvq"] = _ms(t)
+            return st, _ms(start)
+
+    def decode_stages(self, codes: np.ndarray) -> tuple[dict, float]:
+        torch, m = self.torch, self.model
+        st: dict[str, float] = {}
+        with torch.inference_mode():
+            start = time.perf_counter()
+            c = torch.from_numpy(codes)
+            lengths = torch.full((c.shape[1],), c.shape[2], dtype=torch.long)
+            t = time.perf_counter()
+            x = m.quantizer.decode(c)
+            st["rvq_decode"] = _ms(t)
+            t = time.perf_counter()
+            x = m.post_rvq_adapter(x, lengths)
+            st["post_rvq_adapter"] = _ms(t)
+            t = time.perf_counter()
+            x, l50 = m.upsample(x, lengths)
+            st["upsample"] = _ms(t)
+            t = time.perf_counter()
+            mel, _ = m.acoustic_decoder(x, l50)
+            st["acoustic_decoder"] = _ms(t)
+            t = time.perf_counter()
+            m.vocoder(mel)
+            st["vocoder"] = _ms(t)
+            return st, _ms(start)
+
+
+class OrtRunner:
+    """ONNX Runtime over an exported directory (any precision the directory holds)."""
+
+    def __init__(self, model_dir: str, providers: list[str] | None, threads: int | None) -> None:
+        from xyrt.runtime.manifest import read_manifest
+        from xyrt.runtime.onnxrt import OnnxRuntimeBackend, resolve_providers
+
+        self.model_dir = model_dir
+        self.providers = resolve_providers(providers)
+        self.threads = threads
+        self.backend = OnnxRuntimeBackend(model_dir, providers, threads)
+        self.backend.encoder(), self.backend.decoder()  # load now, not inside a timed run
+        self.manifest = read_manifest(model_dir)
+        self._profiled: dict[str, object] = {}
+
+    def pack(self, segments: list[np.ndarray]):
+        return pack_windows(segments)
+
+    def encode(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        return self.backend.encode_window(wav, lengths)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return self.backend.decode_window(codes)
+
+    def _session(self, graph: str):
+        if graph not in self._profiled:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / graph)
+            if self.threads:
+                options.intra_op_num_threads = self.threads
+            path = self.manifest.graph_path(graph)
+            self._profiled[graph] = ort.InferenceSession(
+                str(path), options, providers=self.providers
+            )
+        return self._profiled[graph]
+
+    def profile(self, graph: str, feed: dict, runs: int) -> list[tuple[dict, float]]:
+        """Per run: stage -> kernel ms (profiler), and the run's total ms (profiler)."""
+        session = self._session(graph)
+        for _ in range(runs):
+            session.run(None, feed)
+        path = session.end_profiling()
+        self._profiled.pop(graph)  # profiling ends with the file: a new session next time
+        events = json.loads(Path(path).read_text())
+        runs_ev = [e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"]
+        out = []
+        for run in runs_ev[-runs:]:
+            lo, hi = run["ts"], run["ts"] + run["dur"]
+            stages: dict[str, float] = defaultdict(float)
+            for e in events:
+                kernel = e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
+                if kernel and lo <= e["ts"] <= hi:
+                    node = e["name"][: -len("_kernel_time")]
+                    stages[stage_of(node, graph)] += e["dur"] / 1e3
+            out.append((dict(stages), run["dur"] / 1e3))
+        return out

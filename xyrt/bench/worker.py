@@ -1,0 +1,107 @@
+"""One benchmarked backend, in its own process (clean peak memory and thread pools).
+
+    python -m xyrt.bench.worker < spec.json > result.json
+
+Spec: {"backend", "kind": "torch"|"ort", "checkpoint", "model_dir", "pad_to_30s",
+"providers", "threads", "seconds": [...], "batch": [...], "runs", "warmup"}.
+Result: raw latencies (ms) and stage times per (op, seconds, batch); statistics are the
+driver's job.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+from xyrt.config import SAMPLES_PER_CODE_IN
+
+STAGE_RUNS = 2  # instrumented/profiled runs per case for the stage breakdown (means)
+
+
+def bench_clip(seconds: float) -> np.ndarray:
+    """Bundled speech, repeated and cut to ``seconds`` at 16 kHz (float32)."""
+    from xyrt.runtime.audio import bundled_speech, load_audio
+
+    speech = np.concatenate([load_audio(p) for p in sorted(bundled_speech().values())])
+    return np.resize(speech, int(round(seconds * 16000))).astype(np.float32)
+
+
+def _runner(spec: dict):
+    from xyrt.bench.runners import OrtRunner, TorchRunner
+
+    if spec["kind"] == "torch":
+        return TorchRunner(spec["checkpoint"], spec["pad_to_30s"], spec.get("threads"))
+    return OrtRunner(spec["model_dir"], spec.get("providers"), spec.get("threads"))
+
+
+def _timed(fn, runs: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def _stages(runner, op: str, args: tuple, runs: int) -> tuple[dict, float]:
+    if hasattr(runner, "encode_stages"):
+        fn = runner.encode_stages if op == "encode" else runner.decode_stages
+        measured = [fn(*args) for _ in range(runs)]
+    else:
+        graph = "encoder" if op == "encode" else "decoder"
+        if op == "encode":
+            feed = {"waveform": args[0], "lengths": args[1]}
+        else:
+            lengths = np.full(args[0].shape[1], args[0].shape[2], dtype=np.int64)
+            feed = {"codes": args[0], "lengths": lengths}
+        measured = runner.profile(graph, feed, runs)
+    names = sorted({k for st, _ in measured for k in st})
+    stages = {k: float(np.mean([st.get(k, 0.0) for st, _ in measured])) for k in names}
+    return stages, float(np.mean([total for _, total in measured]))
+
+
+def run(spec: dict) -> dict:
+    t0 = time.perf_counter()
+    runner = _runner(spec)
+    load_s = time.perf_counter() - t0
+    cases, stage_jobs = [], []
+    for seconds in spec["seconds"]:
+        for batch in spec["batch"]:
+            wav, lengths = runner.pack([bench_clip(seconds)] * batch)
+            codes = runner.encode(wav, lengths)[:, :, : int(seconds * 16000) // SAMPLES_PER_CODE_IN]
+            codes = np.ascontiguousarray(codes)
+            for op, args in (("encode", (wav, lengths)), ("decode", (codes,))):
+                fn = runner.encode if op == "encode" else runner.decode
+                cases.append(
+                    {
+                        "op": op,
+                        "seconds": seconds,
+                        "batch": batch,
+                        "window_samples": int(wav.shape[1]),
+                        "codes": int(codes.shape[2]),
+                        "latencies_ms": _timed(
+                            lambda fn=fn, a=args: fn(*a), spec["runs"], spec["warmup"]
+                        ),
+                    }
+                )
+                stage_jobs.append((cases[-1], op, args))
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for case, op, args in stage_jobs:  # after the peak: ORT profiling opens extra sessions
+        runs = min(spec["runs"], STAGE_RUNS)
+        case["stages_ms"], case["stages_total_ms"] = _stages(runner, op, args, runs)
+    return {"load_seconds": load_s, "peak_rss_mib": peak_mib, "cases": cases}
+
+
+def main() -> None:
+    spec = json.loads(sys.stdin.read())
+    print(json.dumps(run(spec)))
+
+
+if __name__ == "__main__":
+    main()
