@@ -28,17 +28,18 @@ class LogMel(nn.Module):
 
         P comes from `xyrt.runtime.backend.padded_length`.
         """
-        spec = torch.stft(
-            wav,
-            N_FFT,
-            HOP_LENGTH,
-            window=self.window,
-            center=True,
-            pad_mode="reflect",
-            return_complex=True,
-        )
-        power = spec[..., :-1].abs() ** 2
-        mel = torch.clamp(self.filters @ power, min=1e-10).log10()
-        floor = mel.amax(dim=(1, 2), keepdim=True) - 8.0
-        mel = (torch.maximum(mel, floor) + 4.0) / 4.0
+        with torch.autocast(device_type=wav.device.type, enabled=False):  # always float32
+            spec = torch.stft(
+                wav.float(),
+                N_FFT,
+                HOP_LENGTH,
+                window=self.window,
+                center=True,
+                pad_mode="reflect",
+                return_complex=True,
+            )
+            power = spec[..., :-1].abs() ** 2
+            mel = torch.clamp(self.filters @ power, min=1e-10).log10()
+            floor = mel.amax(dim=(1, 2), keepdim=True) - 8.0
+            mel = (torch.maximum(mel, floor) + 4.0) / 4.0
         return mel, (lengths + HOP_LENGTH - 1) // HOP_LENGTH

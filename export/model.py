@@ -95,7 +95,7 @@ class XYTokenizer(nn.Module):
         wav = wav[:, :size].float()
         if wav.shape[1] < size:
             wav = torch.nn.functional.pad(wav, (0, size - wav.shape[1]))
-        keep = torch.arange(size)[None, :] < lengths[:, None]
+        keep = torch.arange(size, device=wav.device)[None, :] < lengths[:, None]
         return wav * keep.to(wav.dtype)
 
     def encode_window(

@@ -64,9 +64,13 @@ class ResidualVQ(nn.Module):
 
         A tiny gap is a float32 tie: another correct implementation may pick the other entry.
         """
-        x = x.float()
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self._encode_float32(x.float(), lengths)
+
+    def _encode_float32(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         r = self.input_proj(x)
-        mask = (torch.arange(r.shape[1])[None, :] < lengths[:, None]).to(r.dtype)[:, :, None]
+        steps = torch.arange(r.shape[1], device=r.device)
+        mask = (steps[None, :] < lengths[:, None]).to(r.dtype)[:, :, None]
         codes, margins = [], []
         for cb in self.codebooks():
             rm = r * mask

@@ -73,7 +73,7 @@ class Head(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """features (B, F, dim) -> audio (B, F x hop)."""
-        mag, phase = self.out(x).transpose(1, 2).chunk(2, dim=1)
+        mag, phase = self.out(x).float().transpose(1, 2).chunk(2, dim=1)
         mag = torch.exp(mag).clamp(max=1e2)
         spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
         return self.istft(spec)

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 
 from conftest import FIXTURES, exported
@@ -14,7 +15,7 @@ from xyrt.bench.report import JSON_SCHEMA
 from xyrt.cli import main
 
 CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
-BACKENDS = "pytorch-published,pytorch,ort-fp32,ort-int8,tensorrt,ort-cuda"
+BACKENDS = "pytorch-published,pytorch,pytorch-bf16,ort-fp32,ort-int8,tensorrt,ort-cuda"
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_json_schema(bench) -> None:
 def test_internal_consistency(bench) -> None:
     report, _, _ = bench
     ran = [b for b in report["backends"] if b["status"] == "ok"]
-    assert {b["name"] for b in ran} == {"pytorch-published", "pytorch", "ort-fp32"}
+    assert {b["name"] for b in ran} == {"pytorch-published", "pytorch", "pytorch-bf16", "ort-fp32"}
     for b in ran:
         assert len(b["cases"]) == 2 * 2 * 2  # ops x seconds x batch
         for c in b["cases"]:
@@ -135,3 +136,56 @@ def test_plot_written(bench) -> None:
 def test_bad_arguments(extra: list[str], message: str, capsys) -> None:
     assert main(["bench", "--checkpoint", str(CKPT), *extra]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_worker_reports_its_own_peak_memory() -> None:
+    import subprocess
+    import sys
+
+    ballast = bytearray(600 * 2**20)
+    ballast[::4096] = b"\1" * len(ballast[::4096])  # the parent really holds 600 MiB
+    code = "from xyrt.bench.worker import peak_rss_mib; print(peak_rss_mib())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) < 400, "a worker must not inherit the driver's high-water mark"
+    del ballast
+
+
+def test_bf16_autocast_keeps_frontend_and_rvq_in_float32() -> None:
+    import numpy as np
+    import torch
+
+    from conftest import golden
+    from xyrt.bench.runners import TorchRunner
+    from xyrt.runtime.backend import pack_windows
+
+    runner = TorchRunner(str(CKPT), pad_to_30s=False, threads=None, device="cpu", dtype="bf16")
+    wav, lengths = pack_windows([golden("tiny_16k")["speech_4/wav"]])
+    m = runner.model
+    with torch.inference_mode():
+        mel32, ml = m.frontend(torch.from_numpy(wav), torch.from_numpy(lengths))
+        x = torch.randn(1, 20, 256, generator=torch.Generator().manual_seed(0))
+        codes32 = m.quantizer.encode(x, torch.tensor([20]))
+        with torch.autocast("cpu", torch.bfloat16):
+            mel16, _ = m.frontend(torch.from_numpy(wav), torch.from_numpy(lengths))
+            codes16 = m.quantizer.encode(x, torch.tensor([20]))
+    assert mel16.dtype == torch.float32 and torch.equal(mel16, mel32)
+    assert torch.equal(codes16, codes32)
+    codes = runner.encode(wav, lengths)
+    assert codes.shape == (8, 1, wav.shape[1] // 1280) and codes.max() < 1024
+    audio = runner.decode(np.ascontiguousarray(codes[:, :, :40]))
+    assert audio.dtype == np.float32 and audio.shape == (1, 40 * 1280) and np.isfinite(audio).all()
+
+
+def test_cuda_backends_when_present() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip(
+            "no CUDA device on this machine: the pytorch-cuda backends are listed as skipped"
+        )
+    from xyrt.bench.runners import TorchRunner
+    from xyrt.runtime.backend import pack_windows
+
+    runner = TorchRunner(str(CKPT), pad_to_30s=False, threads=None, device="cuda", dtype="bf16")
+    wav, lengths = pack_windows([np.zeros(32000, np.float32)])
+    assert runner.encode(wav, lengths).shape[0] == 8

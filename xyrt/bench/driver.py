@@ -30,6 +30,7 @@ BASELINE = "pytorch-published"
 BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
     "pytorch-published": ("torch", "fp32", None, True),
     "pytorch": ("torch", "fp32", None, False),
+    "pytorch-bf16": ("torch", "bf16", None, False),
     "ort-fp32": ("ort", "fp32", ["cpu"], False),
     "ort-int8": ("ort", "int8", ["cpu"], False),
     "ort-fp16": ("ort", "fp16", ["cpu"], False),
@@ -37,6 +38,7 @@ BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
     "ort-tensorrt": ("ort", "fp32", ["tensorrt"], False),
     "tensorrt": ("tensorrt", "fp32", None, False),
     "pytorch-cuda": ("torch-cuda", "fp32", None, False),
+    "pytorch-cuda-bf16": ("torch-cuda", "bf16", None, False),
 }
 
 
@@ -112,7 +114,9 @@ def availability(name: str, opts: BenchOptions, dirs: dict[str, Path]) -> str | 
 
         if not torch.cuda.is_available():
             return "no CUDA device visible to PyTorch"
-        return "PyTorch CUDA timing (fp32/bf16, CUDA graphs) is not implemented yet"
+        if opts.checkpoint is None:
+            return "no checkpoint (pass --checkpoint)"
+        return None
     if kind == "tensorrt":
         if importlib.util.find_spec("tensorrt") is None:
             return "TensorRT is not installed (NVIDIA GPU machines; pip install tensorrt)"
@@ -204,6 +208,7 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
         spec = {
             "backend": name,
             "kind": kind,
+            "precision": precision,
             "pad_to_30s": pad,
             "providers": providers,
             "checkpoint": str(opts.checkpoint) if opts.checkpoint else None,
@@ -216,8 +221,8 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
         }
         raw = _run_worker(spec)
         stage_method = (
-            "sequential stage timing (PyTorch)"
-            if kind == "torch"
+            "sequential stage timing (PyTorch, synchronised)"
+            if kind.startswith("torch")
             else "ONNX Runtime profiler, kernel time by module scope"
         )
         backends.append(
@@ -225,7 +230,9 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
                 "name": name,
                 "status": "ok",
                 "precision": precision,
-                "device": "cpu",
+                "device": "cuda"
+                if kind == "torch-cuda" or providers in (["cuda"], ["tensorrt"])
+                else "cpu",
                 "stage_method": stage_method,
                 "peak_rss_mib": raw["peak_rss_mib"],
                 "load_seconds": raw["load_seconds"],

@@ -52,82 +52,115 @@ def _ms(t0: float) -> float:
 
 
 class TorchRunner:
-    """PyTorch eager, float32; ``pad_to_30s`` reproduces the published implementation's cost."""
+    """PyTorch eager; ``pad_to_30s`` reproduces the published implementation's cost.
 
-    def __init__(self, checkpoint: str, pad_to_30s: bool, threads: int | None) -> None:
+    On CUDA, ``dtype="bf16"`` runs under autocast (the front end, RVQ and iSTFT stay float32);
+    every timed region ends with a device synchronisation.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str,
+        pad_to_30s: bool,
+        threads: int | None,
+        device: str = "cpu",
+        dtype: str = "fp32",
+    ) -> None:
         import torch
 
         from xyrt.export.checkpoint import load_model
-        from xyrt.export.codec import TorchBackend
 
         if threads:
             torch.set_num_threads(threads)
         self.torch = torch
-        self.model = load_model(checkpoint)
-        self.backend = TorchBackend(self.model)
+        self.device = torch.device(device)
+        self.model = load_model(checkpoint).to(self.device)
+        self.autocast = dtype == "bf16"
         self.pad_to_30s = pad_to_30s
         self.cfg = self.model.cfg
+
+    def _context(self):
+        import contextlib
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.torch.inference_mode())
+        stack.enter_context(
+            self.torch.autocast(self.device.type, self.torch.bfloat16, enabled=self.autocast)
+        )
+        return stack
+
+    def _in(self, array: np.ndarray):
+        return self.torch.from_numpy(array).to(self.device)
+
+    def _lap(self, t: float) -> float:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+        return _ms(t)
 
     def pack(self, segments: list[np.ndarray]):
         return pack_windows(segments, self.pad_to_30s)
 
     def encode(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        return self.backend.encode_window(wav, lengths)
+        with self._context():
+            codes, _ = self.model.encode_mel(*self.model.frontend(self._in(wav), self._in(lengths)))
+        return codes.cpu().numpy()
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        return self.backend.decode_window(codes)
+        with self._context():
+            audio = self.model.decode_codes(self._in(codes))
+        return audio.float().cpu().numpy()
 
     def encode_stages(self, wav: np.ndarray, lengths: np.ndarray) -> tuple[dict, float]:
         torch, m = self.torch, self.model
         st: dict[str, float] = {}
-        with torch.inference_mode():
+        with self._context():
             start = time.perf_counter()
             t = time.perf_counter()
-            mel, ml = m.frontend(torch.from_numpy(wav), torch.from_numpy(lengths))
-            st["frontend"] = _ms(t)
+            mel, ml = m.frontend(self._in(wav), self._in(lengths))
+            st["frontend"] = self._lap(t)
             t = time.perf_counter()
             sem, l50 = m.semantic_encoder(mel, ml)
-            st["semantic_encoder"] = _ms(t)
+            st["semantic_encoder"] = self._lap(t)
             t = time.perf_counter()
             sem = m.semantic_encoder_adapter(sem, l50)
-            st["semantic_adapter"] = _ms(t)
+            st["semantic_adapter"] = self._lap(t)
             t = time.perf_counter()
             aco, _ = m.acoustic_encoder(mel, ml)
-            st["acoustic_encoder"] = _ms(t)
+            st["acoustic_encoder"] = self._lap(t)
             t = time.perf_counter()
             x = m.pre_rvq_adapter(torch.cat([sem, aco], dim=-1), l50)
-            st["pre_rvq_adapter"] = _ms(t)
+            st["pre_rvq_adapter"] = self._lap(t)
             t = time.perf_counter()
             x, l12 = m.downsample(x, l50)
-            st["downsample"] = _ms(t)
+            st["downsample"] = self._lap(t)
             t = time.perf_counter()
             m.quantizer.encode(x, l12)
-            st["rvq"] = _ms(t)
-            return st, _ms(start)
+            st["rvq"] = self._lap(t)
+            return st, self._lap(start)
 
     def decode_stages(self, codes: np.ndarray) -> tuple[dict, float]:
         torch, m = self.torch, self.model
         st: dict[str, float] = {}
-        with torch.inference_mode():
+        with self._context():
             start = time.perf_counter()
-            c = torch.from_numpy(codes)
-            lengths = torch.full((c.shape[1],), c.shape[2], dtype=torch.long)
+            c = self._in(codes)
+            lengths = torch.full((c.shape[1],), c.shape[2], dtype=torch.long, device=c.device)
             t = time.perf_counter()
             x = m.quantizer.decode(c)
-            st["rvq_decode"] = _ms(t)
+            st["rvq_decode"] = self._lap(t)
             t = time.perf_counter()
             x = m.post_rvq_adapter(x, lengths)
-            st["post_rvq_adapter"] = _ms(t)
+            st["post_rvq_adapter"] = self._lap(t)
             t = time.perf_counter()
             x, l50 = m.upsample(x, lengths)
-            st["upsample"] = _ms(t)
+            st["upsample"] = self._lap(t)
             t = time.perf_counter()
             mel, _ = m.acoustic_decoder(x, l50)
-            st["acoustic_decoder"] = _ms(t)
+            st["acoustic_decoder"] = self._lap(t)
             t = time.perf_counter()
             m.vocoder(mel)
-            st["vocoder"] = _ms(t)
-            return st, _ms(start)
+            st["vocoder"] = self._lap(t)
+            return st, self._lap(start)
 
 
 class OrtRunner:

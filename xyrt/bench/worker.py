@@ -33,9 +33,32 @@ def bench_clip(seconds: float) -> np.ndarray:
 def _runner(spec: dict):
     from xyrt.bench.runners import OrtRunner, TorchRunner
 
-    if spec["kind"] == "torch":
-        return TorchRunner(spec["checkpoint"], spec["pad_to_30s"], spec.get("threads"))
+    if spec["kind"] in ("torch", "torch-cuda"):
+        device = "cuda" if spec["kind"] == "torch-cuda" else "cpu"
+        return TorchRunner(
+            spec["checkpoint"],
+            spec["pad_to_30s"],
+            spec.get("threads"),
+            device,
+            spec.get("precision", "fp32"),
+        )
     return OrtRunner(spec["model_dir"], spec.get("providers"), spec.get("threads"))
+
+
+def peak_rss_mib() -> float:
+    """This process's own peak resident memory (MiB).
+
+    Linux: VmHWM of /proc/self/status. Not ru_maxrss: across fork + exec it keeps the parent's
+    high-water mark, so every worker would report the driver's peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _timed(fn, runs: int, warmup: int) -> list[float]:
@@ -91,7 +114,7 @@ def run(spec: dict) -> dict:
                     }
                 )
                 stage_jobs.append((cases[-1], op, args))
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = peak_rss_mib()
     for case, op, args in stage_jobs:  # after the peak: ORT profiling opens extra sessions
         runs = min(spec["runs"], STAGE_RUNS)
         case["stages_ms"], case["stages_total_ms"] = _stages(runner, op, args, runs)
