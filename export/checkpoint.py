@@ -91,6 +91,8 @@ def check_state_dict(model: XYTokenizer, state: dict[str, torch.Tensor], source:
 
 def load_model(checkpoint: str | Path, config: str | Path | XYConfig | None = None) -> XYTokenizer:
     """Build the model from the config and load the checkpoint (any float dtype -> float32)."""
+    if not Path(checkpoint).is_file():
+        raise CheckpointError(f"checkpoint not found: {checkpoint}")
     cfg = config if isinstance(config, XYConfig) else resolve_config(checkpoint, config)
     state = read_state_dict(checkpoint)
     with torch.device("meta"):

@@ -1,7 +1,7 @@
 """The XY-Tokenizer network: waveform window -> codes and codes -> waveform (SPEC.md 1-7).
 
 ``XYTokenizer`` is state-dict compatible with the official checkpoints. It works on one window
-(at most 30 s) at a time; long audio and chunking live in `xyrt.export.codec`.
+(at most 30 s) at a time; long audio and chunking live in `xyrt.runtime.backend`.
 """
 
 from __future__ import annotations
@@ -95,20 +95,8 @@ class XYTokenizer(nn.Module):
         wav = wav[:, :size].float()
         if wav.shape[1] < size:
             wav = torch.nn.functional.pad(wav, (0, size - wav.shape[1]))
-        keep = torch.arange(size, device=wav.device)[None, :] < lengths[:, None]
+        keep = torch.arange(size, device=wav.device)[None, :] < lengths.to(wav.device)[:, None]
         return wav * keep.to(wav.dtype)
-
-    def encode_window(
-        self, wav: Tensor, lengths: Tensor, pad_to_30s: bool = False
-    ) -> tuple[Tensor, Tensor]:
-        """wav (B, n) at 16 kHz, n <= 480000 -> codes (8, B, T') and valid code lengths (B,).
-
-        Codes beyond each item's length are padding. ``pad_to_30s`` runs the full 30 s window as
-        the published implementation does (same codes, about 3x the cost for a 10 s clip).
-        """
-        wav = self.prepare_window(wav, lengths, pad_to_30s)
-        mel, mel_lengths = self.frontend(wav, lengths)
-        return self.encode_mel(mel, mel_lengths)
 
     # -- decode ---------------------------------------------------------------------------------
     def decode_mel(self, codes: Tensor, lengths: Tensor | None = None) -> Tensor:
@@ -119,7 +107,9 @@ class XYTokenizer(nn.Module):
                 f"got {tuple(codes.shape)}"
             )
         if lengths is None:
-            lengths = torch.full((codes.shape[1],), codes.shape[2], dtype=torch.long)
+            lengths = torch.full(
+                (codes.shape[1],), codes.shape[2], dtype=torch.long, device=codes.device
+            )
         x = self.post_rvq_adapter(self.quantizer.decode(codes), lengths)
         x, lengths = self.upsample(x, lengths)
         mel, _ = self.acoustic_decoder(x, lengths)

@@ -1,7 +1,8 @@
 """``xyrt export``: checkpoint -> DIR/{encoder.onnx, decoder.onnx, manifest.json}.
 
-Everything is written into a temporary folder beside DIR and moved into place at the end
-(manifest last), so an interrupted export never leaves a half-written model directory.
+Everything is written into a temporary folder beside DIR and moved into place at the end: the
+old manifest is removed first and the new one written last, so a directory with a manifest
+always holds one complete export (an interrupted export leaves no manifest, never a mix).
 """
 
 from __future__ import annotations
@@ -137,12 +138,15 @@ def export_onnx(
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise XyrtError(f"output {out_dir} exists and is not a directory")
-    model = load_model(checkpoint, config)
-    manifest = base_manifest(model, checkpoint, opset)
-    facts = metadata_facts(manifest)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
+    try:  # fail on an unwritable output before loading a 2 GB model
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
+    except OSError as exc:
+        raise XyrtError(f"cannot write the export to {out_dir}: {exc}") from exc
     try:
+        model = load_model(checkpoint, config)
+        manifest = base_manifest(model, checkpoint, opset)
+        facts = metadata_facts(manifest)
         spc = SAMPLES_PER_CODE_IN
         wav = torch.zeros(2, 25 * spc)
         lengths = torch.tensor([25 * spc - 400, 15 * spc + 77])
@@ -160,11 +164,17 @@ def export_onnx(
                 "file": path.name,
                 "sha256": sha256_file(path),
                 "external_data": data.name if data.exists() else None,
+                "external_data_sha256": sha256_file(data) if data.exists() else None,
                 "bytes": path.stat().st_size + (data.stat().st_size if data.exists() else 0),
                 **_io_listing(io),
             }
         manifest["graphs"] = graphs
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        # the old manifest goes first (the directory is "not a model" meanwhile, never a mix),
+        # then stale graphs and data files, then the new files, the manifest last
+        (out_dir / "manifest.json").unlink(missing_ok=True)
+        for stale in out_dir.glob("*.onnx*"):
+            stale.unlink()
         for item in sorted(tmp.iterdir(), key=lambda p: p.name == "manifest.json"):
             item.replace(out_dir / item.name)
     finally:

@@ -9,14 +9,15 @@ audio quality; they do measure speed, memory and numerical agreement between bac
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from xyrt.atomic import atomic_write
 from xyrt.config import XYConfig, builtin_config_path
+from xyrt.errors import ConfigError
 from xyrt.export.checkpoint import save_checkpoint
 from xyrt.export.model import XYTokenizer
 from xyrt.export.quantizer import ResidualVQ, WeightNormConv1x1
@@ -99,12 +100,14 @@ def synth_checkpoint(out: str | Path, config: str | Path | None = None, seed: in
     out = Path(out)
     config_path = Path(config) if config is not None else builtin_config_path()
     cfg = XYConfig.from_yaml(config_path)
-    model = synth_model(cfg, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(model.state_dict(), out)
     beside = out.parent / "config.yaml"
-    if not beside.exists() or beside.resolve() != config_path.resolve():
-        tmp = beside.with_name(".config.yaml.tmp")
-        shutil.copyfile(config_path, tmp)
-        tmp.replace(beside)
+    text = config_path.read_text()
+    if beside.exists() and beside.read_text() != text:
+        raise ConfigError(
+            f"{beside} exists and differs from {config_path}; the checkpoint's config.yaml "
+            "must describe it: choose another output folder or remove that file"
+        )
+    with atomic_write(beside, ConfigError) as tmp:
+        tmp.write_text(text)
+    save_checkpoint(synth_model(cfg, seed).state_dict(), out)
     return out

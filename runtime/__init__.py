@@ -25,10 +25,12 @@ def load(
     progress: bool = False,
 ) -> ChunkedCodec:
     """A codec over an exported model directory (see `xyrt export`)."""
-    if backend != "onnxruntime":
-        from xyrt.errors import XyrtError
+    from xyrt.errors import XyrtError
 
+    if backend != "onnxruntime":
         raise XyrtError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    if threads is not None and threads < 1:
+        raise XyrtError(f"threads must be at least 1, got {threads}")
     from xyrt.runtime.onnxrt import OnnxRuntimeBackend
 
     return ChunkedCodec(

@@ -35,6 +35,8 @@ class ModelInfo:
 
 
 class Backend(Protocol):
+    """Runs one batch of windows; see the module docstring for shapes."""
+
     info: ModelInfo
     name: str
 
@@ -56,7 +58,9 @@ def padded_length(max_samples: int, pad_to_30s: bool = False) -> int:
     return min(N_SAMPLES, need)
 
 
-def pack_windows(segments: Sequence[np.ndarray], pad_to_30s: bool = False):
+def pack_windows(
+    segments: Sequence[np.ndarray], pad_to_30s: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Zero-padded batch (B, padded_length) float32 and lengths (B,) int64."""
     lengths = np.array([len(s) for s in segments], dtype=np.int64)
     batch = np.zeros((len(segments), padded_length(int(lengths.max()), pad_to_30s)), np.float32)
@@ -89,6 +93,7 @@ class ChunkedCodec:
 
     @property
     def output_sample_rate(self) -> int:
+        """Sample rate (Hz) of decoded audio: 16000, 24000 or 32000 by variant."""
         return self.info.output_sample_rate
 
     def _bar(self, total: int, desc: str):
@@ -102,8 +107,9 @@ class ChunkedCodec:
         sample_rate: int = 16000,
         overlap: float = 10.0,
     ) -> np.ndarray | list[np.ndarray]:
-        """Audio (n,) or a list of clips -> codes (8, floor(n/1280)) int64 (a list for a list)."""
-        single = isinstance(audio, np.ndarray) and audio.ndim == 1
+        """One clip ((n,) or (n, channels), any rate) or a list of clips -> codes
+        (8, floor(n / 1280)) int64 at 16 kHz (a list for a list)."""
+        single = not isinstance(audio, (list, tuple))  # an array is one clip, (n,) or (n, ch)
         clips = [prepare_audio(c, sample_rate) for c in ([audio] if single else list(audio))]
         for c in clips:
             if num_codes(len(c)) == 0:
@@ -137,7 +143,7 @@ class ChunkedCodec:
         Only windows of equal length are batched: the vocoder has no padding mask, so batching
         windows of different lengths would change their edges.
         """
-        single = isinstance(codes, np.ndarray) and codes.ndim == 2
+        single = not isinstance(codes, (list, tuple))
         info = self.info
         items = [
             validate_codes(c, info.num_quantizers, info.codebook_size)

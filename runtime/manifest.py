@@ -46,6 +46,8 @@ def metadata_facts(manifest: dict[str, Any]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Manifest:
+    """A parsed manifest.json and the directory it describes."""
+
     directory: Path
     data: dict[str, Any]
 
@@ -66,6 +68,7 @@ class Manifest:
         return int(self.data["codebook_size"])
 
     def graph_path(self, name: str) -> Path:
+        """Path of graph ``name`` ("encoder" or "decoder"), unchecked."""
         graphs = self.data.get("graphs", {})
         if name not in graphs:
             raise XyrtError(
@@ -78,13 +81,19 @@ class Manifest:
         path = self.graph_path(name)
         if not path.is_file():
             raise XyrtError(f"{path} is missing; re-run xyrt export into {self.directory}")
-        want = self.data["graphs"][name]["sha256"]
-        got = sha256_file(path)
-        if got != want:
-            raise XyrtError(
-                f"{path} has sha256 {got[:12]}..., but manifest.json expects {want[:12]}...: the "
-                "graph was modified or belongs to another export; re-run xyrt export"
-            )
+        entry = self.data["graphs"][name]
+        files = [(path, entry["sha256"])]
+        if entry.get("external_data"):
+            files.append((self.directory / entry["external_data"], entry["external_data_sha256"]))
+        for file, want in files:
+            if not file.is_file():
+                raise XyrtError(f"{file} is missing; re-run xyrt export into {self.directory}")
+            got = sha256_file(file)
+            if got != want:
+                raise XyrtError(
+                    f"{file} has sha256 {got[:12]}..., but manifest.json expects {want[:12]}...: "
+                    "the file was modified or belongs to another export; re-run xyrt export"
+                )
         return path
 
 
@@ -101,8 +110,9 @@ def read_manifest(directory: str | Path) -> Manifest:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise XyrtError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise XyrtError(f"{path} is not an xyrt manifest (format {data.get('format')!r})")
+    found = data.get("format") if isinstance(data, dict) else type(data).__name__
+    if found != FORMAT:
+        raise XyrtError(f"{path} is not an xyrt manifest (format {found!r}, expected {FORMAT!r})")
     if data.get("format_version") != FORMAT_VERSION:
         raise XyrtError(
             f"{path} has format_version {data.get('format_version')}; this xyrt reads "

@@ -28,6 +28,11 @@ def atomic_write(path: str | os.PathLike, error: type[XyrtError] = XyrtError) ->
     tmp = Path(name)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs get the usual mode
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         raise error(f"cannot write {path}: {exc}") from exc

@@ -22,9 +22,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--providers",
-        nargs="+",
-        metavar="P",
-        help="ONNX Runtime execution providers for --model: cpu, cuda, tensorrt (default: cpu)",
+        metavar="P[,P]",
+        help="ONNX Runtime execution providers for --model, comma-separated: cpu, cuda, "
+        "tensorrt (default: cpu)",
     )
 
 
@@ -43,12 +43,19 @@ def _chunk_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run every window as 30 s like the published code (same result, slower)",
     )
-    g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
+    g.add_argument(
+        "--threads", type=int, help="CPU threads for PyTorch or ONNX Runtime (default: all cores)"
+    )
 
 
 def _codec(args: argparse.Namespace):
+    from xyrt.runtime.chunking import codes_per_step
+
     if args.batch_size < 1:
         raise XyrtError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.threads is not None and args.threads < 1:
+        raise XyrtError(f"--threads must be at least 1, got {args.threads}")
+    codes_per_step(args.overlap)  # a bad --overlap fails before a model is loaded
     progress = sys.stderr.isatty()
     if args.model is not None:
         if args.pad_to_30s:
@@ -57,7 +64,7 @@ def _codec(args: argparse.Namespace):
 
         return xyrt.runtime.load(
             args.model,
-            providers=args.providers,
+            providers=args.providers.split(",") if args.providers else None,
             threads=args.threads,
             batch_size=args.batch_size,
             progress=progress,
@@ -78,6 +85,13 @@ def _codec(args: argparse.Namespace):
     )
 
 
+def _report_backend(codec) -> None:
+    providers = getattr(codec.backend, "providers", None)
+    if providers is not None:
+        used = sorted({p for graph in providers.values() for p in graph})
+        print(f"ONNX Runtime providers in use: {', '.join(used)}", file=sys.stderr)
+
+
 def _cmd_encode(args: argparse.Namespace) -> None:
     from xyrt.runtime.audio import load_audio
     from xyrt.runtime.codes import save_codes
@@ -87,6 +101,7 @@ def _cmd_encode(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     codes = codec.encode(wav, 16000, overlap=args.overlap)
     dt = time.perf_counter() - t0
+    _report_backend(codec)
     save_codes(args.output, codes)
     print(
         f"{args.input}: {len(wav) / 16000:.2f} s -> codes {codes.shape} in {dt:.2f} s "
@@ -104,6 +119,7 @@ def _cmd_decode(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     audio = codec.decode(codes, overlap=args.overlap)
     dt = time.perf_counter() - t0
+    _report_backend(codec)
     write_wav(args.output, audio, codec.output_sample_rate)
     print(
         f"{args.input}: codes {codes.shape} -> {len(audio) / codec.output_sample_rate:.2f} s at "
@@ -172,14 +188,14 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     import json
 
     from xyrt.bench import models
-    from xyrt.bench.driver import BACKENDS, BenchOptions, parse_list, run_bench
+    from xyrt.bench.driver import DEFAULT_BACKENDS, BenchOptions, parse_list, run_bench
     from xyrt.bench.report import format_table, plot
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)
 
     backends = (
-        tuple(parse_list(args.backends, str, "--backends")) if args.backends else tuple(BACKENDS)
+        tuple(parse_list(args.backends, str, "--backends")) if args.backends else DEFAULT_BACKENDS
     )
     opts = BenchOptions(  # validate the arguments before building anything
         backends=backends,
@@ -189,6 +205,15 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         warmup=args.warmup,
         threads=args.threads,
     )
+    for target in (args.json, args.plot):  # fail now, not after a 10-minute measurement
+        if target not in (None, "-") and not Path(target).parent.is_dir():
+            raise XyrtError(f"cannot write {target}: folder {Path(target).parent} does not exist")
+    if args.plot:
+        from xyrt.errors import require
+
+        require("matplotlib", "plot", "xyrt bench --plot")
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        raise XyrtError(f"checkpoint not found: {args.checkpoint}")
     checkpoint, dirs, synthetic = args.checkpoint, list(args.model or []), False
     if checkpoint is None and not dirs:
         checkpoint, default_dir = models.default_model(log)
@@ -201,17 +226,15 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
     opts = replace(opts, checkpoint=checkpoint, model_dirs=tuple(dirs), synthetic=synthetic)
     report = run_bench(opts, models.model_config(checkpoint, dirs), log)
-    if args.json:
-        text = json.dumps(report, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            from xyrt.atomic import atomic_write
-
-            with atomic_write(args.json) as tmp:
-                Path(tmp).write_text(text + "\n")
-    if args.json != "-":
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+    else:
         print(format_table(report))
+    if args.json not in (None, "-"):
+        from xyrt.atomic import atomic_write
+
+        with atomic_write(args.json) as tmp:
+            Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
     if args.plot:
         log(f"plot written to {plot(report, args.plot)}")
 
@@ -258,8 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--backends",
-        help="comma-separated subset (default: all; unavailable ones "
-        "are listed as skipped with the reason)",
+        help="comma-separated subset (default: all but pytorch-bf16; unavailable ones are "
+        "listed as skipped with the reason)",
     )
     p.add_argument("--seconds", default="1,5,10,30", help="clip lengths (default: 1,5,10,30)")
     p.add_argument("--batch", default="1", help="batch sizes (default: 1)")

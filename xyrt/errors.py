@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 
 class XyrtError(Exception):
     """Base class: the message says what was received, what was expected and how to fix it."""
@@ -27,13 +29,13 @@ class MissingDependencyError(XyrtError):
     """An optional dependency is needed for this feature but is not installed."""
 
 
-def require(module: str, extra: str, feature: str):
+def require(module: str, extra: str, feature: str) -> ModuleType:
     """Import an optional dependency or raise `MissingDependencyError` naming the extra."""
     import importlib
 
     try:
         return importlib.import_module(module)
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:
         raise MissingDependencyError(
             f"{feature} needs the Python package '{module}', which is not installed "
             f"({exc}). Install it with: pip install 'xyrt[{extra}]'"

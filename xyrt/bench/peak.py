@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -38,3 +42,20 @@ def _best(fn, repeats: int, flop: float) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return flop / best / 1e9
+
+
+def measure_peak(threads: int | None = None) -> dict:
+    """`gemm_peak_gflops` in a child process where numpy's BLAS and PyTorch both use
+    ``threads`` threads (environment variables are read when the BLAS library loads)."""
+    env = dict(os.environ)
+    if threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
+    code = (
+        "import json, sys; from xyrt.bench.peak import gemm_peak_gflops; "
+        f"print(json.dumps(gemm_peak_gflops(threads={threads!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -19,7 +19,7 @@ JSON_SCHEMA = {
                 "type": "object",
                 "required": ["name", "status"],
                 "properties": {
-                    "status": {"enum": ["ok", "skipped"]},
+                    "status": {"enum": ["ok", "skipped", "failed"]},
                     "cases": {
                         "type": "array",
                         "items": {
@@ -68,7 +68,8 @@ def format_table(report: dict) -> str:
     skipped = []
     for b in report["backends"]:
         if b["status"] != "ok":
-            skipped.append(f"  {b['name']}: {b['reason']}")
+            label = "FAILED: " if b["status"] == "failed" else ""
+            skipped.append(f"  {b['name']}: {label}{b['reason']}")
             continue
         for c in b["cases"]:
             lat = c["latency_ms"]
@@ -86,7 +87,7 @@ def format_table(report: dict) -> str:
     if report["model"].get("synthetic_weights"):
         lines.append("weights: SYNTHETIC (xyrt synth, full-size config): timings real, audio not")
     if skipped:
-        lines.append("skipped:")
+        lines.append("not measured:")
         lines.extend(skipped)
     lines.append("")
     lines.append(format_stages(report))

@@ -54,8 +54,8 @@ def _ms(t0: float) -> float:
 class TorchRunner:
     """PyTorch eager; ``pad_to_30s`` reproduces the published implementation's cost.
 
-    On CUDA, ``dtype="bf16"`` runs under autocast (the front end, RVQ and iSTFT stay float32);
-    every timed region ends with a device synchronisation.
+    ``dtype="bf16"`` runs under autocast on CPU or CUDA (the front end, RVQ and iSTFT stay
+    float32); on CUDA every timed region ends with a device synchronisation.
     """
 
     def __init__(
@@ -168,15 +168,14 @@ class OrtRunner:
 
     def __init__(self, model_dir: str, providers: list[str] | None, threads: int | None) -> None:
         from xyrt.runtime.manifest import read_manifest
-        from xyrt.runtime.onnxrt import OnnxRuntimeBackend, resolve_providers
+        from xyrt.runtime.onnxrt import OnnxRuntimeBackend
 
         self.model_dir = model_dir
-        self.providers = resolve_providers(providers)
         self.threads = threads
         self.backend = OnnxRuntimeBackend(model_dir, providers, threads)
+        self.providers = self.backend.encoder.providers
         self.backend.encoder(), self.backend.decoder()  # load now, not inside a timed run
         self.manifest = read_manifest(model_dir)
-        self._profiled: dict[str, object] = {}
 
     def pack(self, segments: list[np.ndarray]):
         return pack_windows(segments)
@@ -187,38 +186,40 @@ class OrtRunner:
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return self.backend.decode_window(codes)
 
-    def _session(self, graph: str):
-        if graph not in self._profiled:
-            import onnxruntime as ort
+    def profile(self, graph: str, jobs: list[tuple[dict, int]]) -> list[list[tuple[dict, float]]]:
+        """For each (feed, runs): per run, stage -> kernel ms and the run's total ms.
 
+        One profiling session per graph serves all jobs; its trace file is deleted after use.
+        """
+        import onnxruntime as ort
+
+        with tempfile.TemporaryDirectory() as folder:
             options = ort.SessionOptions()
             options.enable_profiling = True
-            options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / graph)
+            options.profile_file_prefix = str(Path(folder) / graph)
             if self.threads:
                 options.intra_op_num_threads = self.threads
-            path = self.manifest.graph_path(graph)
-            self._profiled[graph] = ort.InferenceSession(
-                str(path), options, providers=self.providers
+            session = ort.InferenceSession(
+                str(self.manifest.graph_path(graph)), options, providers=self.providers
             )
-        return self._profiled[graph]
-
-    def profile(self, graph: str, feed: dict, runs: int) -> list[tuple[dict, float]]:
-        """Per run: stage -> kernel ms (profiler), and the run's total ms (profiler)."""
-        session = self._session(graph)
-        for _ in range(runs):
-            session.run(None, feed)
-        path = session.end_profiling()
-        self._profiled.pop(graph)  # profiling ends with the file: a new session next time
-        events = json.loads(Path(path).read_text())
+            for feed, runs in jobs:
+                for _ in range(runs):
+                    session.run(None, feed)
+            events = json.loads(Path(session.end_profiling()).read_text())
         runs_ev = [e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"]
-        out = []
-        for run in runs_ev[-runs:]:
+        kernels = [
+            e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
+        ]
+        per_run = []
+        for run in runs_ev:
             lo, hi = run["ts"], run["ts"] + run["dur"]
             stages: dict[str, float] = defaultdict(float)
-            for e in events:
-                kernel = e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
-                if kernel and lo <= e["ts"] <= hi:
-                    node = e["name"][: -len("_kernel_time")]
-                    stages[stage_of(node, graph)] += e["dur"] / 1e3
-            out.append((dict(stages), run["dur"] / 1e3))
+            for e in kernels:
+                if lo <= e["ts"] <= hi:
+                    stages[stage_of(e["name"][: -len("_kernel_time")], graph)] += e["dur"] / 1e3
+            per_run.append((dict(stages), run["dur"] / 1e3))
+        out, k = [], len(per_run) - sum(runs for _, runs in jobs)  # skip any earlier runs
+        for _, runs in jobs:
+            out.append(per_run[k : k + runs])
+            k += runs
         return out

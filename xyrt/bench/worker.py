@@ -2,8 +2,9 @@
 
     python -m xyrt.bench.worker < spec.json > result.json
 
-Spec: {"backend", "kind": "torch"|"ort", "checkpoint", "model_dir", "pad_to_30s",
-"providers", "threads", "seconds": [...], "batch": [...], "runs", "warmup"}.
+Spec: {"backend", "kind": "torch"|"torch-cuda"|"ort", "precision": "fp32"|"bf16"|...,
+"checkpoint", "model_dir", "pad_to_30s", "providers", "threads", "seconds": [...],
+"batch": [...], "runs", "warmup"}.
 Result: raw latencies (ms) and stage times per (op, seconds, batch); statistics are the
 driver's job.
 """
@@ -72,24 +73,37 @@ def _timed(fn, runs: int, warmup: int) -> list[float]:
     return out
 
 
-def _stages(runner, op: str, args: tuple, runs: int) -> tuple[dict, float]:
-    if hasattr(runner, "encode_stages"):
-        fn = runner.encode_stages if op == "encode" else runner.decode_stages
-        measured = [fn(*args) for _ in range(runs)]
-    else:
-        graph = "encoder" if op == "encode" else "decoder"
-        if op == "encode":
-            feed = {"waveform": args[0], "lengths": args[1]}
-        else:
-            lengths = np.full(args[0].shape[1], args[0].shape[2], dtype=np.int64)
-            feed = {"codes": args[0], "lengths": lengths}
-        measured = runner.profile(graph, feed, runs)
+def _mean_stages(measured: list[tuple[dict, float]]) -> tuple[dict, float]:
     names = sorted({k for st, _ in measured for k in st})
     stages = {k: float(np.mean([st.get(k, 0.0) for st, _ in measured])) for k in names}
     return stages, float(np.mean([total for _, total in measured]))
 
 
+def _ort_feed(op: str, args: tuple) -> dict:
+    if op == "encode":
+        return {"waveform": args[0], "lengths": args[1]}
+    lengths = np.full(args[0].shape[1], args[0].shape[2], dtype=np.int64)
+    return {"codes": args[0], "lengths": lengths}
+
+
+def _add_stages(runner, jobs: list[tuple[dict, str, tuple]], runs: int) -> None:
+    """Fill each case's stages_ms / stages_total_ms (means over ``runs`` runs)."""
+    if hasattr(runner, "encode_stages"):
+        for case, op, args in jobs:
+            fn = runner.encode_stages if op == "encode" else runner.decode_stages
+            case["stages_ms"], case["stages_total_ms"] = _mean_stages(
+                [fn(*args) for _ in range(runs)]
+            )
+        return
+    for op, graph in (("encode", "encoder"), ("decode", "decoder")):
+        mine = [(case, args) for case, o, args in jobs if o == op]
+        results = runner.profile(graph, [(_ort_feed(op, args), runs) for _, args in mine])
+        for (case, _), measured in zip(mine, results, strict=True):
+            case["stages_ms"], case["stages_total_ms"] = _mean_stages(measured)
+
+
 def run(spec: dict) -> dict:
+    """Measure one backend: raw latencies and stage means per case, peak RSS, load time."""
     t0 = time.perf_counter()
     runner = _runner(spec)
     load_s = time.perf_counter() - t0
@@ -115,9 +129,8 @@ def run(spec: dict) -> dict:
                 )
                 stage_jobs.append((cases[-1], op, args))
     peak_mib = peak_rss_mib()
-    for case, op, args in stage_jobs:  # after the peak: ORT profiling opens extra sessions
-        runs = min(spec["runs"], STAGE_RUNS)
-        case["stages_ms"], case["stages_total_ms"] = _stages(runner, op, args, runs)
+    # after the peak: ORT profiling opens extra sessions
+    _add_stages(runner, stage_jobs, min(spec["runs"], STAGE_RUNS))
     return {"load_seconds": load_s, "peak_rss_mib": peak_mib, "cases": cases}
 
 
