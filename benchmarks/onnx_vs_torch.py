@@ -22,11 +22,9 @@ import torch
 
 import xyrt.runtime
 from xyrt.export.codec import XYCodec
+from xyrt.runtime.audio import speech_clip
 from xyrt.runtime.compare import compare_codes, max_error_ratio, snr_db
 from xyrt.runtime.manifest import read_manifest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from torch_trim_vs_pad import clip  # noqa: E402
 
 
 def export(checkpoint: str, out: Path) -> tuple[float, float]:
@@ -55,7 +53,7 @@ def main() -> None:
     for name, g in read_manifest(out).data["graphs"].items():
         print(f"  {name}.onnx: {g['bytes'] / 2**20:.1f} MiB, external data: {g['external_data']}")
 
-    wav = clip(args.seconds)
+    wav = speech_clip(args.seconds)
     pt = XYCodec.from_checkpoint(args.checkpoint)
     ort = xyrt.runtime.load(out)
     ref_codes, ort_codes = pt.encode(wav), ort.encode(wav)  # warm-up and agreement

@@ -16,14 +16,7 @@ import numpy as np
 import torch
 
 from xyrt.export.codec import XYCodec
-from xyrt.runtime.audio import bundled_speech, load_audio
-
-
-def clip(seconds: float) -> np.ndarray:
-    """Bundled speech concatenated and cut to ``seconds`` at 16 kHz."""
-    speech = np.concatenate([load_audio(p) for p in bundled_speech().values()])
-    n = int(seconds * 16000)
-    return np.resize(speech, n).astype(np.float32)
+from xyrt.runtime.audio import speech_clip
 
 
 def timed(fn, runs: int) -> tuple[float, object]:
@@ -47,7 +40,7 @@ def main() -> None:
 
     trim = XYCodec.from_checkpoint(args.checkpoint, args.config)
     pad = XYCodec(trim.model, pad_to_30s=True)
-    wav = clip(args.seconds)
+    wav = speech_clip(args.seconds)
     trim.encode(wav)  # warm-up
     t_pad, codes_pad = timed(lambda: pad.encode(wav), args.runs)
     t_trim, codes_trim = timed(lambda: trim.encode(wav), args.runs)

@@ -19,6 +19,7 @@ from xyrt.runtime.backend import ChunkedCodec, ModelInfo
 
 
 def model_info(cfg: XYConfig) -> ModelInfo:
+    """What the runtime needs to know about a model (rates, codebooks)."""
     return ModelInfo(
         output_sample_rate=cfg.output_sample_rate,
         samples_per_code_out=cfg.samples_per_code_out,
@@ -51,14 +52,20 @@ class TorchBackend:
 class XYCodec(ChunkedCodec):
     """Offline encode/decode with the PyTorch model (see `ChunkedCodec` for the options)."""
 
-    def __init__(self, model: XYTokenizer, **kwargs) -> None:
-        super().__init__(TorchBackend(model), **kwargs)
+    def __init__(
+        self,
+        model: XYTokenizer,
+        batch_size: int = 4,
+        pad_to_30s: bool = False,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(TorchBackend(model), batch_size, pad_to_30s, progress)
         self.model = model
         self.cfg: XYConfig = model.cfg
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: str | Path, config: str | Path | None = None, **kwargs
+        cls, checkpoint: str | Path, config: str | Path | None = None, **options: int | bool
     ) -> XYCodec:
         """Load an official-layout checkpoint (config: given, else config.yaml beside it)."""
-        return cls(load_model(checkpoint, config), **kwargs)
+        return cls(load_model(checkpoint, config), **options)

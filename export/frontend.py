@@ -1,10 +1,10 @@
 """Whisper-style log-mel in torch (SPEC.md section 1), computing only the frames that are needed.
 
-The published code pads every window to 30 s. Here the waveform is zero-padded only to
-``frames_needed``: every frame returned equals the 30 s computation, because (a) frames are
-independent FFTs, (b) the right reflect-padding then reflects zeros, as in the 30 s window, and
-(c) the per-item floor ``max - 8`` only depends on frames that touch the signal: a frame of pure
-padding has log10(1e-10) = -10, the smallest possible value.
+The published code pads every window to 30 s. Here the caller zero-pads the waveform only to
+`xyrt.runtime.backend.padded_length`, and every frame returned equals the 30 s computation:
+(a) frames are independent FFTs; (b) the right reflect-padding then reflects zeros, as in the
+30 s window; (c) the per-item floor ``max - 8`` only depends on frames that touch the signal,
+since a frame of pure padding has log10(1e-10) = -10, the smallest possible value.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from xyrt.config import HOP_LENGTH, N_FFT, N_MELS
+from xyrt.config import HOP_LENGTH, INPUT_SAMPLE_RATE, N_FFT, N_MELS, valid_frames
 from xyrt.runtime.features import mel_filters
 
 
@@ -20,7 +20,7 @@ class LogMel(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("window", torch.hann_window(N_FFT, periodic=True), persistent=False)
-        filters = torch.from_numpy(mel_filters(16000, N_FFT, N_MELS)).float()
+        filters = torch.from_numpy(mel_filters(INPUT_SAMPLE_RATE, N_FFT, N_MELS)).float()
         self.register_buffer("filters", filters, persistent=False)
 
     def forward(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -42,4 +42,4 @@ class LogMel(nn.Module):
             mel = torch.clamp(self.filters @ power, min=1e-10).log10()
             floor = mel.amax(dim=(1, 2), keepdim=True) - 8.0
             mel = (torch.maximum(mel, floor) + 4.0) / 4.0
-        return mel, (lengths + HOP_LENGTH - 1) // HOP_LENGTH
+        return mel, valid_frames(lengths)

@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from xyrt.config import HOP_LENGTH, N_FFT, N_MELS, SAMPLES_PER_CODE_IN
+from xyrt.config import (
+    HOP_LENGTH,
+    INPUT_SAMPLE_RATE,
+    N_FFT,
+    N_MELS,
+    SAMPLES_PER_CODE_IN,
+    valid_frames,
+)
 from xyrt.export.model import XYTokenizer
 from xyrt.runtime.features import mel_filters
 
@@ -39,7 +46,9 @@ class DFTLogMel(nn.Module):
         angle = 2 * math.pi * k[:, None] * n[None, :] / N_FFT
         basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * _hann(N_FFT)[None, :]
         self.register_buffer("basis", basis[:, None, :].float())
-        self.register_buffer("filters", torch.from_numpy(mel_filters(16000, N_FFT, N_MELS)).float())
+        self.register_buffer(
+            "filters", torch.from_numpy(mel_filters(INPUT_SAMPLE_RATE, N_FFT, N_MELS)).float()
+        )
 
     def forward(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """wav (B, P) -> log-mel (B, 80, P / 160) and valid frames ceil(n / 160)."""
@@ -55,7 +64,7 @@ class DFTLogMel(nn.Module):
         mel = torch.clamp(torch.matmul(self.filters, power), min=1e-10).log10()
         floor = mel.amax(dim=(1, 2), keepdim=True) - 8.0
         mel = (torch.maximum(mel, floor) + 4.0) / 4.0
-        return mel, (lengths + HOP_LENGTH - 1) // HOP_LENGTH
+        return mel, valid_frames(lengths)
 
 
 class RVQStage(nn.Module):

@@ -27,6 +27,8 @@ from xyrt.runtime.backend import padded_length
 
 
 class XYTokenizer(nn.Module):
+    """The whole codec network; submodule names are the official checkpoints' names."""
+
     def __init__(self, cfg: XYConfig) -> None:
         super().__init__()
         self.cfg = cfg

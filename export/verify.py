@@ -18,6 +18,7 @@ import torch
 from xyrt.errors import XyrtError
 from xyrt.export.checkpoint import load_model
 from xyrt.export.codec import TorchBackend, XYCodec
+from xyrt.export.model import XYTokenizer
 from xyrt.runtime.backend import ChunkedCodec
 from xyrt.runtime.compare import (
     TIE_TOLERANCE,
@@ -45,7 +46,7 @@ class _MarginBackend(TorchBackend):
 
 def verification_clips(seconds_long: float = 45.0) -> dict[str, np.ndarray]:
     """The bundled speech plus edge cases: very short, exact frames, silence, loud, quiet, long."""
-    from xyrt.runtime.audio import bundled_speech, load_audio
+    from xyrt.runtime.audio import bundled_speech, load_audio, speech_clip
 
     speech = {name: load_audio(path) for name, path in bundled_speech().items()}
     joined = np.concatenate(list(speech.values()))
@@ -57,7 +58,7 @@ def verification_clips(seconds_long: float = 45.0) -> dict[str, np.ndarray]:
     clips["silence"] = np.zeros(32000, np.float32)
     clips["chirp_loud"] = (0.99 * np.sin(2 * np.pi * (100 + 2500 * t) * t)).astype(np.float32)
     clips["noise_quiet"] = (1e-3 * rng.standard_normal(32000)).astype(np.float32)
-    clips["long"] = np.resize(joined, int(seconds_long * 16000)).astype(np.float32)
+    clips["long"] = speech_clip(seconds_long)
     return clips
 
 
@@ -76,7 +77,7 @@ class ClipResult:
 
 
 def verify_codec(
-    reference_model,
+    reference_model: XYTokenizer,
     candidate: ChunkedCodec,
     clips: dict[str, np.ndarray],
     tie_tolerance: float = TIE_TOLERANCE,

@@ -134,6 +134,12 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
     return path
 
 
+def speech_clip(seconds: float, target_rate: int = 16000) -> np.ndarray:
+    """The bundled speech concatenated, repeated and cut to ``seconds`` (float32, mono)."""
+    speech = np.concatenate([load_audio(p, target_rate) for p in bundled_speech().values()])
+    return np.resize(speech, int(round(seconds * target_rate))).astype(np.float32)
+
+
 def bundled_speech() -> dict[str, Path]:
     """Paths of the bundled speech clips speech_0 .. speech_5 (mp3, 16 kHz mono), by name."""
     import xyrt

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from xyrt.config import HOP_LENGTH, INPUT_SAMPLE_RATE, N_FFT, N_FRAMES, N_MELS, N_SAMPLES
+from xyrt.config import (
+    HOP_LENGTH,
+    INPUT_SAMPLE_RATE,
+    N_FFT,
+    N_FRAMES,
+    N_MELS,
+    N_SAMPLES,
+    valid_frames,
+)
 from xyrt.errors import AudioError
 
 _HALF = N_FFT // 2  # 200 samples of centre padding on each side
@@ -139,5 +147,5 @@ def log_mel(
     mel = np.log10(np.maximum(_FILTERS @ power.transpose(0, 2, 1), 1e-10))
     floor = mel.max(axis=(1, 2), keepdims=True) - 8.0
     out = (np.maximum(mel[:, :, :n_frames], floor) + 4.0) / 4.0
-    valid = (lens + HOP_LENGTH - 1) // HOP_LENGTH
+    valid = valid_frames(lens)
     return out.astype(np.float32), valid.astype(np.int64)

@@ -28,6 +28,11 @@ CODE_RATE = INPUT_SAMPLE_RATE / SAMPLES_PER_CODE_IN  # 12.5 codes per second
 CODES_PER_CHUNK = N_FRAMES // MEL_PER_CODE  # 375 codes in a 30 s window
 
 
+def valid_frames(samples):
+    """Valid mel frames of ``samples`` samples: ceil(n / 160). Works on ints and arrays/tensors."""
+    return (samples + HOP_LENGTH - 1) // HOP_LENGTH
+
+
 @dataclass(frozen=True)
 class TransformerConfig:
     """One stack of pre-LN transformer layers (encoder, adapter or decoder)."""

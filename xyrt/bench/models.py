@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from xyrt.config import XYConfig
@@ -14,7 +15,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XYRT_CACHE", Path.home() / ".cache" / "xyrt"))
 
 
-def default_model(log=print) -> tuple[Path, Path]:
+def default_model(log: Callable[[str], None] = print) -> tuple[Path, Path]:
     """The full-size synthetic checkpoint and its FP32 export, built once and cached."""
     from tqdm.auto import tqdm
 
@@ -42,7 +43,7 @@ def default_model(log=print) -> tuple[Path, Path]:
     return ckpt, onnx_dir
 
 
-def export_for(checkpoint: Path, log=print) -> Path:
+def export_for(checkpoint: Path, log: Callable[[str], None] = print) -> Path:
     """An FP32 export of ``checkpoint`` in the cache, keyed by its sha256."""
     from xyrt.runtime.manifest import sha256_file
 
@@ -56,6 +57,7 @@ def export_for(checkpoint: Path, log=print) -> Path:
 
 
 def source_checkpoint(model_dir: Path) -> Path | None:
+    """The checkpoint an export was made from, if it is still where the manifest says."""
     from xyrt.runtime.manifest import read_manifest
 
     path = read_manifest(model_dir).data["source_checkpoint"].get("path")
@@ -63,6 +65,7 @@ def source_checkpoint(model_dir: Path) -> Path | None:
 
 
 def model_config(checkpoint: Path | None, model_dirs: list[Path]) -> XYConfig:
+    """The model's config: from the checkpoint's config.yaml, else from an export's manifest."""
     if checkpoint is not None:
         from xyrt.export.checkpoint import resolve_config
 

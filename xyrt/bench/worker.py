@@ -19,16 +19,9 @@ import time
 import numpy as np
 
 from xyrt.config import SAMPLES_PER_CODE_IN
+from xyrt.runtime.audio import speech_clip
 
 STAGE_RUNS = 2  # instrumented/profiled runs per case for the stage breakdown (means)
-
-
-def bench_clip(seconds: float) -> np.ndarray:
-    """Bundled speech, repeated and cut to ``seconds`` at 16 kHz (float32)."""
-    from xyrt.runtime.audio import bundled_speech, load_audio
-
-    speech = np.concatenate([load_audio(p) for p in sorted(bundled_speech().values())])
-    return np.resize(speech, int(round(seconds * 16000))).astype(np.float32)
 
 
 def _runner(spec: dict):
@@ -110,7 +103,7 @@ def run(spec: dict) -> dict:
     cases, stage_jobs = [], []
     for seconds in spec["seconds"]:
         for batch in spec["batch"]:
-            wav, lengths = runner.pack([bench_clip(seconds)] * batch)
+            wav, lengths = runner.pack([speech_clip(seconds)] * batch)
             codes = runner.encode(wav, lengths)[:, :, : int(seconds * 16000) // SAMPLES_PER_CODE_IN]
             codes = np.ascontiguousarray(codes)
             for op, args in (("encode", (wav, lengths)), ("decode", (codes,))):
