@@ -110,56 +110,58 @@ class TorchRunner:
             audio = self.model.decode_codes(self._in(codes))
         return audio.float().cpu().numpy()
 
+    def _stage_timer(self, stages: dict[str, float]):
+        """``with lap(name): ...`` records the block's wall time (synchronised) in ms."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def lap(name: str):
+            t = time.perf_counter()
+            yield
+            stages[name] = self._lap(t)
+
+        return lap
+
     def encode_stages(self, wav: np.ndarray, lengths: np.ndarray) -> tuple[dict, float]:
         torch, m = self.torch, self.model
         st: dict[str, float] = {}
+        lap = self._stage_timer(st)
         with self._context():
             start = time.perf_counter()
-            t = time.perf_counter()
-            mel, ml = m.frontend(self._in(wav), self._in(lengths))
-            st["frontend"] = self._lap(t)
-            t = time.perf_counter()
-            sem, l50 = m.semantic_encoder(mel, ml)
-            st["semantic_encoder"] = self._lap(t)
-            t = time.perf_counter()
-            sem = m.semantic_encoder_adapter(sem, l50)
-            st["semantic_adapter"] = self._lap(t)
-            t = time.perf_counter()
-            aco, _ = m.acoustic_encoder(mel, ml)
-            st["acoustic_encoder"] = self._lap(t)
-            t = time.perf_counter()
-            x = m.pre_rvq_adapter(torch.cat([sem, aco], dim=-1), l50)
-            st["pre_rvq_adapter"] = self._lap(t)
-            t = time.perf_counter()
-            x, l12 = m.downsample(x, l50)
-            st["downsample"] = self._lap(t)
-            t = time.perf_counter()
-            m.quantizer.encode(x, l12)
-            st["rvq"] = self._lap(t)
+            with lap("frontend"):
+                mel, ml = m.frontend(self._in(wav), self._in(lengths))
+            with lap("semantic_encoder"):
+                sem, l50 = m.semantic_encoder(mel, ml)
+            with lap("semantic_adapter"):
+                sem = m.semantic_encoder_adapter(sem, l50)
+            with lap("acoustic_encoder"):
+                aco, _ = m.acoustic_encoder(mel, ml)
+            with lap("pre_rvq_adapter"):
+                x = m.pre_rvq_adapter(torch.cat([sem, aco], dim=-1), l50)
+            with lap("downsample"):
+                x, l12 = m.downsample(x, l50)
+            with lap("rvq"):
+                m.quantizer.encode(x, l12)
             return st, self._lap(start)
 
     def decode_stages(self, codes: np.ndarray) -> tuple[dict, float]:
         torch, m = self.torch, self.model
         st: dict[str, float] = {}
+        lap = self._stage_timer(st)
         with self._context():
             start = time.perf_counter()
             c = self._in(codes)
             lengths = torch.full((c.shape[1],), c.shape[2], dtype=torch.long, device=c.device)
-            t = time.perf_counter()
-            x = m.quantizer.decode(c)
-            st["rvq_decode"] = self._lap(t)
-            t = time.perf_counter()
-            x = m.post_rvq_adapter(x, lengths)
-            st["post_rvq_adapter"] = self._lap(t)
-            t = time.perf_counter()
-            x, l50 = m.upsample(x, lengths)
-            st["upsample"] = self._lap(t)
-            t = time.perf_counter()
-            mel, _ = m.acoustic_decoder(x, l50)
-            st["acoustic_decoder"] = self._lap(t)
-            t = time.perf_counter()
-            m.vocoder(mel)
-            st["vocoder"] = self._lap(t)
+            with lap("rvq_decode"):
+                x = m.quantizer.decode(c)
+            with lap("post_rvq_adapter"):
+                x = m.post_rvq_adapter(x, lengths)
+            with lap("upsample"):
+                x, l50 = m.upsample(x, lengths)
+            with lap("acoustic_decoder"):
+                mel, _ = m.acoustic_decoder(x, l50)
+            with lap("vocoder"):
+                m.vocoder(mel)
             return st, self._lap(start)
 
 
