@@ -96,6 +96,27 @@ class ChunkedCodec:
         """Sample rate (Hz) of decoded audio: 16000, 24000 or 32000 by variant."""
         return self.info.output_sample_rate
 
+    # -- streaming (see xyrt.runtime.streaming) ------------------------------------------------
+    def create_stream(self, hop: float = 0.32, context: float = 5.0, lookahead: float = 0.32):
+        """A new `Stream`: hop, left context and lookahead in seconds (multiples of 0.08)."""
+        from xyrt.runtime.streaming import Stream, StreamOptions
+
+        return Stream(StreamOptions(hop, context, lookahead))
+
+    def is_ready(self, stream) -> bool:
+        """Whether ``stream`` has a hop (or, once finished, its tail) ready to encode."""
+        return stream.ready()
+
+    def encode_stream(self, stream) -> None:
+        """Encode one step of ``stream``; its codes are then available from ``pop_codes()``."""
+        self.encode_streams([stream])
+
+    def encode_streams(self, streams) -> int:
+        """One step of every ready stream, batched; returns how many streams stepped."""
+        from xyrt.runtime.streaming import encode_streams
+
+        return encode_streams(self.backend, streams)
+
     def _bar(self, total: int, desc: str):
         from tqdm.auto import tqdm
 

@@ -1,0 +1,192 @@
+"""Streaming encode: audio arrives in pieces, codes leave as soon as their window is ready.
+
+XY-Tokenizer's attention spans the whole window and its log-mel floor depends on the window's
+maximum, so streaming re-encodes a sliding window: each step encodes ``context`` seconds already
+emitted + ``hop`` seconds of new frames + ``lookahead`` seconds of right context, and keeps the
+``hop`` frames. Latency = hop + lookahead + compute. Codes near a window's edges can differ from
+offline codes; with context and lookahead covering the whole clip they are the offline codes.
+
+    stream = codec.create_stream(hop=0.32, context=5.0, lookahead=0.32)
+    stream.accept_waveform(48000, samples)          # any rate, any chunk size
+    while codec.is_ready(stream):
+        codec.encode_stream(stream)
+    for frame in stream.pop_codes(): ...            # CodeFrame(index, time, codes (8,))
+    stream.input_finished()                          # then drain: the tail is emitted too
+
+Every frame (80 ms, 1280 samples at 16 kHz) is emitted exactly once, in order; the result is
+deterministic. Several streams can be encoded together: ``codec.encode_streams([s1, s2])``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
+from xyrt.errors import AudioError, XyrtError, require
+from xyrt.runtime.audio import prepare_audio
+from xyrt.runtime.backend import Backend, pack_windows
+
+FRAME_SECONDS = SAMPLES_PER_CODE_IN / INPUT_SAMPLE_RATE  # 0.08 s per code frame
+
+
+def _hop_frames(seconds: float) -> int:
+    frames = seconds / FRAME_SECONDS
+    if abs(frames - round(frames)) > 1e-6 or round(frames) < 1:
+        raise XyrtError(f"hop must be a positive multiple of 0.08 s (one code); got {seconds}")
+    return int(round(frames))
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Window geometry in seconds: ``hop`` a multiple of 0.08 s; ``context`` is rounded up to
+    whole 0.08 s frames (windows start on a frame); ``lookahead`` is any length. At most 30 s
+    together."""
+
+    hop: float = 0.32
+    context: float = 5.0
+    lookahead: float = 0.32
+
+    def __post_init__(self) -> None:
+        _hop_frames(self.hop)
+        if self.context < 0 or self.lookahead < 0:
+            raise XyrtError(
+                f"context and lookahead must be >= 0 s; got {self.context}, {self.lookahead}"
+            )
+        total = self.hop_frames * SAMPLES_PER_CODE_IN + self.context_samples
+        if total + self.lookahead_samples > CHUNK_SECONDS * INPUT_SAMPLE_RATE:
+            raise XyrtError(
+                f"hop + context + lookahead = {self.hop + self.context + self.lookahead:g} s; "
+                f"one window holds at most {CHUNK_SECONDS} s"
+            )
+
+    @property
+    def hop_frames(self) -> int:
+        return _hop_frames(self.hop)
+
+    @property
+    def context_samples(self) -> int:
+        """Left context in samples, rounded up to whole frames."""
+        return math.ceil(self.context / FRAME_SECONDS - 1e-9) * SAMPLES_PER_CODE_IN
+
+    @property
+    def lookahead_samples(self) -> int:
+        return math.ceil(self.lookahead * INPUT_SAMPLE_RATE - 1e-6)
+
+
+class CodeFrame(NamedTuple):
+    index: int  # frame number from the start of the stream
+    time: float  # start time of the frame in seconds (index x 0.08)
+    codes: np.ndarray  # (num_quantizers,) int64
+
+
+class Stream:
+    """One audio stream's state: buffered 16 kHz samples, frames emitted, codes not yet popped."""
+
+    def __init__(self, options: StreamOptions) -> None:
+        self.options = options
+        self._buffer = np.zeros(0, np.float32)
+        self._offset = 0  # absolute sample index of _buffer[0]
+        self._received = 0  # 16 kHz samples received so far
+        self._emitted = 0  # frames emitted so far
+        self._finished = False
+        self._rate: int | None = None
+        self._resampler = None
+        self._pending: list[CodeFrame] = []
+
+    @property
+    def samples_received(self) -> int:
+        """16 kHz samples received (after resampling)."""
+        return self._received
+
+    @property
+    def frames_emitted(self) -> int:
+        return self._emitted
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
+        """Append audio (mono (n,) or (n, channels), any dtype `prepare_audio` accepts)."""
+        if self._finished:
+            raise XyrtError("accept_waveform after input_finished(): create a new stream")
+        if self._rate is not None and sample_rate != self._rate:
+            raise AudioError(
+                f"this stream receives {self._rate} Hz audio; got a chunk at {sample_rate} Hz"
+            )
+        self._rate = sample_rate
+        if len(samples) == 0:
+            return
+        x = prepare_audio(samples, sample_rate, sample_rate)  # checks, mono, float32
+        if sample_rate != INPUT_SAMPLE_RATE:
+            if self._resampler is None:
+                soxr = require("soxr", "audio", "resampling a stream")
+                self._resampler = soxr.ResampleStream(
+                    sample_rate, INPUT_SAMPLE_RATE, 1, dtype="float32", quality="HQ"
+                )
+            x = self._resampler.resample_chunk(x, last=False)
+        self._append(x)
+
+    def input_finished(self) -> None:
+        """No more audio: the remaining whole frames become ready (the tail < 80 ms is dropped)."""
+        if self._resampler is not None and not self._finished:
+            self._append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        self._finished = True
+
+    def pop_codes(self) -> list[CodeFrame]:
+        """Frames encoded since the last call, in order."""
+        out, self._pending = self._pending, []
+        return out
+
+    def _append(self, x: np.ndarray) -> None:
+        if len(x):
+            self._buffer = np.concatenate([self._buffer, x.astype(np.float32, copy=False)])
+            self._received += len(x)
+
+    def _total_frames(self) -> int:
+        return self._received // SAMPLES_PER_CODE_IN
+
+    def ready(self) -> bool:
+        """Whether the next hop (or, once finished, the remaining frames) can be encoded."""
+        if self._finished:
+            return self._emitted < self._total_frames()
+        opts = self.options
+        need = (self._emitted + opts.hop_frames) * SAMPLES_PER_CODE_IN + opts.lookahead_samples
+        return self._received >= need
+
+    def _next_window(self) -> tuple[np.ndarray, int, int, int]:
+        """(samples, first frame, frames to keep, offset of the first frame in the window)."""
+        opts = self.options
+        first = self._emitted
+        count = min(opts.hop_frames, self._total_frames() - first)
+        start = max(0, first * SAMPLES_PER_CODE_IN - opts.context_samples)
+        end = min(self._received, (first + count) * SAMPLES_PER_CODE_IN + opts.lookahead_samples)
+        window = self._buffer[start - self._offset : end - self._offset]
+        return window, first, count, (first * SAMPLES_PER_CODE_IN - start) // SAMPLES_PER_CODE_IN
+
+    def _emit(self, codes: np.ndarray, first: int, count: int) -> None:
+        for k in range(count):
+            index = first + k
+            self._pending.append(CodeFrame(index, index * FRAME_SECONDS, codes[:, k].copy()))
+        self._emitted = first + count
+        keep_from = max(0, self._emitted * SAMPLES_PER_CODE_IN - self.options.context_samples)
+        if keep_from > self._offset:
+            self._buffer = self._buffer[keep_from - self._offset :]
+            self._offset = keep_from
+
+
+def encode_streams(backend: Backend, streams: Sequence[Stream]) -> int:
+    """Encode one step of every ready stream in one batch; returns how many streams stepped."""
+    ready = [s for s in streams if s.ready()]
+    if not ready:
+        return 0
+    plans = [s._next_window() for s in ready]
+    codes = backend.encode_window(*pack_windows([p[0] for p in plans]))
+    for row, (stream, (_, first, count, offset)) in enumerate(zip(ready, plans, strict=True)):
+        stream._emit(codes[:, row, offset : offset + count], first, count)
+    return len(ready)
