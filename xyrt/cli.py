@@ -239,6 +239,42 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         log(f"plot written to {plot(report, args.plot)}")
 
 
+def _cmd_stream(args: argparse.Namespace) -> None:
+    import xyrt.runtime
+    from xyrt.runtime.stream_io import FileSource, JsonlSink, MicSource, PcmSource, run_stream
+
+    if args.threads is not None and args.threads < 1:
+        raise XyrtError(f"--threads must be at least 1, got {args.threads}")
+    codec = xyrt.runtime.load(
+        args.model,
+        providers=args.providers.split(",") if args.providers else None,
+        threads=args.threads,
+    )
+    stream = codec.create_stream(args.hop, args.context, args.lookahead)
+    if args.source == "mic":
+        source = MicSource(args.device, args.rate, duration=args.duration)
+        print(f"recording from {source.name} at {source.rate} Hz (Ctrl-C stops)", file=sys.stderr)
+    elif args.source == "-":
+        source = PcmSource(sys.stdin.buffer, args.rate or 16000)
+    else:
+        source = FileSource(args.source, realtime=args.realtime)
+    live = sys.stderr.isatty() or args.stats
+    last = [0.0]
+
+    def update(stats) -> None:
+        if live and time.monotonic() - last[0] > 0.5:
+            last[0] = time.monotonic()
+            print("\r" + stats.line(), end="", file=sys.stderr, flush=True)
+
+    out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        stats = run_stream(codec, source, JsonlSink(out), stream, update)
+    finally:
+        if args.output:
+            out.close()
+    print(("\n" if live else "") + "summary: " + stats.line(), file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xyrt", description="Deployment toolkit for the XY-Tokenizer speech codec."
@@ -298,6 +334,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="stage breakdown and RTF plot")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("stream", help="real-time audio -> codes, one JSON line per 80 ms frame")
+    p.add_argument("--model", type=Path, required=True, help="exported model directory")
+    p.add_argument("--source", default="mic", help="mic, an audio file, or - (s16le PCM on stdin)")
+    p.add_argument("--device", help="input device name or index for --source mic")
+    p.add_argument("--rate", type=int, help="sample rate of the mic or of stdin PCM (Hz)")
+    p.add_argument("--hop", type=float, default=0.32, help="seconds per step (x 0.08 s)")
+    p.add_argument("--context", type=float, default=5.0, help="left context, seconds")
+    p.add_argument("--lookahead", type=float, default=0.32, help="right context, seconds")
+    p.add_argument("--realtime", action="store_true", help="play a file source at its own pace")
+    p.add_argument("--duration", type=float, help="stop the microphone after this many seconds")
+    p.add_argument("--providers", metavar="P[,P]", help="ONNX Runtime providers (default: cpu)")
+    p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
+    p.add_argument("--stats", action="store_true", help="live statistics even when not a tty")
+    p.add_argument("-o", "--output", type=Path, help="JSONL file (default: stdout)")
+    p.set_defaults(func=_cmd_stream)
 
     p = sub.add_parser("synth", help="write a seeded synthetic checkpoint in the official layout")
     p.add_argument(
