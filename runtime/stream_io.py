@@ -139,6 +139,53 @@ class JsonlSink:
         self.out.flush()
 
 
+class DevicePlayer:
+    """Plays float32 mono audio on a PortAudio output device (blocking writes)."""
+
+    def __init__(self, sample_rate: int, device: str | int | None = None) -> None:
+        sd = require("sounddevice", "audio", "--loopback playback")
+        try:
+            self.out = sd.OutputStream(
+                samplerate=sample_rate, channels=1, dtype="float32", device=device
+            )
+        except (ValueError, sd.PortAudioError) as exc:
+            raise AudioError(f"no usable output device {device!r}: {exc}") from exc
+        self.out.start()
+
+    def play(self, audio: np.ndarray) -> None:
+        self.out.write(np.ascontiguousarray(audio, np.float32)[:, None])
+
+    def close(self) -> None:
+        self.out.stop()
+        self.out.close()
+
+
+class LoopbackSink:
+    """Passes frames on to ``inner`` and decodes them, ``frames_per_step`` at a time, to
+    ``player``: hear what the tokens carry while they are produced. Each step is decoded on its
+    own (no context across steps), so step edges can be audible."""
+
+    def __init__(self, codec, inner, player, frames_per_step: int = 4) -> None:
+        self.codec, self.inner, self.player = codec, inner, player
+        self.step = frames_per_step
+        self.pending: list[np.ndarray] = []
+        self.samples_played = 0
+
+    def write(self, frame: CodeFrame) -> None:
+        self.inner.write(frame)
+        self.pending.append(frame.codes)
+        if len(self.pending) >= self.step:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            codes = np.stack(self.pending, axis=1)[:, None, :]
+            self.pending = []
+            audio = self.codec.backend.decode_window(codes)[0]
+            self.player.play(audio)
+            self.samples_played += len(audio)
+
+
 @dataclass
 class StreamStats:
     """Running numbers of a streaming session (latencies in ms, times in s)."""

@@ -241,7 +241,15 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
 def _cmd_stream(args: argparse.Namespace) -> None:
     import xyrt.runtime
-    from xyrt.runtime.stream_io import FileSource, JsonlSink, MicSource, PcmSource, run_stream
+    from xyrt.runtime.stream_io import (
+        DevicePlayer,
+        FileSource,
+        JsonlSink,
+        LoopbackSink,
+        MicSource,
+        PcmSource,
+        run_stream,
+    )
 
     if args.threads is not None and args.threads < 1:
         raise XyrtError(f"--threads must be at least 1, got {args.threads}")
@@ -267,11 +275,20 @@ def _cmd_stream(args: argparse.Namespace) -> None:
             print("\r" + stats.line(), end="", file=sys.stderr, flush=True)
 
     out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+    sink = JsonlSink(out)
+    player = None
+    if args.loopback:
+        player = DevicePlayer(codec.output_sample_rate, args.output_device)
+        sink = LoopbackSink(codec, sink, player, frames_per_step=stream.options.hop_frames)
     try:
-        stats = run_stream(codec, source, JsonlSink(out), stream, update)
+        stats = run_stream(codec, source, sink, stream, update)
+        if args.loopback:
+            sink.flush()
     finally:
         if args.output:
             out.close()
+        if player is not None:
+            player.close()
     print(("\n" if live else "") + "summary: " + stats.line(), file=sys.stderr)
 
 
@@ -348,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--providers", metavar="P[,P]", help="ONNX Runtime providers (default: cpu)")
     p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
     p.add_argument("--stats", action="store_true", help="live statistics even when not a tty")
+    p.add_argument(
+        "--loopback", action="store_true", help="decode the codes as they arrive and play them"
+    )
+    p.add_argument("--output-device", help="playback device for --loopback (default: system)")
     p.add_argument("-o", "--output", type=Path, help="JSONL file (default: stdout)")
     p.set_defaults(func=_cmd_stream)
 

@@ -168,3 +168,54 @@ def test_microphone_through_a_real_portaudio_device(pulse_device: str, tmp_path:
     assert all(0 <= c < 1024 for f in frames for c in f["codes"])
     assert len({f["codes"][0] for f in frames}) > 5, "speech, not silence, was recorded"
     assert "overruns 0" in run.stderr
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.chunks: list[np.ndarray] = []
+
+    def play(self, audio: np.ndarray) -> None:
+        self.chunks.append(audio)
+
+
+def test_loopback_decodes_and_plays_every_frame() -> None:
+    from xyrt.runtime.stream_io import LoopbackSink
+
+    codec = xyrt.runtime.load(exported("tiny_16k"))
+    wav = golden("tiny_16k")["speech_4/wav"]
+    player, inner = _Recorder(), io.StringIO()
+    sink = LoopbackSink(codec, JsonlSink(inner), player, frames_per_step=4)
+    stats = run_stream(
+        codec,
+        PcmSource(io.BytesIO((wav * 32767).astype("<i2").tobytes())),
+        sink,
+        codec.create_stream(hop=0.32),
+    )
+    sink.flush()
+    assert stats.frames == 44 and len(_frames(inner.getvalue())) == 44
+    assert sum(len(c) for c in player.chunks) == 44 * 1280 == sink.samples_played
+    assert all(np.isfinite(c).all() for c in player.chunks)
+
+
+def test_cli_loopback_on_a_real_device(pulse_device: str, tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "a.wav", golden("tiny_16k")["speech_5/wav"], 16000)
+    run = subprocess.run(
+        [
+            XYRT,
+            "stream",
+            "--model",
+            str(exported("tiny_16k")),
+            "--source",
+            str(path),
+            "--loopback",
+            "--output-device",
+            pulse_device,
+            "-o",
+            str(tmp_path / "c.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert len(_frames((tmp_path / "c.jsonl").read_text())) == 40
