@@ -292,6 +292,25 @@ def _cmd_stream(args: argparse.Namespace) -> None:
     print(("\n" if live else "") + "summary: " + stats.line(), file=sys.stderr)
 
 
+def _cmd_calib(args: argparse.Namespace) -> None:
+    import json
+
+    from xyrt.bench.driver import parse_list
+    from xyrt.calib.dataset import CalibOptions, build, save
+
+    options = CalibOptions(
+        window_seconds=parse_list(args.windows, float, "--windows"),
+        max_windows=args.max_windows,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        trim_db=args.trim_db,
+    )
+    calib = build(args.inputs or None, options)
+    save(calib, args.output)
+    print(json.dumps(calib.summary, indent=2))
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xyrt", description="Deployment toolkit for the XY-Tokenizer speech codec."
@@ -371,6 +390,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-device", help="playback device for --loopback (default: system)")
     p.add_argument("-o", "--output", type=Path, help="JSONL file (default: stdout)")
     p.set_defaults(func=_cmd_stream)
+
+    p = sub.add_parser("calib", help="audio files/folders -> calibration windows (.npz)")
+    p.add_argument("inputs", nargs="*", help="audio files or folders (default: bundled speech)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .npz")
+    p.add_argument("--windows", default="1,5,10,30", help="window lengths, s (default: 1,5,10,30)")
+    p.add_argument("--max-windows", type=int, default=64, help="cap on windows (default: 64)")
+    p.add_argument("--max-minutes", type=float, default=20.0, help="cap on audio (default: 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--trim-db",
+        type=float,
+        default=-40.0,
+        help="silence threshold re the loudest frame, dB (default: -40)",
+    )
+    p.set_defaults(func=_cmd_calib)
 
     p = sub.add_parser("synth", help="write a seeded synthetic checkpoint in the official layout")
     p.add_argument(

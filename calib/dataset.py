@@ -1,0 +1,200 @@
+"""Calibration sets: real audio in, 16 kHz mono speech windows out (``xyrt calib``).
+
+Files or folders of any format soundfile reads, at any rate and channel count, are resampled to
+16 kHz mono, trimmed of leading/trailing silence (energy below ``trim_db`` relative to the
+loudest 25 ms frame), and cut into windows of several lengths, so that quantization sees both
+short inputs and full 30 s windows. The selection is seeded; count and total size are capped.
+The set is one .npz: the windows concatenated, their offsets and lengths, and the metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xyrt.atomic import atomic_write
+from xyrt.config import INPUT_SAMPLE_RATE
+from xyrt.errors import AudioError, XyrtError
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus", ".w64"}
+FORMAT = "xyrt-calib/1"
+FRAME = 400  # 25 ms energy frames for silence trimming
+
+
+@dataclass(frozen=True)
+class CalibOptions:
+    """Window lengths (s), caps and seed; validated on construction."""
+
+    window_seconds: tuple[float, ...] = (1.0, 5.0, 10.0, 30.0)
+    max_windows: int = 64
+    max_minutes: float = 20.0
+    seed: int = 0
+    trim_db: float = -40.0
+
+    def __post_init__(self) -> None:
+        if not self.window_seconds or any(not 0.08 <= w <= 30 for w in self.window_seconds):
+            raise XyrtError(f"window lengths must be in [0.08, 30] s, got {self.window_seconds}")
+        if self.max_windows < 1 or self.max_minutes <= 0:
+            raise XyrtError(
+                f"max_windows must be >= 1 and max_minutes > 0, got {self.max_windows}, "
+                f"{self.max_minutes}"
+            )
+        if self.trim_db >= 0:
+            raise XyrtError(f"trim_db must be negative (dB below the peak), got {self.trim_db}")
+
+
+@dataclass
+class CalibSet:
+    windows: list[np.ndarray]  # float32 mono at 16 kHz
+    sources: list[str]
+    options: CalibOptions
+    sample_rate: int = INPUT_SAMPLE_RATE
+    summary: dict = field(default_factory=dict)
+
+
+def collect_files(inputs: list[str | Path]) -> list[Path]:
+    """Audio files named directly or found (recursively) in folders, sorted; clear errors."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise AudioError(
+                    f"folder {item} holds no audio files (looked for {sorted(AUDIO_SUFFIXES)})"
+                )
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise AudioError(f"calibration input not found: {item}")
+    if not files:
+        raise AudioError("no calibration audio given")
+    return files
+
+
+def default_sources() -> list[Path]:
+    """The bundled default: six real speech clips and four espeak-ng sentences."""
+    import xyrt
+
+    data = Path(xyrt.__file__).parent / "data"
+    return sorted(data.glob("speech_*.mp3")) + sorted(data.glob("espeak_*.flac"))
+
+
+def trim_silence(x: np.ndarray, threshold_db: float = -40.0) -> np.ndarray:
+    """``x`` without leading and trailing 25 ms frames quieter than ``threshold_db`` re the
+    loudest frame (all of it if it is silent throughout: nothing to calibrate on)."""
+    n = len(x) // FRAME
+    if n == 0:
+        return x[:0]
+    energy = (x[: n * FRAME].reshape(n, FRAME).astype(np.float64) ** 2).mean(axis=1)
+    if energy.max() <= 0:
+        return x[:0]
+    loud = np.flatnonzero(10 * np.log10(np.maximum(energy / energy.max(), 1e-20)) > threshold_db)
+    return x[loud[0] * FRAME : (loud[-1] + 1) * FRAME]
+
+
+def build(inputs: list[str | Path] | None = None, options: CalibOptions | None = None) -> CalibSet:
+    """Read, trim and cut the calibration windows (see the module docstring)."""
+    from xyrt.runtime.audio import load_audio
+
+    options = options or CalibOptions()
+    files = collect_files(inputs) if inputs else default_sources()
+    speech = []
+    for path in files:
+        trimmed = trim_silence(load_audio(path), options.trim_db)
+        if len(trimmed) >= INPUT_SAMPLE_RATE * 0.08:
+            speech.append(trimmed)
+    if not speech:
+        raise AudioError(f"no speech left after trimming silence in {len(files)} file(s)")
+    pool = np.concatenate(speech)
+    rng = np.random.default_rng(options.seed)
+    budget = int(options.max_minutes * 60 * INPUT_SAMPLE_RATE)
+    per_length = max(1, options.max_windows // len(options.window_seconds))
+    windows: list[np.ndarray] = []
+    for seconds in sorted(options.window_seconds):
+        n = int(round(seconds * INPUT_SAMPLE_RATE))
+        for _ in range(per_length):
+            if len(windows) >= options.max_windows or n > budget:
+                break
+            start = int(rng.integers(0, max(1, len(pool) - n + 1)))
+            windows.append(np.resize(pool[start:], n).astype(np.float32))  # cycles if short
+            budget -= n
+    calib = CalibSet(windows, [str(p) for p in files], options)
+    calib.summary = summarize(calib, len(pool))
+    return calib
+
+
+def summarize(calib: CalibSet, speech_samples: int | None = None) -> dict:
+    """Minutes, windows per length, and levels (RMS dBFS mean/min/max, peak)."""
+    rms = [
+        20 * np.log10(max(float(np.sqrt(np.mean(w.astype(np.float64) ** 2))), 1e-10))
+        for w in calib.windows
+    ]
+    lengths: dict[str, int] = {}
+    for w in calib.windows:
+        key = f"{len(w) / calib.sample_rate:g}s"
+        lengths[key] = lengths.get(key, 0) + 1
+    out = {
+        "files": len(calib.sources),
+        "windows": len(calib.windows),
+        "minutes": sum(len(w) for w in calib.windows) / calib.sample_rate / 60,
+        "windows_per_length": lengths,
+        "rms_dbfs": {
+            "mean": float(np.mean(rms)),
+            "min": float(np.min(rms)),
+            "max": float(np.max(rms)),
+        },
+        "peak": float(max(np.abs(w).max() for w in calib.windows)),
+    }
+    if speech_samples is not None:
+        out["speech_minutes_after_trim"] = speech_samples / calib.sample_rate / 60
+    return out
+
+
+def save(calib: CalibSet, path: str | Path) -> Path:
+    """Write the set as one .npz, atomically."""
+    lengths = np.array([len(w) for w in calib.windows], dtype=np.int64)
+    meta = {
+        "format": FORMAT,
+        "sources": calib.sources,
+        "options": asdict(calib.options),
+        "summary": calib.summary,
+    }
+    with atomic_write(path, XyrtError) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            audio=np.concatenate(calib.windows),
+            lengths=lengths,
+            sample_rate=np.int64(calib.sample_rate),
+            meta=np.array(json.dumps(meta)),
+        )
+    return Path(path)
+
+
+def load(path: str | Path, expected_rate: int = INPUT_SAMPLE_RATE) -> CalibSet:
+    """Read a set written by `save`; `XyrtError` if it is not one, or is for another rate."""
+    path = Path(path)
+    if not path.is_file():
+        raise XyrtError(f"calibration set not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            audio, lengths = z["audio"], z["lengths"]
+            rate, meta = int(z["sample_rate"]), json.loads(str(z["meta"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise XyrtError(
+            f"{path} is not an xyrt calibration set (.npz from xyrt calib): {exc}"
+        ) from exc
+    if meta.get("format") != FORMAT:
+        raise XyrtError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    if rate != expected_rate:
+        raise XyrtError(
+            f"{path} holds {rate} Hz audio; XY-Tokenizer calibration needs {expected_rate} Hz: "
+            "rebuild it with xyrt calib"
+        )
+    windows = np.split(audio, np.cumsum(lengths)[:-1])
+    opts = meta["options"]
+    opts["window_seconds"] = tuple(opts["window_seconds"])
+    return CalibSet(list(windows), meta["sources"], CalibOptions(**opts), rate, meta["summary"])
