@@ -22,7 +22,14 @@ from xyrt.errors import XyrtError, require
 from xyrt.export.checkpoint import load_model
 from xyrt.export.graphs import DecoderGraph, EncoderGraph
 from xyrt.export.model import XYTokenizer
-from xyrt.runtime.manifest import FORMAT, FORMAT_VERSION, metadata_facts, sha256_file
+from xyrt.runtime.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    graph_entry,
+    metadata_facts,
+    sha256_file,
+    stamp_graph,
+)
 
 DEFAULT_OPSET = 17
 EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's limit is 2 GiB: larger graphs use external data
@@ -72,28 +79,6 @@ def _trace(module: torch.nn.Module, args: tuple, path: Path, io: dict, opset: in
             dynamic_axes=_dynamic_axes(io),
             do_constant_folding=True,
         )
-
-
-def _stamp(path: Path, facts: dict[str, str], graph: str) -> None:
-    """Write the metadata facts into the graph; large graphs move weights to external data."""
-    onnx = require("onnx", "export", "xyrt export")
-    proto = onnx.load(str(path))
-    del proto.metadata_props[:]
-    for key, value in {**facts, "xyrt.graph": graph}.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name = "xyrt"
-    proto.producer_version = xyrt.__version__
-    external = proto.ByteSize() > EXTERNAL_DATA_BYTES
-    for stale in path.parent.glob(path.name + ".data"):
-        stale.unlink()
-    onnx.save_model(
-        proto,
-        str(path),
-        save_as_external_data=external,
-        all_tensors_to_one_file=True,
-        location=path.name + ".data",
-    )
 
 
 def base_manifest(model: XYTokenizer, checkpoint: Path, opset: int) -> dict[str, Any]:
@@ -158,16 +143,8 @@ def export_onnx(
         ]:
             path = tmp / f"{name}.onnx"
             _trace(module, args, path, io, opset)
-            _stamp(path, facts, name)
-            data = path.with_name(path.name + ".data")
-            graphs[name] = {
-                "file": path.name,
-                "sha256": sha256_file(path),
-                "external_data": data.name if data.exists() else None,
-                "external_data_sha256": sha256_file(data) if data.exists() else None,
-                "bytes": path.stat().st_size + (data.stat().st_size if data.exists() else 0),
-                **_io_listing(io),
-            }
+            stamp_graph(path, facts, name, EXTERNAL_DATA_BYTES)
+            graphs[name] = graph_entry(path, _io_listing(io))
         manifest["graphs"] = graphs
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         # the old manifest goes first (the directory is "not a model" meanwhile, never a mix),

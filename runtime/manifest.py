@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xyrt.errors import XyrtError
+from xyrt.errors import XyrtError, require
 
 FORMAT = "xyrt-onnx"
 FORMAT_VERSION = 1
@@ -119,3 +119,41 @@ def read_manifest(directory: str | Path) -> Manifest:
             f"version {FORMAT_VERSION}: re-export with this version"
         )
     return Manifest(directory, data)
+
+
+def stamp_graph(path: Path, facts: dict[str, str], graph: str, external_over: int) -> None:
+    """Write ``facts`` (+ ``xyrt.graph``) into the graph's metadata_props and save it; graphs
+    larger than ``external_over`` bytes keep their weights in ``<name>.data`` (writer side:
+    needs the onnx package)."""
+    onnx = require("onnx", "export", "writing ONNX graphs")
+    import xyrt
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in {**facts, METADATA_PREFIX + "graph": graph}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "xyrt"
+    proto.producer_version = xyrt.__version__
+    external = proto.ByteSize() > external_over
+    path.with_name(path.name + ".data").unlink(missing_ok=True)
+    onnx.save_model(
+        proto,
+        str(path),
+        save_as_external_data=external,
+        all_tensors_to_one_file=True,
+        location=path.name + ".data",
+    )
+
+
+def graph_entry(path: Path, io: dict[str, list]) -> dict[str, Any]:
+    """The manifest entry of a written graph: file, sha256s, size, inputs and outputs."""
+    data = path.with_name(path.name + ".data")
+    return {
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "external_data": data.name if data.exists() else None,
+        "external_data_sha256": sha256_file(data) if data.exists() else None,
+        "bytes": path.stat().st_size + (data.stat().st_size if data.exists() else 0),
+        **io,
+    }

@@ -184,6 +184,22 @@ def _cmd_verify(args: argparse.Namespace) -> None:
     _run_verify(args.model_dir, args.checkpoint, args.config)
 
 
+def _cmd_quantize(args: argparse.Namespace) -> None:
+    from xyrt.calib.quantize import quantize
+
+    if args.calib is not None:
+        from xyrt.calib.dataset import load
+
+        load(args.calib)  # checked now; the static Q/DQ scheme will use it
+        print("note: the cpu-dynamic scheme needs no calibration data", file=sys.stderr)
+    t0 = time.perf_counter()
+    out = quantize(args.model_dir, args.output, args.precision, args.scheme)
+    print(
+        f"wrote {out} ({args.precision}, {args.scheme}) in {time.perf_counter() - t0:.1f} s",
+        file=sys.stderr,
+    )
+
+
 def _cmd_bench(args: argparse.Namespace) -> None:
     import json
 
@@ -405,6 +421,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="silence threshold re the loudest frame, dB (default: -40)",
     )
     p.set_defaults(func=_cmd_calib)
+
+    p = sub.add_parser("quantize", help="fp32 export -> int8 export (ONNX Runtime CPU)")
+    p.add_argument("model_dir", type=Path, help="directory written by xyrt export")
+    p.add_argument("--precision", default="int8", help="int8 (fp16: not implemented yet)")
+    p.add_argument(
+        "--scheme", default="cpu-dynamic", help="cpu-dynamic (TensorRT Q/DQ: not implemented yet)"
+    )
+    p.add_argument("--calib", type=Path, help="calibration set from xyrt calib (static schemes)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    p.set_defaults(func=_cmd_quantize)
 
     p = sub.add_parser("synth", help="write a seeded synthetic checkpoint in the official layout")
     p.add_argument(
