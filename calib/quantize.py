@@ -1,10 +1,15 @@
-"""``xyrt quantize``: an FP32 export -> a quantized export (its own manifest and precision).
+"""``xyrt quantize``: an FP32 export -> an INT8 or FP16 export with its own manifest.
 
-Implemented scheme: ``cpu-dynamic``, for ONNX Runtime on CPUs: MatMul weights stored as
-symmetric per-channel int8, activations quantized at run time (ORT's dynamic quantization,
-MatMulInteger with VNNI). The front end (``/frontend/``), the residual VQ (``/rvq/``) and the
-iSTFT head (``/istft/``) stay float32: code selection and the DFT bases need the precision.
-The TensorRT-oriented Q/DQ scheme (static, calibrated) and FP16 are not implemented yet.
+``--precision int8`` writes two graph sets by default (see `xyrt.calib.schemes`):
+
+- ``cpu-dynamic`` -> ``encoder.onnx``/``decoder.onnx``, for ONNX Runtime on CPUs (the default
+  graphs of the directory);
+- ``trt-qdq`` -> ``encoder.qdq.onnx``/``decoder.qdq.onnx``, Q/DQ for TensorRT (``xyrt build``
+  and ONNX Runtime's TensorRT provider), calibrated on a calibration set.
+
+``--precision fp16`` writes one set (``encoder.onnx``/``decoder.onnx``). The manifest's
+``targets`` says which set is for which runtime; ``quantization`` records per scheme what was
+quantized, what stayed float and why (the sensitivity pass), and the calibration summary.
 """
 
 from __future__ import annotations
@@ -12,90 +17,252 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from xyrt.errors import XyrtError, require
-from xyrt.runtime.manifest import (
-    graph_entry,
-    metadata_facts,
-    read_manifest,
-    stamp_graph,
+import numpy as np
+
+from xyrt.calib import schemes
+from xyrt.calib.dataset import CalibSet
+from xyrt.calib.sensitivity import (
+    SensitivityOptions,
+    SensitivityReport,
+    choose_exclusions,
+    quantizable_groups,
 )
+from xyrt.errors import XyrtError, require
+from xyrt.runtime.backend import pack_windows
+from xyrt.runtime.compare import snr_db
+from xyrt.runtime.manifest import graph_entry, metadata_facts, read_manifest, stamp_graph
 
-FLOAT_SCOPES = ("/frontend/", "/rvq/", "/istft/")
-SCHEMES = ("cpu-dynamic",)
+FLOAT_SCOPES = schemes.FLOAT_SCOPES
+PRECISION_SCHEMES = {"int8": ("cpu-dynamic", "trt-qdq"), "fp16": ("fp16",)}
+SCHEME_TARGET = {"cpu-dynamic": "onnxruntime-cpu", "trt-qdq": "tensorrt", "fp16": "any"}
+SCHEME_SUFFIX = {"cpu-dynamic": "dynamic", "trt-qdq": "qdq", "fp16": "fp16"}
+SCHEME_FACTS = {
+    "cpu-dynamic": {
+        "weights": "int8 symmetric, per output channel (MatMul with constant weights)",
+        "activations": "int8, quantized at run time (dynamic)",
+    },
+    "trt-qdq": {
+        "weights": "int8 symmetric (zero-point 0), per output channel (MatMul, Conv)",
+        "activations": "int8 symmetric (zero-point 0), MinMax calibration",
+    },
+    "fp16": {
+        "weights": "float16",
+        "activations": "float16, float32 islands: " + ", ".join(schemes.FP16_FLOAT_OPS),
+    },
+}
 EXTERNAL_DATA_BYTES = 1_800_000_000
-
-
-def float_nodes(model_path: Path, scopes: tuple[str, ...] = FLOAT_SCOPES) -> list[str]:
-    """Names of the nodes under ``scopes``: they are kept in float."""
-    onnx = require("onnx", "export", "xyrt quantize")
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    return [n.name for n in graph.node if n.name.startswith(scopes)]
+MAX_CALIB_CODES = 375  # a 30 s window
 
 
 def quantize(
     model_dir: str | Path,
     out_dir: str | Path,
     precision: str = "int8",
-    scheme: str = "cpu-dynamic",
-    exclude: tuple[str, ...] = (),
+    scheme_names: Sequence[str] | None = None,
+    calib: CalibSet | None = None,
+    exclude: Sequence[str] = (),
+    sensitivity: SensitivityOptions | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Path:
-    """Write a quantized copy of the export in ``model_dir`` to ``out_dir``; return it."""
-    if precision != "int8":
-        raise XyrtError(f"precision {precision!r} is not implemented yet (available: int8)")
-    if scheme not in SCHEMES:
-        raise XyrtError(f"scheme {scheme!r} is not implemented yet (available: {SCHEMES})")
-    q = require("onnxruntime.quantization", "ort", "xyrt quantize")
+    """Write a quantized copy of the FP32 export in ``model_dir`` to ``out_dir``; return it.
+
+    ``exclude`` adds node-name prefixes kept float; ``calib`` is needed by ``trt-qdq``.
+    Sensitivity (default on) runs on the held-out bundled speech.
+    """
+    say = progress or (lambda _msg: None)
+    chosen = _check_args(model_dir, out_dir, precision, scheme_names, calib)
+    sensitivity = sensitivity or SensitivityOptions()
+    source = read_manifest(model_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads(json.dumps(source.data))
+    manifest["precision"] = precision
+    facts = metadata_facts(manifest)
+    probe = _Probe(source, say)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.quantize-"))
+    try:
+        graphs, targets, info = {}, {}, {}
+        for i, scheme in enumerate(chosen):
+            keys = {g: g if i == 0 else f"{g}.{SCHEME_SUFFIX[scheme]}" for g in probe.graphs}
+            info[scheme] = {"target": SCHEME_TARGET[scheme], **SCHEME_FACTS[scheme]}
+            info[scheme]["float_scopes"] = list(FLOAT_SCOPES) + list(exclude)
+            for graph, key in keys.items():
+                src = source.check_graph(graph)
+                keep = schemes.nodes_under(src, (*FLOAT_SCOPES, *exclude))
+                write = _writer(scheme, graph, src, probe, calib)
+                report = probe.sensitivity(graph, src, keep, _plus(write, keep), sensitivity)
+                groups = report.chosen if report else []
+                if groups:
+                    keep += [n for n in schemes.nodes_under(src, groups) if n not in keep]
+                say(f"{scheme}: writing {key}.onnx")
+                dst = tmp / f"{key}.onnx"
+                write(dst, keep)
+                stamp_graph(dst, facts, key, EXTERNAL_DATA_BYTES)
+                if report is None:  # no pass: still measure and record the result
+                    report = probe.measured(graph, dst)
+                entry = source.data["graphs"][graph]
+                graphs[key] = graph_entry(
+                    dst, {"inputs": entry["inputs"], "outputs": entry["outputs"]}
+                )
+                graphs[key]["float_nodes"] = len(keep)
+                info[scheme].setdefault("sensitivity", {})[graph] = report.to_dict()
+                info[scheme].setdefault("kept_float_groups", {})[graph] = groups
+            targets[SCHEME_TARGET[scheme]] = {"scheme": scheme, **keys}
+        manifest["graphs"] = graphs
+        manifest["targets"] = targets
+        manifest["quantization"] = {
+            "precision": precision,
+            "schemes": info,
+            "source_sha256": {g: source.data["graphs"][g]["sha256"] for g in probe.graphs},
+            "calibration": calib.summary if calib is not None and "trt-qdq" in chosen else None,
+            "heldout": sorted(probe.heldout),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        _replace_dir_contents(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def _check_args(model_dir, out_dir, precision, scheme_names, calib) -> tuple[str, ...]:
+    if precision not in PRECISION_SCHEMES:
+        raise XyrtError(
+            f"precision {precision!r} is not supported (choose {', '.join(PRECISION_SCHEMES)})"
+        )
+    allowed = PRECISION_SCHEMES[precision]
+    chosen = tuple(scheme_names or allowed)
+    wrong = [s for s in chosen if s not in allowed]
+    if wrong or len(set(chosen)) != len(chosen):
+        raise XyrtError(f"scheme(s) {list(chosen)} for {precision}: choose from {list(allowed)}")
+    if "trt-qdq" in chosen and calib is None:
+        raise XyrtError(
+            "the trt-qdq scheme calibrates activation ranges: pass --calib CALIB.npz "
+            "(from xyrt calib), or --scheme cpu-dynamic"
+        )
+    if calib is not None and calib.sample_rate != 16000:
+        raise XyrtError(f"the calibration set holds {calib.sample_rate} Hz audio, not 16000 Hz")
     source = read_manifest(model_dir)
     if source.data.get("precision") != "fp32":
         raise XyrtError(
             f"{model_dir} holds a {source.data.get('precision')} model; quantize an fp32 export"
         )
-    out_dir = Path(out_dir)
-    if out_dir.resolve() == Path(model_dir).resolve():
+    if Path(out_dir).resolve() == Path(model_dir).resolve():
         raise XyrtError("the quantized model needs its own directory (-o) next to the fp32 one")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = json.loads(json.dumps(source.data))
-    manifest["precision"] = precision
-    facts = metadata_facts(manifest)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.quantize-"))
-    try:
-        graphs = {}
-        for name in ("encoder", "decoder"):
-            src = source.check_graph(name)
-            keep = float_nodes(src, FLOAT_SCOPES + tuple(exclude))
-            dst = tmp / f"{name}.onnx"
-            q.quantize_dynamic(
-                src,
-                dst,
-                op_types_to_quantize=["MatMul"],
-                per_channel=True,
-                weight_type=q.QuantType.QInt8,
-                nodes_to_exclude=keep,
-                use_external_data_format=False,
-            )
-            stamp_graph(dst, facts, name, EXTERNAL_DATA_BYTES)
-            entry = source.data["graphs"][name]
-            graphs[name] = graph_entry(
-                dst, {"inputs": entry["inputs"], "outputs": entry["outputs"]}
-            )
-            graphs[name]["float_nodes"] = len(keep)
-        manifest["graphs"] = graphs
-        manifest["quantization"] = {
-            "scheme": scheme,
-            "target": "onnxruntime CPU",
-            "weights": "int8, symmetric, per output channel (MatMul)",
-            "activations": "int8, quantized at run time (dynamic)",
-            "float_scopes": list(FLOAT_SCOPES) + list(exclude),
-            "source_sha256": {n: source.data["graphs"][n]["sha256"] for n in graphs},
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        (out_dir / "manifest.json").unlink(missing_ok=True)
-        for stale in out_dir.glob("*.onnx*"):
-            stale.unlink()
-        for item in sorted(tmp.iterdir(), key=lambda p: p.name == "manifest.json"):
-            item.replace(out_dir / item.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+    return chosen
+
+
+def _replace_dir_contents(tmp: Path, out_dir: Path) -> None:
+    """Move the finished files in; the manifest goes last so a reader never sees a mix."""
+    (out_dir / "manifest.json").unlink(missing_ok=True)
+    for stale in out_dir.glob("*.onnx*"):
+        stale.unlink()
+    for item in sorted(tmp.iterdir(), key=lambda p: p.name == "manifest.json"):
+        item.replace(out_dir / item.name)
+
+
+def _plus(write, base: list[str]):
+    """``write`` with ``base`` always kept float (the sensitivity trials add groups to it)."""
+    base = list(base)
+    return lambda dst, extra: write(dst, base + extra)
+
+
+def _writer(scheme: str, graph: str, src: Path, probe: _Probe, calib: CalibSet | None):
+    if scheme == "cpu-dynamic":
+        return lambda dst, keep: schemes.write_cpu_dynamic(src, dst, keep)
+    if scheme == "fp16":
+        return lambda dst, keep: schemes.write_fp16(src, dst, keep)
+    return lambda dst, keep: schemes.write_trt_qdq(src, dst, keep, probe.calib_feeds(graph, calib))
+
+
+class _Probe:
+    """FP32 sessions and held-out feeds: calibration inputs and sensitivity scores."""
+
+    graphs = ("encoder", "decoder")
+
+    def __init__(self, source, say: Callable[[str], None]) -> None:
+        from xyrt.runtime.audio import heldout_speech
+
+        self.ort = require("onnxruntime", "ort", "xyrt quantize")
+        self.source, self.say = source, say
+        self.heldout = heldout_speech()
+        self._fp32: dict[str, object] = {}
+        self._reference: dict[str, list] = {}
+
+    def session(self, path: Path):
+        return self.ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def fp32(self, graph: str):
+        if graph not in self._fp32:
+            self._fp32[graph] = self.session(self.source.check_graph(graph))
+        return self._fp32[graph]
+
+    def encoder_feed(self, wav: np.ndarray) -> dict:
+        batch, lengths = pack_windows([wav])
+        return {"waveform": batch, "lengths": lengths}
+
+    def decoder_feed(self, wav: np.ndarray) -> dict:
+        codes, n = self.fp32("encoder").run(None, self.encoder_feed(wav))
+        codes = codes[:, :, : min(int(n[0]), MAX_CALIB_CODES)]
+        return {"codes": codes, "lengths": np.array([codes.shape[2]], np.int64)}
+
+    def calib_feeds(self, graph: str, calib: CalibSet):
+        make = self.encoder_feed if graph == "encoder" else self.decoder_feed
+        for wav in calib.windows:
+            yield make(wav[: 30 * 16000])
+
+    def reference(self, graph: str) -> list:
+        """FP32 outputs on the held-out speech: codes (encoder) or audio (decoder)."""
+        if graph not in self._reference:
+            feeds = [self.encoder_feed(w) for w in self.heldout.values()]
+            if graph == "decoder":
+                feeds = [self.decoder_feed(w) for w in self.heldout.values()]
+            outs = [self.fp32(graph).run(None, f)[0] for f in feeds]
+            self._reference[graph] = list(zip(feeds, outs, strict=True))
+        return self._reference[graph]
+
+    def score(self, graph: str, path: Path) -> float:
+        session = self.session(path)
+        pairs = self.reference(graph)
+        if graph == "encoder":
+            same = total = 0
+            for feed, ref in pairs:
+                got = session.run(None, feed)[0]
+                same += int((got[0] == ref[0]).sum())
+                total += ref[0].size
+            return float(same / total)
+        got = [session.run(None, feed)[0] for feed, _ in pairs]
+        ref = np.concatenate([r.ravel() for _, r in pairs])
+        return float(snr_db(ref, np.concatenate(got, axis=None)))
+
+    def sensitivity(
+        self, graph: str, src: Path, keep: list[str], write, options: SensitivityOptions
+    ) -> SensitivityReport | None:
+        if not options.enabled:
+            return None
+        groups = quantizable_groups(src, keep, options.granularity)
+        return choose_exclusions(
+            graph,
+            self.metric(graph),
+            groups,
+            write,
+            lambda path: self.score(graph, path),
+            self.target(graph, options),
+            options.max_groups,
+            self.say,
+        )
+
+    def measured(self, graph: str, path: Path) -> SensitivityReport:
+        value = self.score(graph, path)
+        self.say(f"{graph}: {self.metric(graph)} {value:.4g} (no sensitivity pass)")
+        return SensitivityReport(graph, self.metric(graph), None, value, final=value)
+
+    @staticmethod
+    def metric(graph: str) -> str:
+        return "stage-0 agreement" if graph == "encoder" else "SNR dB"
+
+    @staticmethod
+    def target(graph: str, options: SensitivityOptions) -> float:
+        return options.target_agreement if graph == "encoder" else options.target_snr_db

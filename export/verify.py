@@ -44,11 +44,17 @@ class _MarginBackend(TorchBackend):
         return torch.cat([codes.double(), margins.double()]).numpy()
 
 
-def verification_clips(seconds_long: float = 45.0) -> dict[str, np.ndarray]:
-    """The bundled speech plus edge cases: very short, exact frames, silence, loud, quiet, long."""
-    from xyrt.runtime.audio import bundled_speech, load_audio, speech_clip
+def verification_clips(seconds_long: float = 45.0, heldout: bool = False) -> dict[str, np.ndarray]:
+    """The bundled speech plus edge cases: very short, exact frames, silence, loud, quiet, long.
 
-    speech = {name: load_audio(path) for name, path in bundled_speech().items()}
+    ``heldout``: the speech is the bundled held-out sentences instead, which no calibration set
+    contains (for quantized models)."""
+    from xyrt.runtime.audio import bundled_speech, heldout_speech, load_audio, speech_clip
+
+    if heldout:
+        speech = heldout_speech()
+    else:
+        speech = {name: load_audio(path) for name, path in bundled_speech().items()}
     joined = np.concatenate(list(speech.values()))
     rng = np.random.default_rng(0)
     t = np.arange(48000) / 16000
@@ -58,7 +64,9 @@ def verification_clips(seconds_long: float = 45.0) -> dict[str, np.ndarray]:
     clips["silence"] = np.zeros(32000, np.float32)
     clips["chirp_loud"] = (0.99 * np.sin(2 * np.pi * (100 + 2500 * t) * t)).astype(np.float32)
     clips["noise_quiet"] = (1e-3 * rng.standard_normal(32000)).astype(np.float32)
-    clips["long"] = speech_clip(seconds_long)
+    clips["long"] = (
+        np.resize(joined, int(seconds_long * 16000)) if heldout else speech_clip(seconds_long)
+    )
     return clips
 
 
@@ -122,6 +130,20 @@ def verify_codec(
     return results
 
 
+def model_facts(model_dir: str | Path) -> tuple[dict, str, list[str | None]]:
+    """(manifest data, precision, graph targets to verify) of a model or engine directory."""
+    if (Path(model_dir) / "engines.json").is_file():
+        from xyrt.runtime.tensorrt import read_engines
+
+        engines = read_engines(model_dir)
+        return engines["model"], "tensorrt-" + engines["engines"]["encoder"]["precision"], [None]
+    data = read_manifest(model_dir).data
+    targets = [None] + [
+        t for t in data.get("targets", {}) if data["targets"][t]["encoder"] != "encoder"
+    ]
+    return data, data.get("precision", "fp32"), targets
+
+
 def verify_dir(
     model_dir: str | Path,
     checkpoint: str | Path | None = None,
@@ -129,13 +151,16 @@ def verify_dir(
     clips: dict[str, np.ndarray] | None = None,
     progress: Callable[[str], None] | None = None,
     min_stage0: float = 0.98,
+    target: str | None = None,
 ) -> list[ClipResult]:
-    """Verify an exported directory (ONNX Runtime, CPU) against its source checkpoint: fp32
-    exactly (up to float32 ties), other precisions by ``min_stage0`` first-stage agreement."""
+    """Verify a model directory (ONNX Runtime, CPU; ``target`` picks a graph set) or an engine
+    directory (TensorRT) against the source checkpoint: fp32 ONNX exactly (up to float32 ties),
+    every other precision and TensorRT by ``min_stage0`` first-stage agreement on held-out
+    speech, with per-stage agreement and SNR reported."""
     import xyrt.runtime
 
-    manifest = read_manifest(model_dir)
-    source = manifest.data["source_checkpoint"]
+    data, precision, _ = model_facts(model_dir)
+    source = data["source_checkpoint"]
     checkpoint = Path(checkpoint or source.get("path", ""))
     if not checkpoint.is_file():
         raise XyrtError(
@@ -146,12 +171,12 @@ def verify_dir(
             f"{checkpoint} is not the checkpoint {model_dir} was exported from (sha256 differs)"
         )
     reference = load_model(checkpoint, config)
-    candidate = xyrt.runtime.load(model_dir)
-    exact = manifest.data.get("precision", "fp32") == "fp32"
+    candidate = xyrt.runtime.load(model_dir, backend="auto", target=target)
+    exact = precision == "fp32"
     return verify_codec(
         reference,
         candidate,
-        clips or verification_clips(),
+        clips or verification_clips(heldout=not exact),
         progress=progress,
         min_stage0=None if exact else min_stage0,
     )

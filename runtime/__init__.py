@@ -13,7 +13,7 @@ from pathlib import Path
 
 from xyrt.runtime.backend import ChunkedCodec
 
-BACKENDS = ("onnxruntime",)
+BACKENDS = ("onnxruntime", "tensorrt", "auto")
 
 
 def load(
@@ -23,21 +23,30 @@ def load(
     threads: int | None = None,
     batch_size: int = 4,
     progress: bool = False,
+    target: str | None = None,
 ) -> ChunkedCodec:
-    """A codec over an exported model directory (see `xyrt export`)."""
+    """A codec over an exported model directory (`xyrt export`/`xyrt quantize`), or over an
+    engine directory (`xyrt build`) with ``backend="tensorrt"``; ``"auto"`` picks by what the
+    directory holds. ``target`` picks a graph set of a quantized directory ("tensorrt" for the
+    Q/DQ graphs under ONNX Runtime)."""
     from xyrt.errors import XyrtError
 
-    if backend != "onnxruntime":
+    if backend not in BACKENDS:
         raise XyrtError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     if threads is not None and threads < 1:
         raise XyrtError(f"threads must be at least 1, got {threads}")
-    from xyrt.runtime.onnxrt import OnnxRuntimeBackend
+    if backend == "auto":
+        engines = (Path(model_dir) / "engines.json").is_file()
+        backend = "tensorrt" if engines else "onnxruntime"
+    if backend == "tensorrt":
+        from xyrt.runtime.tensorrt import TensorRTBackend
 
-    return ChunkedCodec(
-        OnnxRuntimeBackend(model_dir, providers, threads),
-        batch_size=batch_size,
-        progress=progress,
-    )
+        impl = TensorRTBackend(model_dir)
+    else:
+        from xyrt.runtime.onnxrt import OnnxRuntimeBackend
+
+        impl = OnnxRuntimeBackend(model_dir, providers, threads, target)
+    return ChunkedCodec(impl, batch_size=batch_size, progress=progress)
 
 
 __all__ = ["BACKENDS", "ChunkedCodec", "load"]

@@ -140,6 +140,17 @@ def speech_clip(seconds: float, target_rate: int = 16000) -> np.ndarray:
     return np.resize(speech, int(round(seconds * target_rate))).astype(np.float32)
 
 
+def heldout_speech() -> dict[str, np.ndarray]:
+    """Bundled espeak-ng sentences that no calibration set contains (16 kHz float32 mono)."""
+    import xyrt
+
+    folder = Path(xyrt.__file__).parent / "data"
+    paths = sorted(folder.glob("heldout_*.flac"))
+    if not paths:
+        raise AudioError(f"bundled held-out speech is missing from {folder} (broken install?)")
+    return {p.stem: load_audio(p) for p in paths}
+
+
 def bundled_speech() -> dict[str, Path]:
     """Paths of the bundled speech clips speech_0 .. speech_5 (mp3, 16 kHz mono), by name."""
     import xyrt

@@ -39,14 +39,57 @@ def resolve_providers(providers: Sequence[str] | None) -> list[str]:
     return names if CPU in names else [*names, CPU]
 
 
+def graph_set(manifest: Manifest, target: str | None) -> dict[str, str]:
+    """Graph keys for ``target`` (a key of the manifest's ``targets``: "onnxruntime-cpu",
+    "tensorrt", "any"), or the directory's default encoder/decoder for None."""
+    if target is None:
+        return {"encoder": "encoder", "decoder": "decoder"}
+    targets = manifest.data.get("targets", {})
+    if target not in targets:
+        raise XyrtError(
+            f"{manifest.directory} has no graphs for target {target!r} "
+            f"(has: {sorted(targets) or ['the default encoder/decoder only']})"
+        )
+    return {g: targets[target][g] for g in ("encoder", "decoder")}
+
+
+def trt_provider_options(
+    manifest: Manifest, providers: list[str], cache_dir: str | Path | None, graph: str
+) -> list[dict] | None:
+    """Per-provider options: for ONNX Runtime's TensorRT provider, precision from the graphs,
+    engine and timing caches, and the optimization profile of `xyrt.runtime.trt_profiles`."""
+    if PROVIDER_ALIASES["tensorrt"] not in providers:
+        return None
+    from xyrt.runtime.trt_profiles import Profile, ort_shape_options
+
+    precision = manifest.data.get("precision", "fp32")
+    cache = Path(cache_dir or manifest.directory / "trt-ep-cache")
+    trt = {
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(cache),
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": str(cache),
+        "trt_fp16_enable": str(precision == "fp16"),
+        "trt_int8_enable": str(precision == "int8"),  # Q/DQ graph: no calibration table needed
+        **ort_shape_options(Profile(), graph, manifest.num_quantizers),
+    }
+    return [trt if p == PROVIDER_ALIASES["tensorrt"] else {} for p in providers]
+
+
 class SessionFromOnnx:
     """Lazy loader: builds the InferenceSession on first call, checks metadata and providers."""
 
     def __init__(
-        self, manifest: Manifest, graph: str, providers: list[str], threads: int | None = None
+        self,
+        manifest: Manifest,
+        graph: str,
+        providers: list[str],
+        threads: int | None = None,
+        provider_options: list[dict] | None = None,
     ) -> None:
         self.manifest, self.graph = manifest, graph
         self.providers, self.threads = providers, threads
+        self.provider_options = provider_options
         self._session = None
 
     def __call__(self):
@@ -57,7 +100,12 @@ class SessionFromOnnx:
             if self.threads:
                 options.intra_op_num_threads = self.threads
             try:
-                session = ort.InferenceSession(str(path), options, providers=self.providers)
+                session = ort.InferenceSession(
+                    str(path),
+                    options,
+                    providers=self.providers,
+                    provider_options=self.provider_options,
+                )
             except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
                 raise XyrtError(f"ONNX Runtime cannot load {path}: {exc}") from exc
             self._check(session, path)
@@ -96,11 +144,25 @@ class OnnxRuntimeBackend:
         model_dir: str | Path,
         providers: Sequence[str] | None = None,
         threads: int | None = None,
+        target: str | None = None,
+        trt_cache: str | Path | None = None,
     ) -> None:
         self.manifest = read_manifest(model_dir)
         chosen = resolve_providers(providers)
-        self.encoder = SessionFromOnnx(self.manifest, "encoder", chosen, threads)
-        self.decoder = SessionFromOnnx(self.manifest, "decoder", chosen, threads)
+        if target is None and chosen[0] == PROVIDER_ALIASES["tensorrt"]:
+            target = "tensorrt" if "tensorrt" in self.manifest.data.get("targets", {}) else None
+        self.target = target
+        graphs = graph_set(self.manifest, target)
+        self.encoder, self.decoder = (
+            SessionFromOnnx(
+                self.manifest,
+                graphs[g],
+                chosen,
+                threads,
+                trt_provider_options(self.manifest, chosen, trt_cache, g),
+            )
+            for g in ("encoder", "decoder")
+        )
         m = self.manifest
         self.info = ModelInfo(
             m.output_sample_rate, m.samples_per_code_out, m.num_quantizers, m.codebook_size

@@ -74,3 +74,27 @@ def fullsize_checkpoint(tmp_path_factory) -> Path:
     from xyrt.export.synth import synth_checkpoint
 
     return synth_checkpoint(tmp_path_factory.mktemp("fullsize") / "model.ckpt", seed=0)
+
+
+@cache
+def calib_set():
+    """A small calibration set from the bundled default audio (1 s and 3 s windows)."""
+    from xyrt.calib.dataset import CalibOptions, build
+
+    return build(None, CalibOptions(window_seconds=(1.0, 3.0), max_windows=4))
+
+
+@cache
+def quantized(precision: str) -> Path:
+    """tiny_16k quantized once per session: int8 (both schemes, sensitivity on, at most one
+    group left float) or fp16 (no sensitivity pass)."""
+    import tempfile
+
+    from xyrt.calib.quantize import quantize
+    from xyrt.calib.sensitivity import SensitivityOptions
+
+    out = Path(tempfile.mkdtemp()) / precision
+    if precision == "int8":
+        options = SensitivityOptions(max_groups=1)
+        return quantize(exported("tiny_16k"), out, "int8", calib=calib_set(), sensitivity=options)
+    return quantize(exported("tiny_16k"), out, precision, sensitivity=SensitivityOptions(False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -16,7 +17,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (one of)")
     src = g.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="official-layout .ckpt file (PyTorch)")
-    src.add_argument("--model", type=Path, help="exported model directory (ONNX Runtime, no torch)")
+    src.add_argument(
+        "--model",
+        type=Path,
+        help="model directory from xyrt export/quantize (ONNX Runtime) or engine directory "
+        "from xyrt build (TensorRT); no torch",
+    )
     g.add_argument(
         "--config", type=Path, help="model YAML (default: config.yaml next to the checkpoint)"
     )
@@ -64,6 +70,7 @@ def _codec(args: argparse.Namespace):
 
         return xyrt.runtime.load(
             args.model,
+            backend="auto",
             providers=args.providers.split(",") if args.providers else None,
             threads=args.threads,
             batch_size=args.batch_size,
@@ -162,46 +169,94 @@ def _cmd_export(args: argparse.Namespace) -> None:
         _run_verify(out, args.checkpoint, args.config)
 
 
-def _run_verify(model_dir: Path, checkpoint: Path | None, config: Path | None) -> None:
+def _run_verify(
+    model_dir: Path, checkpoint: Path | None, config: Path | None, min_stage0: float = 0.98
+) -> None:
     from xyrt.errors import require
 
     require("torch", "export", "xyrt verify (it compares against the PyTorch model)")
-    from xyrt.export.verify import format_report, verify_dir
+    from xyrt.export.verify import format_report, model_facts, verify_dir
 
-    results = verify_dir(
-        model_dir,
-        checkpoint,
-        config,
-        progress=lambda name: print(f"verifying {name} ...", file=sys.stderr),
-    )
-    print(format_report(results))
-    failed = [r.name for r in results if not r.ok]
+    _, precision, targets = model_facts(model_dir)
+    failed = []
+    for target in targets:
+        label = f"{precision} graphs for {target}" if target else f"{precision} (default graphs)"
+        print(f"== {model_dir}: {label}")
+        results = verify_dir(
+            model_dir,
+            checkpoint,
+            config,
+            progress=lambda name: print(f"verifying {name} ...", file=sys.stderr),
+            min_stage0=min_stage0,
+            target=target,
+        )
+        print(format_report(results))
+        failed += [f"{r.name}{f' ({target})' if target else ''}" for r in results if not r.ok]
     if failed:
         raise XyrtError(f"verification failed for {len(failed)} clip(s): {', '.join(failed)}")
 
 
 def _cmd_verify(args: argparse.Namespace) -> None:
-    _run_verify(args.model_dir, args.checkpoint, args.config)
+    if not 0 <= args.min_stage0 <= 1:
+        raise XyrtError(f"--min-stage0 must be in [0, 1], got {args.min_stage0}")
+    _run_verify(args.model_dir, args.checkpoint, args.config, args.min_stage0)
 
 
 def _cmd_quantize(args: argparse.Namespace) -> None:
     from xyrt.calib.quantize import quantize
+    from xyrt.calib.sensitivity import SensitivityOptions, SensitivityReport, format_report
 
+    calib = None
     if args.calib is not None:
         from xyrt.calib.dataset import load
 
-        load(args.calib)  # checked now; the static Q/DQ scheme will use it
-        print("note: the cpu-dynamic scheme needs no calibration data", file=sys.stderr)
-    t0 = time.perf_counter()
-    out = quantize(args.model_dir, args.output, args.precision, args.scheme)
-    print(
-        f"wrote {out} ({args.precision}, {args.scheme}) in {time.perf_counter() - t0:.1f} s",
-        file=sys.stderr,
+        calib = load(args.calib)
+    scheme_names = args.scheme.split(",") if args.scheme else None
+    options = SensitivityOptions(
+        enabled=not args.no_sensitivity,
+        target_agreement=args.target_agreement,
+        target_snr_db=args.target_snr,
+        granularity=args.granularity,
+        max_groups=args.max_float_groups,
     )
+    t0 = time.perf_counter()
+    out = quantize(
+        args.model_dir,
+        args.output,
+        args.precision,
+        scheme_names,
+        calib,
+        tuple(args.exclude),
+        options,
+        progress=lambda msg: print(msg, file=sys.stderr),
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    for scheme, info in manifest["quantization"]["schemes"].items():
+        print(f"[{scheme}] for {info['target']}")
+        for report in info["sensitivity"].values():
+            report.pop("met")
+            print(format_report(SensitivityReport(**report)))
+    print(f"wrote {out} ({args.precision}) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+def _cmd_build(args: argparse.Namespace) -> None:
+    from xyrt.calib.engine import build_engines
+    from xyrt.runtime.trt_profiles import Profile
+
+    profile = Profile.parse(args.batch, args.seconds)
+    t0 = time.perf_counter()
+    out = build_engines(
+        args.model_dir,
+        args.output,
+        args.precision,
+        profile,
+        args.workspace,
+        progress=lambda msg: print(msg, file=sys.stderr),
+    )
+    print(f"wrote {out} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-    import json
 
     from xyrt.bench import models
     from xyrt.bench.driver import DEFAULT_BACKENDS, BenchOptions, parse_list, run_bench
@@ -271,6 +326,7 @@ def _cmd_stream(args: argparse.Namespace) -> None:
         raise XyrtError(f"--threads must be at least 1, got {args.threads}")
     codec = xyrt.runtime.load(
         args.model,
+        backend="auto",
         providers=args.providers.split(",") if args.providers else None,
         threads=args.threads,
     )
@@ -357,9 +413,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("verify", help="check an exported model against the PyTorch model")
-    p.add_argument("model_dir", type=Path, help="directory written by xyrt export")
+    p.add_argument(
+        "model_dir", type=Path, help="from xyrt export/quantize, or an engine dir (xyrt build)"
+    )
     p.add_argument("--checkpoint", type=Path, help="source checkpoint (default: from manifest)")
     p.add_argument("--config", type=Path, help="model YAML (default: config.yaml beside it)")
+    p.add_argument(
+        "--min-stage0",
+        type=float,
+        default=0.98,
+        help="quantized/TensorRT models: least fraction of first-stage codes identical to the "
+        "fp32 reference (default 0.98)",
+    )
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("bench", help="latency per backend and stage, against the published code")
@@ -422,15 +487,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_calib)
 
-    p = sub.add_parser("quantize", help="fp32 export -> int8 export (ONNX Runtime CPU)")
+    p = sub.add_parser("quantize", help="fp32 export -> int8 (CPU + TensorRT Q/DQ) or fp16 export")
     p.add_argument("model_dir", type=Path, help="directory written by xyrt export")
-    p.add_argument("--precision", default="int8", help="int8 (fp16: not implemented yet)")
+    p.add_argument("--precision", default="int8", choices=["int8", "fp16"])
     p.add_argument(
-        "--scheme", default="cpu-dynamic", help="cpu-dynamic (TensorRT Q/DQ: not implemented yet)"
+        "--scheme",
+        help="int8 schemes, comma separated: cpu-dynamic (ONNX Runtime CPU), trt-qdq (TensorRT); "
+        "default: both",
     )
-    p.add_argument("--calib", type=Path, help="calibration set from xyrt calib (static schemes)")
+    p.add_argument("--calib", type=Path, help="calibration set from xyrt calib (trt-qdq)")
+    p.add_argument(
+        "--exclude", action="append", default=[], metavar="PREFIX", help="keep these nodes float"
+    )
+    p.add_argument("--no-sensitivity", action="store_true", help="skip the sensitivity pass")
+    p.add_argument("--target-agreement", type=float, default=0.98, help="stage-0 codes vs fp32")
+    p.add_argument("--target-snr", type=float, default=20.0, help="decoder SNR vs fp32, dB")
+    p.add_argument("--granularity", default="module", choices=["module", "layer"])
+    p.add_argument("--max-float-groups", type=int, default=4, help="most groups left float")
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
     p.set_defaults(func=_cmd_quantize)
+
+    p = sub.add_parser("build", help="model directory -> TensorRT engines (GPU, TensorRT 10/11)")
+    p.add_argument("model_dir", type=Path, help="directory from xyrt export or xyrt quantize")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--batch", default="1,1,4", help="profile batch min,opt,max (default 1,1,4)")
+    p.add_argument(
+        "--seconds", default="0.08,10,30", help="profile window min,opt,max s (default 0.08,10,30)"
+    )
+    p.add_argument("--workspace", type=float, help="builder workspace limit, GiB")
+    p.add_argument("-o", "--output", type=Path, required=True, help="engine directory")
+    p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("synth", help="write a seeded synthetic checkpoint in the official layout")
     p.add_argument(

@@ -36,7 +36,7 @@ BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
     "ort-fp16": ("ort", "fp16", ["cpu"], False),
     "ort-cuda": ("ort", "fp32", ["cuda"], False),
     "ort-tensorrt": ("ort", "fp32", ["tensorrt"], False),
-    "tensorrt": ("tensorrt", "fp32", None, False),
+    "tensorrt": ("tensorrt", "engines", None, False),
     "pytorch-cuda": ("torch-cuda", "fp32", None, False),
     "pytorch-cuda-bf16": ("torch-cuda", "bf16", None, False),
 }
@@ -94,7 +94,10 @@ def _model_dirs_by_precision(dirs: Sequence[Path]) -> dict[str, Path]:
 
     out: dict[str, Path] = {}
     for d in dirs:
-        precision = read_manifest(d).data.get("precision", "fp32")
+        if (Path(d) / "engines.json").is_file():  # xyrt build output: the tensorrt backend
+            precision = "engines"
+        else:
+            precision = read_manifest(d).data.get("precision", "fp32")
         if precision in out:
             raise XyrtError(
                 f"two --model directories hold {precision} models: {out[precision]}, {d}"
@@ -125,11 +128,13 @@ def availability(name: str, opts: BenchOptions, dirs: dict[str, Path]) -> str | 
     if kind == "tensorrt":
         if importlib.util.find_spec("tensorrt") is None:
             return "TensorRT is not installed (NVIDIA GPU machines; pip install tensorrt)"
-        return "TensorRT engines are built by `xyrt build`, which is not implemented yet"
+        if "engines" not in dirs:
+            return "no engine directory given (--model ENGINE_DIR from xyrt build)"
+        return None
     if importlib.util.find_spec("onnxruntime") is None:
         return "onnxruntime is not installed (pip install 'xyrt[ort]')"
     if precision not in dirs:
-        hint = "xyrt export" if precision == "fp32" else "xyrt quantize (not implemented yet)"
+        hint = "xyrt export" if precision == "fp32" else f"xyrt quantize --precision {precision}"
         return f"no {precision} model directory given (--model DIR from {hint})"
     import onnxruntime as ort
 
@@ -232,23 +237,23 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
             log(f"{name}: FAILED: {exc}")
             backends.append({"name": name, "status": "failed", "reason": str(exc)})
             continue
-        stage_method = (
-            "sequential stage timing (PyTorch, synchronised)"
-            if kind.startswith("torch")
-            else "ONNX Runtime profiler, kernel time by module scope"
-        )
+        stage_method = {
+            "torch": "sequential stage timing (PyTorch, synchronised)",
+            "torch-cuda": "sequential stage timing (PyTorch, synchronised)",
+            "tensorrt": "none (end-to-end only)",
+        }.get(kind, "ONNX Runtime profiler, kernel time by module scope")
         backends.append(
             {
                 "name": name,
                 "status": "ok",
                 "precision": precision,
                 "device": "cuda"
-                if kind == "torch-cuda" or providers in (["cuda"], ["tensorrt"])
+                if kind in ("torch-cuda", "tensorrt") or providers in (["cuda"], ["tensorrt"])
                 else "cpu",
                 "stage_method": stage_method,
                 "peak_rss_mib": raw["peak_rss_mib"],
                 "load_seconds": raw["load_seconds"],
-                "cases": [summarize(c, cfg, peak["gflops"]) for c in raw["cases"]],
+                "cases": [summarize(c, cfg, _peak_for(peak, precision)) for c in raw["cases"]],
             }
         )
     _add_ratios(backends)
@@ -272,6 +277,13 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
         "baseline": BASELINE,
         "backends": backends,
     }
+
+
+def _peak_for(peak: dict, precision: str) -> float:
+    """The GEMM peak of the backend's arithmetic: int8 backends against the int8 GEMM peak."""
+    if precision == "int8" and peak.get("int8_gops"):
+        return float(peak["int8_gops"])
+    return float(peak["gflops"])
 
 
 def _machine(threads: int | None) -> dict:

@@ -31,7 +31,66 @@ def gemm_peak_gflops(size: int = 2048, repeats: int = 5, threads: int | None = N
             torch.set_num_threads(threads)
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         results["torch"] = _best(lambda: torch.mm(ta, tb), repeats, flop)
-    return {"gflops": max(results.values()), "by_library": results, "size": size}
+    out = {"gflops": max(results.values()), "by_library": results, "size": size}
+    int8 = int8_gemm_peak_gops(size, repeats)
+    if int8 is not None:
+        out["int8_gops"] = int8
+    return out
+
+
+def int8_gemm_peak_gops(size: int = 2048, repeats: int = 5) -> float | None:
+    """Best int8 GEMM GOP/s of ONNX Runtime's CPU kernels, what the quantized graphs run:
+    MatMulInteger (uint8 x int8 -> int32) and QLinearMatMul (int8 x int8 -> int8); None
+    without onnxruntime."""
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return None
+    rng = np.random.default_rng(0)
+    n = size
+    b = numpy_helper.from_array(rng.integers(-127, 128, (n, n), dtype=np.int8), "b")
+    scalars = [
+        numpy_helper.from_array(np.array(v, dtype), name)
+        for name, v, dtype in [
+            ("s", 0.01, np.float32),
+            ("z", 0, np.int8),
+        ]
+    ]
+    graphs = {
+        "MatMulInteger": (
+            [helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
+            TensorProto.UINT8,
+            TensorProto.INT32,
+            np.uint8,
+            [b],
+        ),
+        "QLinearMatMul": (
+            [helper.make_node("QLinearMatMul", ["a", "s", "z", "b", "s", "z", "s", "z"], ["y"])],
+            TensorProto.INT8,
+            TensorProto.INT8,
+            np.int8,
+            [b, *scalars],
+        ),
+    }
+    best = 0.0
+    for name, (nodes, a_type, y_type, a_dtype, inits) in graphs.items():
+        graph = helper.make_graph(
+            nodes,
+            name,
+            [helper.make_tensor_value_info("a", a_type, [n, n])],
+            [helper.make_tensor_value_info("y", y_type, [n, n])],
+            inits,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        info = np.iinfo(a_dtype)
+        a = rng.integers(info.min, info.max, (n, n), dtype=a_dtype)
+        best = max(best, _best(lambda s=session, a=a: s.run(None, {"a": a}), repeats, 2.0 * n**3))
+    return best
 
 
 def _best(fn, repeats: int, flop: float) -> float:

@@ -225,3 +225,23 @@ class OrtRunner:
             out.append(per_run[k : k + runs])
             k += runs
         return out
+
+
+class TrtRunner:
+    """TensorRT engines from `xyrt build` (end-to-end only: no per-stage breakdown)."""
+
+    no_stages = True
+
+    def __init__(self, engine_dir: str) -> None:
+        from xyrt.runtime.tensorrt import TensorRTBackend
+
+        self.backend = TensorRTBackend(engine_dir)
+
+    def pack(self, segments: list[np.ndarray]):
+        return pack_windows(segments)
+
+    def encode(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        return self.backend.encode_window(wav, lengths)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return self.backend.decode_window(codes)

@@ -25,7 +25,7 @@ STAGE_RUNS = 2  # instrumented/profiled runs per case for the stage breakdown (m
 
 
 def _runner(spec: dict):
-    from xyrt.bench.runners import OrtRunner, TorchRunner
+    from xyrt.bench.runners import OrtRunner, TorchRunner, TrtRunner
 
     if spec["kind"] in ("torch", "torch-cuda"):
         device = "cuda" if spec["kind"] == "torch-cuda" else "cpu"
@@ -36,6 +36,8 @@ def _runner(spec: dict):
             device,
             spec.get("precision", "fp32"),
         )
+    if spec["kind"] == "tensorrt":
+        return TrtRunner(spec["model_dir"])
     return OrtRunner(spec["model_dir"], spec.get("providers"), spec.get("threads"))
 
 
@@ -81,6 +83,10 @@ def _ort_feed(op: str, args: tuple) -> dict:
 
 def _add_stages(runner, jobs: list[tuple[dict, str, tuple]], runs: int) -> None:
     """Fill each case's stages_ms / stages_total_ms (means over ``runs`` runs)."""
+    if getattr(runner, "no_stages", False):
+        for case, _, _ in jobs:
+            case["stages_ms"], case["stages_total_ms"] = {}, 0.0
+        return
     if hasattr(runner, "encode_stages"):
         for case, op, args in jobs:
             fn = runner.encode_stages if op == "encode" else runner.decode_stages

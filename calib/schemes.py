@@ -1,0 +1,183 @@
+"""Graph-level precision transforms, one function per scheme: FP32 ONNX in, one graph out.
+
+- ``cpu-dynamic`` (ONNX Runtime CPU): MatMul weights int8 symmetric per output channel,
+  activations quantized at run time (MatMulInteger/DynamicQuantizeMatMul kernels with VNNI).
+- ``trt-qdq`` (TensorRT explicit quantization): QuantizeLinear/DequantizeLinear pairs around
+  MatMul and Conv inputs: int8, symmetric (zero-point 0) activations from MinMax calibration,
+  per-channel symmetric weights, float biases. Only MatMuls with a constant weight are quantized
+  (attention score products stay float).
+- ``fp16``: float16 weights and activations with float32 islands: the ``keep_float`` nodes,
+  LayerNormalization, Softmax and the additive mask in front of it (float32's minimum is -inf in
+  float16), and the exponential/trigonometric ops of the vocoder head. Graph inputs and outputs
+  keep their float32 types so the runtime feeds every precision alike.
+
+The nodes named in ``keep_float`` stay float in every scheme: the caller passes the front end,
+the residual VQ, the iSTFT head and whatever the sensitivity pass excluded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from xyrt.errors import require
+
+FLOAT_SCOPES = ("/frontend/", "/rvq/", "/istft/")
+FP16_FLOAT_OPS = ("LayerNormalization", "Softmax", "Exp", "Sin", "Cos", "Range", "Max", "Min")
+QUANTIZED_OPS = ("MatMul", "Conv")
+
+
+def nodes_under(model_path: Path, scopes: Iterable[str]) -> list[str]:
+    """Names of the nodes whose name starts with one of ``scopes``."""
+    onnx = require("onnx", "export", "xyrt quantize")
+    scopes = tuple(scopes)
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    return [n.name for n in graph.node if scopes and n.name.startswith(scopes)]
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime.quantization logs advice through the root logger on every call."""
+    level = logging.root.level
+    logging.root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.root.setLevel(level)
+
+
+def write_cpu_dynamic(src: Path, dst: Path, keep_float: list[str]) -> None:
+    """ORT dynamic quantization of the MatMuls with constant weights (see module docstring)."""
+    q = require("onnxruntime.quantization", "ort", "xyrt quantize")
+    with _quiet_root_logger():
+        _dynamic(q, src, dst, keep_float)
+
+
+def _dynamic(q, src: Path, dst: Path, keep_float: list[str]) -> None:
+    q.quantize_dynamic(
+        src,
+        dst,
+        op_types_to_quantize=["MatMul"],
+        per_channel=True,
+        weight_type=q.QuantType.QInt8,
+        nodes_to_exclude=keep_float,
+        extra_options={"MatMulConstBOnly": True},
+        use_external_data_format=False,
+    )
+
+
+def write_trt_qdq(src: Path, dst: Path, keep_float: list[str], feeds: Iterable[dict]) -> None:
+    """Static Q/DQ quantization calibrated on ``feeds`` (input dicts of the graph)."""
+    q = require("onnxruntime.quantization", "ort", "xyrt quantize")
+    keep = sorted(set(keep_float) | set(activation_matmuls(src)))
+    with _quiet_root_logger():
+        _static(q, src, dst, keep, feeds)
+
+
+def activation_matmuls(model_path: Path) -> list[str]:
+    """MatMuls whose second input is not a weight (attention scores and context): the static
+    quantizer would quantize them; they stay float."""
+    onnx = require("onnx", "export", "xyrt quantize")
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    consts = {t.name for t in graph.initializer}
+    consts |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] not in consts]
+
+
+def _static(q, src: Path, dst: Path, keep_float: list[str], feeds: Iterable[dict]) -> None:
+    q.quantize_static(
+        src,
+        dst,
+        _Reader(iter(feeds)),
+        quant_format=q.QuantFormat.QDQ,
+        op_types_to_quantize=list(QUANTIZED_OPS),
+        per_channel=True,
+        activation_type=q.QuantType.QInt8,
+        weight_type=q.QuantType.QInt8,
+        nodes_to_exclude=keep_float,
+        calibrate_method=q.CalibrationMethod.MinMax,
+        use_external_data_format=False,
+        extra_options={
+            "ActivationSymmetric": True,
+            "WeightSymmetric": True,
+            "MatMulConstBOnly": True,
+            "QuantizeBias": False,  # TensorRT takes int8 Q/DQ; biases stay float
+        },  # MinMax keeps only per-tensor ReduceMin/ReduceMax outputs: memory stays small
+    )
+
+
+class _Reader:
+    """The calibration-reader protocol of onnxruntime.quantization (``get_next`` -> dict|None)."""
+
+    def __init__(self, feeds: Iterator[dict]) -> None:
+        self.feeds = feeds
+
+    def get_next(self) -> dict | None:
+        return next(self.feeds, None)
+
+
+def write_fp16(src: Path, dst: Path, keep_float: list[str]) -> None:
+    """FP16 graph with float32 islands (see module docstring)."""
+    onnx = require("onnx", "export", "xyrt quantize")
+    f16 = require("onnxruntime.transformers.float16", "ort", "xyrt quantize --precision fp16")
+    model = onnx.load(str(src))
+    block = set(keep_float) | set(_mask_adds(model.graph))
+    converted = f16.convert_float_to_float16(
+        model,
+        keep_io_types=True,
+        op_block_list=list(f16.DEFAULT_OP_BLOCK_LIST) + list(FP16_FLOAT_OPS),
+        node_block_list=sorted(block),
+    )
+    onnx.save_model(converted, str(dst))
+
+
+def _mask_adds(graph) -> list[str]:
+    """Nodes that feed a Softmax through an Add: the additive attention mask lives there."""
+    producer = {out: n for n in graph.node for out in n.output}
+    names = []
+    for node in graph.node:
+        if node.op_type == "Softmax":
+            src = producer.get(node.input[0])
+            if src is not None and src.op_type == "Add":
+                names.append(src.name)
+    return names
+
+
+def qdq_properties(model_path: Path) -> dict:
+    """What a Q/DQ graph quantizes: per node type counts, zero-points, per-channel weights and
+    which consumers are quantized (for tests and the manifest)."""
+    onnx = require("onnx", "export", "xyrt quantize")
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(model_path)).graph
+    inits = {t.name: t for t in graph.initializer}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    zero_points, per_channel, quantized = [], 0, set()
+    for n in graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        if len(n.input) > 2 and n.input[2] in inits:
+            zero_points.append(numpy_helper.to_array(inits[n.input[2]]))
+        if n.op_type == "DequantizeLinear":
+            scale = inits.get(n.input[1])
+            if scale is not None and numpy_helper.to_array(scale).size > 1:
+                per_channel += 1
+            for c in consumers.get(n.output[0], []):
+                if c.op_type in QUANTIZED_OPS:
+                    quantized.add(c.name)
+    dtypes = {str(z.dtype) for z in zero_points}
+    return {
+        "quantize_nodes": sum(n.op_type == "QuantizeLinear" for n in graph.node),
+        "dequantize_nodes": sum(n.op_type == "DequantizeLinear" for n in graph.node),
+        "zero_points_all_zero": all(not np.any(z) for z in zero_points),
+        "zero_point_dtypes": sorted(dtypes),
+        "per_channel_weights": per_channel,
+        "quantized_nodes": sorted(quantized),
+    }

@@ -1,0 +1,160 @@
+"""TensorRT backend (no PyTorch): runs the engines `xyrt build` wrote into ENGINE_DIR.
+
+ENGINE_DIR/engines.json names one serialized engine per graph with the facts it was built for
+(`xyrt.runtime.trt_profiles`); an engine built for another GPU, TensorRT version or graph is
+refused before deserialization. Device memory and streams go through cuda-python.
+
+Needs a GPU, the ``tensorrt`` package and ``cuda-python`` (``pip install xyrt[gpu]`` plus
+TensorRT from NVIDIA's index); none of them is on the CI machine, so the parts that touch them
+are kept thin, and everything around them is tested separately.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from xyrt.errors import XyrtError, require
+from xyrt.runtime.backend import ModelInfo
+from xyrt.runtime.manifest import sha256_file
+from xyrt.runtime.trt_profiles import (
+    ENGINES_FORMAT,
+    ENGINES_FORMAT_VERSION,
+    DeviceFacts,
+    Profile,
+    check_engine,
+)
+
+
+def read_engines(engine_dir: str | Path) -> dict:
+    """engines.json of an engine directory; `XyrtError` if missing or of another format."""
+    path = Path(engine_dir) / "engines.json"
+    if not path.is_file():
+        raise XyrtError(
+            f"{engine_dir} is not an xyrt engine directory (no engines.json); build one with "
+            "`xyrt build MODEL_DIR --precision fp32|fp16|int8 -o ENGINE_DIR`"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise XyrtError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != ENGINES_FORMAT:
+        raise XyrtError(f"{path} is not an xyrt engines file (format {ENGINES_FORMAT!r})")
+    if data.get("format_version") != ENGINES_FORMAT_VERSION:
+        raise XyrtError(
+            f"{path} has format_version {data.get('format_version')}; this xyrt reads "
+            f"{ENGINES_FORMAT_VERSION}: rebuild with `xyrt build`"
+        )
+    return data
+
+
+def cudart():
+    """cuda-python's runtime module (new and old import paths)."""
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        runtime = require("cuda.cudart", "gpu", "the TensorRT backend")
+    return runtime
+
+
+def _ok(result):
+    """cuda-python returns (error, *values): raise on error, return the values."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise XyrtError(f"CUDA error {err}")
+    return values[0] if len(values) == 1 else values
+
+
+def device_facts() -> DeviceFacts:
+    """This machine's GPU (current device) and TensorRT version."""
+    trt = require("tensorrt", "gpu", "TensorRT engines")
+    rt = cudart()
+    props = _ok(rt.cudaGetDeviceProperties(_ok(rt.cudaGetDevice())))
+    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+    return DeviceFacts(name.strip("\x00 "), f"{props.major}.{props.minor}", trt.__version__)
+
+
+class _Engine:
+    """One deserialized engine and its execution context; runs numpy in, numpy out."""
+
+    def __init__(self, engine_dir: Path, entry: dict, device: DeviceFacts) -> None:
+        check_engine(entry, device)
+        path = engine_dir / entry["file"]
+        if not path.is_file() or sha256_file(path) != entry["plan_sha256"]:
+            raise XyrtError(f"{path} is missing or modified; rebuild with `xyrt build`")
+        self.trt = require("tensorrt", "gpu", "TensorRT engines")
+        self.rt = cudart()
+        self.logger = self.trt.Logger(self.trt.Logger.WARNING)
+        runtime = self.trt.Runtime(self.logger)
+        self.engine = runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise XyrtError(f"TensorRT could not deserialize {path}; rebuild with `xyrt build`")
+        self.context = self.engine.create_execution_context()
+        self.graph, self.profile = entry["graph"], Profile(**entry["profile"])
+        self.num_quantizers = entry["num_quantizers"]
+        self.stream = _ok(self.rt.cudaStreamCreate())
+
+    def run(self, feeds: dict[str, np.ndarray], output: str) -> np.ndarray:
+        trt, rt = self.trt, self.rt
+        held = []
+        try:
+            for name, array in feeds.items():
+                self.profile.check(self.graph, name, array.shape, self.num_quantizers)
+                want = trt.nptype(self.engine.get_tensor_dtype(name))
+                host = np.ascontiguousarray(array, dtype=want)
+                held.append(ptr := _ok(rt.cudaMalloc(max(host.nbytes, 1))))
+                kind = rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+                _ok(rt.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, kind, self.stream))
+                self.context.set_input_shape(name, host.shape)
+                self.context.set_tensor_address(name, ptr)
+            results = {}
+            for i in range(self.engine.num_io_tensors):
+                name = self.engine.get_tensor_name(i)
+                if self.engine.get_tensor_mode(name) != trt.TensorIOMode.OUTPUT:
+                    continue
+                shape = tuple(self.context.get_tensor_shape(name))
+                results[name] = np.empty(shape, trt.nptype(self.engine.get_tensor_dtype(name)))
+                held.append(ptr := _ok(rt.cudaMalloc(max(results[name].nbytes, 1))))
+                self.context.set_tensor_address(name, ptr)
+            if not self.context.execute_async_v3(self.stream):
+                raise XyrtError(f"TensorRT failed to run the {self.graph} engine")
+            for i, name in enumerate(results):
+                host = results[name]
+                ptr = held[len(feeds) + i]
+                kind = rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+                _ok(rt.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes, kind, self.stream))
+            _ok(rt.cudaStreamSynchronize(self.stream))
+            return results[output]
+        finally:
+            for ptr in held:
+                rt.cudaFree(ptr)
+
+
+class TensorRTBackend:
+    """`Backend` over serialized TensorRT engines (see the module docstring)."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine_dir: str | Path) -> None:
+        self.directory = Path(engine_dir)
+        self.engines = read_engines(engine_dir)
+        model = self.engines["model"]
+        self.info = ModelInfo(
+            int(model["output_sample_rate"]),
+            int(model["samples_per_code_out"]),
+            int(model["num_quantizers"]),
+            int(model["codebook_size"]),
+        )
+        self.device = device_facts()
+        self.encoder = _Engine(self.directory, self.engines["engines"]["encoder"], self.device)
+        self.decoder = _Engine(self.directory, self.engines["engines"]["decoder"], self.device)
+
+    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        feeds = {"waveform": wav.astype(np.float32), "lengths": lengths.astype(np.int64)}
+        return self.encoder.run(feeds, "codes").astype(np.int64)
+
+    def decode_window(self, codes: np.ndarray) -> np.ndarray:
+        lengths = np.full(codes.shape[1], codes.shape[2], dtype=np.int64)
+        return self.decoder.run({"codes": codes.astype(np.int64), "lengths": lengths}, "waveform")
