@@ -1,7 +1,8 @@
 """Every precision against ONNX Runtime FP32 on this CPU, in one run: encode/decode speed-up,
 first-stage (and per-stage) code agreement, decoded-audio SNR, on held-out speech.
 
-    python benchmarks/precision.py --fp32 DIR --int8 DIR [--fp16 DIR] [--seconds 10] [--runs 3]
+    python benchmarks/precision.py --fp32 DIR --int8 DIR [--int8 DIR2] [--fp16 DIR]
+                                   [--seconds 10] [--runs 3]
 
 Graph sets measured: fp32; int8 cpu-dynamic (the directory's default graphs, for ORT CPU);
 int8 trt-qdq (the TensorRT Q/DQ graphs, run here by ORT CPU for accuracy: their speed is
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +29,7 @@ import xyrt.runtime
 from xyrt.bench.peak import measure_peak
 from xyrt.runtime.audio import heldout_speech
 from xyrt.runtime.compare import compare_codes, snr_db
+from xyrt.runtime.manifest import read_manifest
 
 
 def held_out(seconds: float) -> np.ndarray:
@@ -43,17 +46,18 @@ def once(fn) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fp32", required=True)
-    ap.add_argument("--int8", required=True)
+    ap.add_argument("--int8", action="append", required=True, help="repeat to compare several")
     ap.add_argument("--fp16")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--fp16-runs", type=int, default=1, help="fp16 on CPU is slow; fewer runs")
     args = ap.parse_args()
-    models = {
-        "fp32": xyrt.runtime.load(args.fp32),
-        "int8 cpu-dynamic": xyrt.runtime.load(args.int8),
-        "int8 trt-qdq": xyrt.runtime.load(args.int8, target="tensorrt"),
-    }
+    models = {"fp32": xyrt.runtime.load(args.fp32)}
+    for path in args.int8:
+        tag = Path(path).name
+        models[f"{tag} cpu-dyn"] = xyrt.runtime.load(path)
+        if "tensorrt" in read_manifest(path).data.get("targets", {}):
+            models[f"{tag} trt-qdq"] = xyrt.runtime.load(path, target="tensorrt")
     if args.fp16:
         models["fp16"] = xyrt.runtime.load(args.fp16)
     wav = held_out(args.seconds)
@@ -76,14 +80,14 @@ def main() -> None:
             rows[name]["decode"].append(once(lambda m=model: m.decode(ref)))
     peak = measure_peak()
     print(f"{args.seconds:g} s held-out speech, ONNX Runtime CPU, median of {args.runs} runs")
-    head = f"{'graphs':<18}{'encode s':>9}{'x fp32':>8}{'decode s':>9}{'x fp32':>8}"
+    head = f"{'graphs':<26}{'encode s':>9}{'x fp32':>8}{'decode s':>9}{'x fp32':>8}"
     print(head + f"{'stage-0':>9}{'stages 1-7 (%)':>34}{'SNR dB':>8}")
     base = {op: statistics.median(rows["fp32"][op]) for op in ("encode", "decode")}
     for name, r in rows.items():
         enc, dec = statistics.median(r["encode"]), statistics.median(r["decode"])
         rest = " ".join(f"{100 * a:.0f}" for a in r["agreement"][1:])
         print(
-            f"{name:<18}{enc:>9.3f}{base['encode'] / enc:>7.2f}x{dec:>9.3f}"
+            f"{name:<26}{enc:>9.3f}{base['encode'] / enc:>7.2f}x{dec:>9.3f}"
             f"{base['decode'] / dec:>7.2f}x{100 * r['agreement'][0]:>8.1f}%{rest:>34}"
             f"{r['snr']:>8.1f}"
         )

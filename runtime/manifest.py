@@ -97,6 +97,14 @@ class Manifest:
         return path
 
 
+def read_json(path: Path) -> Any:
+    """Parsed JSON of ``path``; `XyrtError` naming the file when it is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise XyrtError(f"{path} is not valid JSON: {exc}") from exc
+
+
 def read_manifest(directory: str | Path) -> Manifest:
     """Read ``DIR/manifest.json``; `XyrtError` if missing, corrupt or of another format."""
     directory = Path(directory)
@@ -106,10 +114,7 @@ def read_manifest(directory: str | Path) -> Manifest:
             f"{directory} is not an xyrt model directory (no manifest.json); create one with "
             "`xyrt export --checkpoint CKPT -o DIR`"
         )
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise XyrtError(f"{path} is not valid JSON: {exc}") from exc
+    data = read_json(path)
     found = data.get("format") if isinstance(data, dict) else type(data).__name__
     if found != FORMAT:
         raise XyrtError(f"{path} is not an xyrt manifest (format {found!r}, expected {FORMAT!r})")

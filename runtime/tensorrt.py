@@ -11,14 +11,13 @@ are kept thin, and everything around them is tested separately.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from xyrt.errors import XyrtError, require
 from xyrt.runtime.backend import ModelInfo
-from xyrt.runtime.manifest import sha256_file
+from xyrt.runtime.manifest import read_json, sha256_file
 from xyrt.runtime.trt_profiles import (
     ENGINES_FORMAT,
     ENGINES_FORMAT_VERSION,
@@ -36,10 +35,7 @@ def read_engines(engine_dir: str | Path) -> dict:
             f"{engine_dir} is not an xyrt engine directory (no engines.json); build one with "
             "`xyrt build MODEL_DIR --precision fp32|fp16|int8 -o ENGINE_DIR`"
         )
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise XyrtError(f"{path} is not valid JSON: {exc}") from exc
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != ENGINES_FORMAT:
         raise XyrtError(f"{path} is not an xyrt engines file (format {ENGINES_FORMAT!r})")
     if data.get("format_version") != ENGINES_FORMAT_VERSION:

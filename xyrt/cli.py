@@ -287,8 +287,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         raise XyrtError(f"checkpoint not found: {args.checkpoint}")
     checkpoint, dirs, synthetic = args.checkpoint, list(args.model or []), False
     if checkpoint is None and not dirs:
-        checkpoint, default_dir = models.default_model(log)
-        dirs, synthetic = [default_dir], True
+        checkpoint, dirs = models.default_model(log)
+        synthetic = True
     elif checkpoint is None:
         checkpoint = models.source_checkpoint(dirs[0])
     elif not dirs:

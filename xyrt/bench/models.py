@@ -15,17 +15,20 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XYRT_CACHE", Path.home() / ".cache" / "xyrt"))
 
 
-def default_model(log: Callable[[str], None] = print) -> tuple[Path, Path]:
-    """The full-size synthetic checkpoint and its FP32 export, built once and cached."""
+def default_model(log: Callable[[str], None] = print) -> tuple[Path, list[Path]]:
+    """The full-size synthetic checkpoint, its FP32 export and an INT8 one (the cpu-dynamic
+    scheme: no calibration needed; a fuller ``onnx-int8`` made by hand is used as it is),
+    built once and cached."""
     from tqdm.auto import tqdm
 
     base = cache_dir() / "synth-16k-seed0"
-    ckpt, onnx_dir = base / "model.ckpt", base / "onnx-fp32"
+    ckpt, onnx_dir, int8_dir = base / "model.ckpt", base / "onnx-fp32", base / "onnx-int8"
     steps = [
         s
         for s, done in (
             ("synth", ckpt.is_file()),
             ("export", (onnx_dir / "manifest.json").is_file()),
+            ("quantize", (int8_dir / "manifest.json").is_file()),
         )
         if not done
     ]
@@ -36,11 +39,17 @@ def default_model(log: Callable[[str], None] = print) -> tuple[Path, Path]:
             from xyrt.export.synth import synth_checkpoint
 
             synth_checkpoint(ckpt, seed=0)
-        else:
+        elif step == "export":
             from xyrt.export.onnx_export import export_onnx
 
             export_onnx(ckpt, onnx_dir)
-    return ckpt, onnx_dir
+        else:
+            from xyrt.calib.quantize import quantize
+            from xyrt.calib.sensitivity import SensitivityOptions
+
+            no_pass = SensitivityOptions(enabled=False)
+            quantize(onnx_dir, int8_dir, "int8", ["cpu-dynamic"], sensitivity=no_pass)
+    return ckpt, [onnx_dir, int8_dir]
 
 
 def export_for(checkpoint: Path, log: Callable[[str], None] = print) -> Path:

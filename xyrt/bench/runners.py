@@ -165,7 +165,22 @@ class TorchRunner:
             return st, self._lap(start)
 
 
-class OrtRunner:
+class _WindowRunner:
+    """Runs windows through a runtime `Backend` held in ``self.backend``."""
+
+    backend: object
+
+    def pack(self, segments: list[np.ndarray]):
+        return pack_windows(segments)
+
+    def encode(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        return self.backend.encode_window(wav, lengths)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return self.backend.decode_window(codes)
+
+
+class OrtRunner(_WindowRunner):
     """ONNX Runtime over an exported directory (any precision the directory holds)."""
 
     def __init__(self, model_dir: str, providers: list[str] | None, threads: int | None) -> None:
@@ -178,15 +193,6 @@ class OrtRunner:
         self.providers = self.backend.encoder.providers
         self.backend.encoder(), self.backend.decoder()  # load now, not inside a timed run
         self.manifest = read_manifest(model_dir)
-
-    def pack(self, segments: list[np.ndarray]):
-        return pack_windows(segments)
-
-    def encode(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        return self.backend.encode_window(wav, lengths)
-
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        return self.backend.decode_window(codes)
 
     def profile(self, graph: str, jobs: list[tuple[dict, int]]) -> list[list[tuple[dict, float]]]:
         """For each (feed, runs): per run, stage -> kernel ms and the run's total ms.
@@ -227,7 +233,7 @@ class OrtRunner:
         return out
 
 
-class TrtRunner:
+class TrtRunner(_WindowRunner):
     """TensorRT engines from `xyrt build` (end-to-end only: no per-stage breakdown)."""
 
     no_stages = True
@@ -236,12 +242,3 @@ class TrtRunner:
         from xyrt.runtime.tensorrt import TensorRTBackend
 
         self.backend = TensorRTBackend(engine_dir)
-
-    def pack(self, segments: list[np.ndarray]):
-        return pack_windows(segments)
-
-    def encode(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        return self.backend.encode_window(wav, lengths)
-
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        return self.backend.decode_window(codes)
