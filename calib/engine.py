@@ -123,7 +123,12 @@ def build_engines(
     device = device_facts()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    existing = read_engines(out_dir) if (out_dir / "engines.json").is_file() else None
+    existing = None
+    if (out_dir / "engines.json").is_file():
+        try:
+            existing = read_engines(out_dir)
+        except XyrtError as exc:  # an older or broken record: rebuild everything
+            say(f"ignoring {out_dir / 'engines.json'}: {exc}")
     plans = plan_builds(manifest, precision, profile, device, existing)
     engines = {}
     for graph, plan in plans.items():
@@ -158,7 +163,9 @@ def build_engines(
 
 def _build_one(trt, onnx_path: Path, entry: dict, profile: Profile, cache: Path, workspace):
     """The TensorRT calls: parse, configure precision/profile/timing cache, serialize."""
-    logger = trt.Logger(trt.Logger.WARNING)
+    from xyrt.runtime.tensorrt import trt_logger
+
+    logger = trt_logger()
     builder = trt.Builder(logger)
     flags = 0
     if entry["mode"] == "strongly-typed":
@@ -182,12 +189,15 @@ def _build_one(trt, onnx_path: Path, entry: dict, profile: Profile, cache: Path,
         opt.set_shape(name, lo, mid, hi)
     config.add_optimization_profile(opt)
     timing = config.create_timing_cache(cache.read_bytes() if cache.is_file() else b"")
-    config.set_timing_cache(timing, ignore_mismatch=False)
+    if not config.set_timing_cache(timing, ignore_mismatch=False):  # stale or corrupt: start anew
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise XyrtError(f"TensorRT failed to build an engine from {onnx_path} (see its log)")
-    with atomic_write(cache, XyrtError) as tmp:
-        Path(tmp).write_bytes(bytes(config.get_timing_cache().serialize()))
+    updated = config.get_timing_cache()
+    if updated is not None:
+        with atomic_write(cache, XyrtError) as tmp:
+            Path(tmp).write_bytes(bytes(updated.serialize()))
     return bytes(serialized)
 
 

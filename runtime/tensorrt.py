@@ -11,6 +11,7 @@ are kept thin, and everything around them is tested separately.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,18 @@ def device_facts() -> DeviceFacts:
     return DeviceFacts(name.strip("\x00 "), f"{props.major}.{props.minor}", trt.__version__)
 
 
+_LOGGER = None
+
+
+def trt_logger():
+    """One TensorRT logger for the process (warnings and errors)."""
+    global _LOGGER
+    if _LOGGER is None:
+        trt = require("tensorrt", "gpu", "TensorRT engines")
+        _LOGGER = trt.Logger(trt.Logger.WARNING)
+    return _LOGGER
+
+
 class _Engine:
     """One deserialized engine and its execution context; runs numpy in, numpy out."""
 
@@ -82,8 +95,7 @@ class _Engine:
             raise XyrtError(f"{path} is missing or modified; rebuild with `xyrt build`")
         self.trt = require("tensorrt", "gpu", "TensorRT engines")
         self.rt = cudart()
-        self.logger = self.trt.Logger(self.trt.Logger.WARNING)
-        runtime = self.trt.Runtime(self.logger)
+        runtime = self.trt.Runtime(trt_logger())
         self.engine = runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
             raise XyrtError(f"TensorRT could not deserialize {path}; rebuild with `xyrt build`")
@@ -94,16 +106,19 @@ class _Engine:
 
     def run(self, feeds: dict[str, np.ndarray], output: str) -> np.ndarray:
         trt, rt = self.trt, self.rt
-        held = []
+        device, hosts = [], []  # every buffer stays referenced until the stream is synchronised
         try:
             for name, array in feeds.items():
                 self.profile.check(self.graph, name, array.shape, self.num_quantizers)
+                if self.engine.is_shape_inference_io(name):
+                    raise XyrtError(f"engine input {name!r} is a shape tensor; rebuild the engine")
                 want = trt.nptype(self.engine.get_tensor_dtype(name))
-                host = np.ascontiguousarray(array, dtype=want)
-                held.append(ptr := _ok(rt.cudaMalloc(max(host.nbytes, 1))))
+                hosts.append(host := np.ascontiguousarray(array, dtype=want))
+                device.append(ptr := _ok(rt.cudaMalloc(max(host.nbytes, 1))))
                 kind = rt.cudaMemcpyKind.cudaMemcpyHostToDevice
                 _ok(rt.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, kind, self.stream))
-                self.context.set_input_shape(name, host.shape)
+                if not self.context.set_input_shape(name, host.shape):
+                    raise XyrtError(f"the {self.graph} engine rejects {name} of shape {host.shape}")
                 self.context.set_tensor_address(name, ptr)
             results = {}
             for i in range(self.engine.num_io_tensors):
@@ -111,21 +126,33 @@ class _Engine:
                 if self.engine.get_tensor_mode(name) != trt.TensorIOMode.OUTPUT:
                     continue
                 shape = tuple(self.context.get_tensor_shape(name))
+                if any(d < 0 for d in shape):
+                    raise XyrtError(f"{self.graph} output {name} has no static shape {shape}")
                 results[name] = np.empty(shape, trt.nptype(self.engine.get_tensor_dtype(name)))
-                held.append(ptr := _ok(rt.cudaMalloc(max(results[name].nbytes, 1))))
+                device.append(ptr := _ok(rt.cudaMalloc(max(results[name].nbytes, 1))))
                 self.context.set_tensor_address(name, ptr)
-            if not self.context.execute_async_v3(self.stream):
+            if output not in results:
+                raise XyrtError(f"the {self.graph} engine has no output {output!r}")
+            if not self.context.execute_async_v3(int(self.stream)):
                 raise XyrtError(f"TensorRT failed to run the {self.graph} engine")
-            for i, name in enumerate(results):
-                host = results[name]
-                ptr = held[len(feeds) + i]
+            for i, host in enumerate(results.values()):
                 kind = rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+                ptr = device[len(feeds) + i]
                 _ok(rt.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes, kind, self.stream))
             _ok(rt.cudaStreamSynchronize(self.stream))
             return results[output]
         finally:
-            for ptr in held:
+            for ptr in device:
                 rt.cudaFree(ptr)
+
+    def close(self) -> None:
+        if getattr(self, "stream", None) is not None:
+            self.rt.cudaStreamDestroy(self.stream)
+            self.stream = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown: CUDA may be gone already
+            self.close()
 
 
 class TensorRTBackend:
