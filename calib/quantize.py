@@ -90,7 +90,7 @@ def quantize(
             info[scheme] = {"target": SCHEME_TARGET[scheme], **SCHEME_FACTS[scheme]}
             info[scheme]["float_scopes"] = list(FLOAT_SCOPES) + list(exclude)
             for graph, key in keys.items():
-                src = source.check_graph(graph)
+                src = _stage(source.check_graph(graph), tmp / "source")
                 keep = schemes.nodes_under(src, (*FLOAT_SCOPES, *exclude))
                 write = _writer(scheme, graph, src, probe, calib)
                 report = probe.sensitivity(graph, src, keep, _plus(write, keep), sensitivity)
@@ -154,11 +154,23 @@ def _check_args(model_dir, out_dir, precision, scheme_names, calib) -> tuple[str
     return chosen
 
 
+def _stage(path: Path, folder: Path) -> Path:
+    """A symlink to the source graph (and its external data) in our scratch folder: ORT's
+    quantizers write shape-inference files beside their input, never into the user's export."""
+    folder.mkdir(exist_ok=True)
+    for item in (path, path.with_name(path.name + ".data")):
+        link = folder / item.name
+        if item.exists() and not link.exists():
+            link.symlink_to(item.resolve())
+    return folder / path.name
+
+
 def _replace_dir_contents(tmp: Path, out_dir: Path) -> None:
     """Move the finished files in; the manifest goes last so a reader never sees a mix."""
     (out_dir / "manifest.json").unlink(missing_ok=True)
     for stale in out_dir.glob("*.onnx*"):
         stale.unlink()
+    shutil.rmtree(tmp / "source", ignore_errors=True)
     for item in sorted(tmp.iterdir(), key=lambda p: p.name == "manifest.json"):
         item.replace(out_dir / item.name)
 

@@ -161,6 +161,24 @@ def test_bench_picks_up_quantized_directories() -> None:
     assert availability("ort-fp16", opts, dirs) is None
 
 
+def test_quantize_leaves_the_source_export_untouched(tmp_path: Path) -> None:
+    import shutil
+
+    src = tmp_path / "fp32"
+    shutil.copytree(exported("tiny_16k"), src)
+    before = {p.name: p.stat().st_mtime_ns for p in src.iterdir()}
+    stamp = src.stat().st_mtime_ns
+    quantize(src, tmp_path / "int8", "int8", ["cpu-dynamic"], sensitivity=SensitivityOptions(False))
+    assert {p.name: p.stat().st_mtime_ns for p in src.iterdir()} == before
+    assert src.stat().st_mtime_ns == stamp, "nothing was created (even briefly) in the source"
+    assert sorted(p.name for p in (tmp_path / "int8").iterdir()) == [
+        "decoder.onnx",
+        "encoder.onnx",
+        "manifest.json",
+    ]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".int8")], "no scratch left"
+
+
 def test_argument_errors(tmp_path: Path) -> None:
     src = exported("tiny_16k")
     with pytest.raises(XyrtError, match="precision 'int4' is not supported"):
