@@ -80,9 +80,11 @@ def format_table(report: dict) -> str:
                 f"{c['throughput']:>7.1f}{c['gflops']:>9.1f}{100 * c['peak_fraction']:>6.1f}%"
                 f"{(f'{ratio:.2f}x' if ratio else '-'):>8}{b['peak_rss_mib']:>9.0f}"
             )
+    int8 = report["gemm_peak"].get("int8_gops")
+    int8_text = f", int8 {int8:.1f} GOP/s (%peak of int8 backends)" if int8 else ""
     lines.append(
-        f"GEMM peak (float32, measured here): {peak:.1f} GFLOP/s; RTF = p50 latency / audio "
-        f"seconds; x RT = audio seconds per second; vs pub = published-code p50 / this p50"
+        f"GEMM peak (measured here): float32 {peak:.1f} GFLOP/s{int8_text}; RTF = p50 latency / "
+        f"audio seconds; x RT = audio seconds per second; vs pub = published-code p50 / this p50"
     )
     if report["model"].get("synthetic_weights"):
         lines.append("weights: SYNTHETIC (xyrt synth, full-size config): timings real, audio not")
