@@ -96,7 +96,8 @@ def quantize(
                 report = probe.sensitivity(graph, src, keep, _plus(write, keep), sensitivity)
                 groups = report.chosen if report else []
                 if groups:
-                    keep += [n for n in schemes.nodes_under(src, groups) if n not in keep]
+                    kept = set(keep)
+                    keep += [n for n in schemes.nodes_under(src, groups) if n not in kept]
                 say(f"{scheme}: writing {key}.onnx")
                 dst = tmp / f"{key}.onnx"
                 write(dst, keep)
@@ -202,6 +203,7 @@ class _Probe:
         self.heldout = heldout_speech()
         self._fp32: dict[str, object] = {}
         self._reference: dict[str, list] = {}
+        self._calib: dict[str, list[dict]] = {}
 
     def session(self, path: Path):
         return self.ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -220,17 +222,19 @@ class _Probe:
         codes = codes[:, :, : min(int(n[0]), MAX_CALIB_CODES)]
         return {"codes": codes, "lengths": np.array([codes.shape[2]], np.int64)}
 
-    def calib_feeds(self, graph: str, calib: CalibSet):
-        make = self.encoder_feed if graph == "encoder" else self.decoder_feed
-        for wav in calib.windows:
-            yield make(wav[: 30 * 16000])
+    def calib_feeds(self, graph: str, calib: CalibSet) -> list[dict]:
+        """Calibration inputs, computed once: decoder feeds run the FP32 encoder, and every
+        sensitivity trial of the Q/DQ scheme recalibrates on them."""
+        if graph not in self._calib:
+            make = self.encoder_feed if graph == "encoder" else self.decoder_feed
+            self._calib[graph] = [make(wav[: 30 * 16000]) for wav in calib.windows]
+        return self._calib[graph]
 
     def reference(self, graph: str) -> list:
         """FP32 outputs on the held-out speech: codes (encoder) or audio (decoder)."""
         if graph not in self._reference:
-            feeds = [self.encoder_feed(w) for w in self.heldout.values()]
-            if graph == "decoder":
-                feeds = [self.decoder_feed(w) for w in self.heldout.values()]
+            make = self.encoder_feed if graph == "encoder" else self.decoder_feed
+            feeds = [make(w) for w in self.heldout.values()]
             outs = [self.fp32(graph).run(None, f)[0] for f in feeds]
             self._reference[graph] = list(zip(feeds, outs, strict=True))
         return self._reference[graph]

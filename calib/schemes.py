@@ -18,8 +18,10 @@ the residual VQ, the iSTFT head and whatever the sensitivity pass excluded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +33,43 @@ FP16_FLOAT_OPS = ("LayerNormalization", "Softmax", "Exp", "Sin", "Cos", "Range",
 QUANTIZED_OPS = ("MatMul", "Conv")
 
 
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    op_type: str
+    inputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GraphTable:
+    """What the precision passes ask of a graph: its nodes and its constant tensors."""
+
+    nodes: tuple[NodeInfo, ...]
+    constants: frozenset[str]
+
+
+def graph_table(model_path: Path) -> GraphTable:
+    """The node table of ``model_path``, parsed once per file version (a full-size graph is a
+    1 GB protobuf: the quantize loop and every sensitivity trial ask for it)."""
+    stat = Path(model_path).stat()
+    return _graph_table(str(Path(model_path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _graph_table(path: str, _mtime_ns: int, _size: int) -> GraphTable:
+    onnx = require("onnx", "export", "xyrt quantize")
+    graph = onnx.load(path, load_external_data=False).graph
+    constants = {t.name for t in graph.initializer}
+    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    nodes = tuple(NodeInfo(n.name, n.op_type, tuple(n.input)) for n in graph.node)
+    return GraphTable(nodes, frozenset(constants))
+
+
 def nodes_under(model_path: Path, scopes: Iterable[str]) -> list[str]:
     """Names of the nodes whose name starts with one of ``scopes``."""
-    onnx = require("onnx", "export", "xyrt quantize")
     scopes = tuple(scopes)
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    return [n.name for n in graph.node if scopes and n.name.startswith(scopes)]
+    nodes = graph_table(model_path).nodes
+    return [n.name for n in nodes if scopes and n.name.startswith(scopes)]
 
 
 @contextlib.contextmanager
@@ -81,11 +114,10 @@ def write_trt_qdq(src: Path, dst: Path, keep_float: list[str], feeds: Iterable[d
 def activation_matmuls(model_path: Path) -> list[str]:
     """MatMuls whose second input is not a weight (attention scores and context): the static
     quantizer would quantize them; they stay float."""
-    onnx = require("onnx", "export", "xyrt quantize")
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    consts = {t.name for t in graph.initializer}
-    consts |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-    return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] not in consts]
+    table = graph_table(model_path)
+    return [
+        n.name for n in table.nodes if n.op_type == "MatMul" and n.inputs[1] not in table.constants
+    ]
 
 
 def _static(q, src: Path, dst: Path, keep_float: list[str], feeds: Iterable[dict]) -> None:

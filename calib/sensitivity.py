@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from xyrt.calib.schemes import QUANTIZED_OPS
-from xyrt.errors import XyrtError, require
+from xyrt.calib.schemes import QUANTIZED_OPS, graph_table
+from xyrt.errors import XyrtError
 
 GRANULARITIES = ("module", "layer")
 
@@ -75,11 +75,9 @@ def quantizable_groups(
     model_path: Path, keep_float: list[str], granularity: str
 ) -> dict[str, list[str]]:
     """Group -> names of its quantizable nodes (those not already kept float)."""
-    onnx = require("onnx", "export", "the sensitivity pass")
-    graph = onnx.load(str(model_path), load_external_data=False).graph
     skip = set(keep_float)
     groups: dict[str, list[str]] = {}
-    for node in graph.node:
+    for node in graph_table(model_path).nodes:
         if node.op_type in QUANTIZED_OPS and node.name not in skip:
             key = group_of(node.name, granularity)
             if key is not None:

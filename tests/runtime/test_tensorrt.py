@@ -161,8 +161,7 @@ def test_without_tensorrt_build_and_load_say_what_is_missing(tmp_path: Path, cap
     assert main(["build", str(exported("tiny_16k")), "-o", str(out)]) == 1
     assert "tensorrt" in capsys.readouterr().err.lower()
     assert not out.exists()
-    doc = {"format": "xyrt-trt-engines", "format_version": 1, "model": {}, "engines": {}}
-    (tmp_path / "engines.json").write_text(json.dumps(doc))
+    doc = {"format": "xyrt-trt-engines", "format_version": 1, "engines": {}}
     model = {
         "output_sample_rate": 16000,
         "samples_per_code_out": 1280,
