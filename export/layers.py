@@ -1,6 +1,6 @@
 """Transformer stacks of XY-Tokenizer: encoders, adapters, down/upsampling and the mel decoder.
 
-Module and parameter names follow the official checkpoints (SPEC.md sections 2-5 and 7), so a
+Module and parameter names follow the official checkpoints (docs/SPEC.md sections 2-5 and 7), so a
 state dict loads without renaming. Every stack takes explicit ``lengths`` and masks padded keys;
 padded positions are zeroed at the end of each stack exactly as the published implementation does,
 so trimming the padding away (instead of running 30 s windows) leaves valid outputs unchanged.
@@ -18,7 +18,7 @@ from xyrt.config import TransformerConfig
 
 
 def sinusoids(length: int, channels: int) -> Tensor:
-    """Sinusoidal positional embedding (length, channels): concat(sin, cos) (SPEC.md section 2)."""
+    """Sinusoidal positional embedding (length, channels): concat(sin, cos) (docs/SPEC.md 2)."""
     increment = math.log(10000) / (channels // 2 - 1)
     inv = torch.exp(-increment * torch.arange(channels // 2, dtype=torch.float32))
     angle = torch.arange(length, dtype=torch.float32)[:, None] * inv[None, :]

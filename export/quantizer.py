@@ -1,4 +1,4 @@
-"""Residual VQ of XY-Tokenizer (SPEC.md section 6), float32 throughout.
+"""Residual VQ of XY-Tokenizer (docs/SPEC.md section 6), float32 throughout.
 
 Parameter names follow the checkpoints: weight-normed 1x1 projections (``weight_g``,
 ``weight_v``) and one ``codebook`` per stage, plus the training buffers (``inited``,

@@ -1,4 +1,4 @@
-"""Vocos vocoder with the ISTFT head (SPEC.md section 7): mel (B, 80, F) -> audio (B, F x hop).
+"""Vocos vocoder with the ISTFT head (docs/SPEC.md section 7): mel (B, 80, F) -> audio (B, F x hop).
 
 The inverse STFT is written out (irfft, window, overlap-add by ``fold``, "same" trim, division
 by the window envelope) so the computation is explicit and matches the published one.

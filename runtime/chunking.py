@@ -1,4 +1,4 @@
-"""The published long-audio chunking (SPEC.md section 8), shared by every backend.
+"""The published long-audio chunking (docs/SPEC.md section 8), shared by every backend.
 
 encode: 30 s windows every (30 - overlap) s; keep the first (30 - overlap) x 12.5 codes of each.
 decode: 375-code windows every (30 - overlap) x 12.5 codes; keep the first step x samples/code.

@@ -1,4 +1,4 @@
-"""Whisper-style log-mel front end in numpy (SPEC.md section 1), computing only needed frames.
+"""Whisper-style log-mel front end in numpy (docs/SPEC.md section 1), computing only needed frames.
 
 The published code right-pads every item to 30 s (480000 samples), runs a centred power STFT
 (n_fft 400, hop 160, periodic Hann, reflect padding 200 each side, last frame dropped), applies

@@ -1,6 +1,6 @@
 """XY-Tokenizer configuration: the three official YAML layouts parsed into frozen dataclasses.
 
-Layouts (SPEC.md, "Variants"):
+Layouts (docs/SPEC.md, "Variants"):
 - standalone 16 kHz: top-level and ``generator_params.sample_rate``; vocoder module ``vocos``;
 - MOSS-TTSD 24/32 kHz: ``generator_params.{input,output}_sample_rate``,
   ``encoder_downsample_rate``, ``decoder_upsample_rate``; vocoder module ``enhanced_vocos``.
@@ -14,7 +14,7 @@ from typing import Any
 
 from xyrt.errors import ConfigError
 
-# Front-end constants of the Whisper-style log-mel (SPEC.md section 1).
+# Front-end constants of the Whisper-style log-mel (docs/SPEC.md section 1).
 INPUT_SAMPLE_RATE = 16000  # Hz
 N_FFT = 400  # samples per STFT frame (25 ms)
 HOP_LENGTH = 160  # samples between mel frames (10 ms, 100 Hz)
