@@ -30,12 +30,19 @@ from xyrt.calib.sensitivity import (
     choose_exclusions,
     quantizable_groups,
 )
+from xyrt.config import CODES_PER_CHUNK, INPUT_SAMPLE_RATE, N_SAMPLES
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.backend import pack_windows
 from xyrt.runtime.compare import snr_db
+from xyrt.runtime.graph_io import (
+    ENCODER,
+    FLOAT_SCOPES,
+    GRAPHS,
+    decoder_feed,
+    encoder_feed,
+    pack_windows,
+)
 from xyrt.runtime.manifest import graph_entry, metadata_facts, read_manifest, stamp_graph
 
-FLOAT_SCOPES = schemes.FLOAT_SCOPES
 PRECISION_SCHEMES = {"int8": ("cpu-dynamic", "trt-qdq"), "fp16": ("fp16",)}
 SCHEME_TARGET = {"cpu-dynamic": "onnxruntime-cpu", "trt-qdq": "tensorrt", "fp16": "any"}
 SCHEME_SUFFIX = {"cpu-dynamic": "dynamic", "trt-qdq": "qdq", "fp16": "fp16"}
@@ -54,7 +61,6 @@ SCHEME_FACTS = {
     },
 }
 EXTERNAL_DATA_BYTES = 1_800_000_000
-MAX_CALIB_CODES = 375  # a 30 s window
 
 
 def quantize(
@@ -143,8 +149,10 @@ def _check_args(model_dir, out_dir, precision, scheme_names, calib) -> tuple[str
             "the trt-qdq scheme calibrates activation ranges: pass --calib CALIB.npz "
             "(from xyrt calib), or --scheme cpu-dynamic"
         )
-    if calib is not None and calib.sample_rate != 16000:
-        raise XyrtError(f"the calibration set holds {calib.sample_rate} Hz audio, not 16000 Hz")
+    if calib is not None and calib.sample_rate != INPUT_SAMPLE_RATE:
+        raise XyrtError(
+            f"the calibration set holds {calib.sample_rate} Hz audio, not {INPUT_SAMPLE_RATE} Hz"
+        )
     source = read_manifest(model_dir)
     if source.data.get("precision") != "fp32":
         raise XyrtError(
@@ -193,7 +201,7 @@ def _writer(scheme: str, graph: str, src: Path, probe: _Probe, calib: CalibSet |
 class _Probe:
     """FP32 sessions and held-out feeds: calibration inputs and sensitivity scores."""
 
-    graphs = ("encoder", "decoder")
+    graphs = GRAPHS
 
     def __init__(self, source, say: Callable[[str], None]) -> None:
         from xyrt.runtime.audio import heldout_speech
@@ -214,26 +222,24 @@ class _Probe:
         return self._fp32[graph]
 
     def encoder_feed(self, wav: np.ndarray) -> dict:
-        batch, lengths = pack_windows([wav])
-        return {"waveform": batch, "lengths": lengths}
+        return encoder_feed(*pack_windows([wav]))
 
     def decoder_feed(self, wav: np.ndarray) -> dict:
-        codes, n = self.fp32("encoder").run(None, self.encoder_feed(wav))
-        codes = codes[:, :, : min(int(n[0]), MAX_CALIB_CODES)]
-        return {"codes": codes, "lengths": np.array([codes.shape[2]], np.int64)}
+        codes, n = self.fp32(ENCODER).run(None, self.encoder_feed(wav))
+        return decoder_feed(codes[:, :, : min(int(n[0]), CODES_PER_CHUNK)])
 
     def calib_feeds(self, graph: str, calib: CalibSet) -> list[dict]:
         """Calibration inputs, computed once: decoder feeds run the FP32 encoder, and every
         sensitivity trial of the Q/DQ scheme recalibrates on them."""
         if graph not in self._calib:
-            make = self.encoder_feed if graph == "encoder" else self.decoder_feed
-            self._calib[graph] = [make(wav[: 30 * 16000]) for wav in calib.windows]
+            make = self.encoder_feed if graph == ENCODER else self.decoder_feed
+            self._calib[graph] = [make(wav[:N_SAMPLES]) for wav in calib.windows]
         return self._calib[graph]
 
     def reference(self, graph: str) -> list:
         """FP32 outputs on the held-out speech: codes (encoder) or audio (decoder)."""
         if graph not in self._reference:
-            make = self.encoder_feed if graph == "encoder" else self.decoder_feed
+            make = self.encoder_feed if graph == ENCODER else self.decoder_feed
             feeds = [make(w) for w in self.heldout.values()]
             outs = [self.fp32(graph).run(None, f)[0] for f in feeds]
             self._reference[graph] = list(zip(feeds, outs, strict=True))
@@ -242,7 +248,7 @@ class _Probe:
     def score(self, graph: str, path: Path) -> float:
         session = self.session(path)
         pairs = self.reference(graph)
-        if graph == "encoder":
+        if graph == ENCODER:
             same = total = 0
             for feed, ref in pairs:
                 got = session.run(None, feed)[0]
@@ -277,8 +283,8 @@ class _Probe:
 
     @staticmethod
     def metric(graph: str) -> str:
-        return "stage-0 agreement" if graph == "encoder" else "SNR dB"
+        return "stage-0 agreement" if graph == ENCODER else "SNR dB"
 
     @staticmethod
     def target(graph: str, options: SensitivityOptions) -> float:
-        return options.target_agreement if graph == "encoder" else options.target_snr_db
+        return options.target_agreement if graph == ENCODER else options.target_snr_db

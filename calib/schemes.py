@@ -28,7 +28,6 @@ import numpy as np
 
 from xyrt.errors import require
 
-FLOAT_SCOPES = ("/frontend/", "/rvq/", "/istft/")
 FP16_FLOAT_OPS = ("LayerNormalization", "Softmax", "Exp", "Sin", "Cos", "Range", "Max", "Min")
 QUANTIZED_OPS = ("MatMul", "Conv")
 

@@ -15,7 +15,8 @@ import torch
 from xyrt.config import XYConfig
 from xyrt.export.checkpoint import load_model
 from xyrt.export.model import XYTokenizer
-from xyrt.runtime.backend import ChunkedCodec, ModelInfo
+from xyrt.runtime.backend import ModelInfo
+from xyrt.runtime.codec import ChunkedCodec
 
 
 def model_info(cfg: XYConfig) -> ModelInfo:

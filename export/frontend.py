@@ -1,7 +1,7 @@
-"""Whisper-style log-mel in torch (SPEC.md section 1), computing only the frames that are needed.
+"""Whisper-style log-mel in torch (docs/SPEC.md section 1), computing only the needed frames.
 
 The published code pads every window to 30 s. Here the caller zero-pads the waveform only to
-`xyrt.runtime.backend.padded_length`, and every frame returned equals the 30 s computation:
+`xyrt.runtime.graph_io.padded_length`, and every frame returned equals the 30 s computation:
 (a) frames are independent FFTs; (b) the right reflect-padding then reflects zeros, as in the
 30 s window; (c) the per-item floor ``max - 8`` only depends on frames that touch the signal,
 since a frame of pure padding has log10(1e-10) = -10, the smallest possible value.
@@ -26,7 +26,7 @@ class LogMel(nn.Module):
     def forward(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """wav (B, P), zero beyond lengths -> log-mel (B, 80, P / 160), valid frames ceil(n / 160).
 
-        P comes from `xyrt.runtime.backend.padded_length`.
+        P comes from `xyrt.runtime.graph_io.padded_length`.
         """
         with torch.autocast(device_type=wav.device.type, enabled=False):  # always float32
             spec = torch.stft(

@@ -1,7 +1,7 @@
-"""The XY-Tokenizer network: waveform window -> codes and codes -> waveform (SPEC.md 1-7).
+"""The XY-Tokenizer network: waveform window -> codes and codes -> waveform (docs/SPEC.md 1-7).
 
 ``XYTokenizer`` is state-dict compatible with the official checkpoints. It works on one window
-(at most 30 s) at a time; long audio and chunking live in `xyrt.runtime.backend`.
+(at most 30 s) at a time; long audio and chunking live in `xyrt.runtime.codec`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from xyrt.export.layers import (
 )
 from xyrt.export.quantizer import ResidualVQ
 from xyrt.export.vocos import ISTFT, Vocos
-from xyrt.runtime.backend import padded_length
+from xyrt.runtime.graph_io import padded_length
 
 
 class XYTokenizer(nn.Module):

@@ -22,6 +22,7 @@ from xyrt.errors import XyrtError, require
 from xyrt.export.checkpoint import load_model
 from xyrt.export.graphs import DecoderGraph, EncoderGraph
 from xyrt.export.model import XYTokenizer
+from xyrt.runtime.graph_io import DECODER, DECODER_IO, ENCODER, ENCODER_IO
 from xyrt.runtime.manifest import (
     FORMAT,
     FORMAT_VERSION,
@@ -33,21 +34,6 @@ from xyrt.runtime.manifest import (
 
 DEFAULT_OPSET = 17
 EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's limit is 2 GiB: larger graphs use external data
-
-ENCODER_IO = {
-    "inputs": {"waveform": ("float32", ["batch", "samples"]), "lengths": ("int64", ["batch"])},
-    "outputs": {
-        "codes": ("int64", [8, "batch", "frames"]),
-        "code_lengths": ("int64", ["batch"]),
-    },
-}
-DECODER_IO = {
-    "inputs": {"codes": ("int64", [8, "batch", "frames"]), "lengths": ("int64", ["batch"])},
-    "outputs": {
-        "waveform": ("float32", ["batch", "samples"]),
-        "waveform_lengths": ("int64", ["batch"]),
-    },
-}
 
 
 def _dynamic_axes(io: dict) -> dict[str, dict[int, str]]:
@@ -138,8 +124,8 @@ def export_onnx(
         codes = torch.zeros(8, 2, 20, dtype=torch.long)
         graphs = {}
         for name, module, args, io in [
-            ("encoder", EncoderGraph(model), (wav, lengths), ENCODER_IO),
-            ("decoder", DecoderGraph(model), (codes, torch.tensor([20, 20])), DECODER_IO),
+            (ENCODER, EncoderGraph(model), (wav, lengths), ENCODER_IO),
+            (DECODER, DecoderGraph(model), (codes, torch.tensor([20, 20])), DECODER_IO),
         ]:
             path = tmp / f"{name}.onnx"
             _trace(module, args, path, io, opset)

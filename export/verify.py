@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError
 from xyrt.export.checkpoint import load_model
 from xyrt.export.codec import TorchBackend, XYCodec
 from xyrt.export.model import XYTokenizer
-from xyrt.runtime.backend import ChunkedCodec
+from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.compare import (
     TIE_TOLERANCE,
     CodeAgreement,
@@ -57,7 +58,7 @@ def verification_clips(seconds_long: float = 45.0, heldout: bool = False) -> dic
         speech = {name: load_audio(path) for name, path in bundled_speech().items()}
     joined = np.concatenate(list(speech.values()))
     rng = np.random.default_rng(0)
-    t = np.arange(48000) / 16000
+    t = np.arange(3 * INPUT_SAMPLE_RATE) / INPUT_SAMPLE_RATE
     clips = dict(speech)
     clips["short_quarter_second"] = joined[:4000]
     clips["exact_frames"] = joined[:51200]
@@ -65,7 +66,9 @@ def verification_clips(seconds_long: float = 45.0, heldout: bool = False) -> dic
     clips["chirp_loud"] = (0.99 * np.sin(2 * np.pi * (100 + 2500 * t) * t)).astype(np.float32)
     clips["noise_quiet"] = (1e-3 * rng.standard_normal(32000)).astype(np.float32)
     clips["long"] = (
-        np.resize(joined, int(seconds_long * 16000)) if heldout else speech_clip(seconds_long)
+        np.resize(joined, int(seconds_long * INPUT_SAMPLE_RATE))
+        if heldout
+        else speech_clip(seconds_long)
     )
     return clips
 
@@ -126,7 +129,9 @@ def verify_codec(
         elif min_stage0 is None and err > audio_tolerance:
             failures.append(f"audio error {err:.2e} x peak > {audio_tolerance:.0e}")
         snr = snr_db(ref_audio, got_audio) if got_audio.shape == ref_audio.shape else -np.inf
-        results.append(ClipResult(name, len(wav) / 16000, agreement, err, snr, tuple(failures)))
+        results.append(
+            ClipResult(name, len(wav) / INPUT_SAMPLE_RATE, agreement, err, snr, tuple(failures))
+        )
     return results
 
 

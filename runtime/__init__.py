@@ -4,6 +4,10 @@ import xyrt.runtime
 codec = xyrt.runtime.load("model_dir")            # ONNX Runtime, CPU
 codes = codec.encode(audio, sample_rate)            # (8, T) int64
 audio = codec.decode(codes)                         # float32 at codec.output_sample_rate
+
+The public surface is `__all__`: `load`, the codec (`ChunkedCodec`), the backend interface
+(`Backend`, `ModelInfo`), streaming (`Stream`, `StreamOptions`, `CodeFrame`) and the graph I/O
+contract (`xyrt.runtime.graph_io`).
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from xyrt.runtime.backend import ChunkedCodec
+from xyrt.runtime import graph_io
+from xyrt.runtime.backend import Backend, ModelInfo
+from xyrt.runtime.codec import ChunkedCodec
+from xyrt.runtime.streaming import CodeFrame, Stream, StreamOptions
 
-BACKENDS = ("onnxruntime", "tensorrt", "auto")
+RUNTIME_BACKENDS = ("onnxruntime", "tensorrt", "auto")  # what `load(backend=...)` accepts
 
 
 def load(
@@ -31,8 +38,8 @@ def load(
     Q/DQ graphs under ONNX Runtime)."""
     from xyrt.errors import XyrtError
 
-    if backend not in BACKENDS:
-        raise XyrtError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    if backend not in RUNTIME_BACKENDS:
+        raise XyrtError(f"unknown backend {backend!r}; available: {', '.join(RUNTIME_BACKENDS)}")
     if threads is not None and threads < 1:
         raise XyrtError(f"threads must be at least 1, got {threads}")
     if backend == "auto":
@@ -49,4 +56,14 @@ def load(
     return ChunkedCodec(impl, batch_size=batch_size, progress=progress)
 
 
-__all__ = ["BACKENDS", "ChunkedCodec", "load"]
+__all__ = [
+    "RUNTIME_BACKENDS",
+    "Backend",
+    "ChunkedCodec",
+    "CodeFrame",
+    "ModelInfo",
+    "Stream",
+    "StreamOptions",
+    "graph_io",
+    "load",
+]

@@ -134,7 +134,7 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
     return path
 
 
-def speech_clip(seconds: float, target_rate: int = 16000) -> np.ndarray:
+def speech_clip(seconds: float, target_rate: int = INPUT_SAMPLE_RATE) -> np.ndarray:
     """The bundled speech concatenated, repeated and cut to ``seconds`` (float32, mono)."""
     speech = np.concatenate([load_audio(p, target_rate) for p in bundled_speech().values()])
     return np.resize(speech, int(round(seconds * target_rate))).astype(np.float32)

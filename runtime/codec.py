@@ -1,72 +1,23 @@
-"""The backend interface every runtime implements, and the chunked codec built on it.
+"""`ChunkedCodec`: the codec users hold, over any `xyrt.runtime.backend.Backend`.
 
-A backend runs one batch of windows (at most 30 s each) through the network:
-
-    encode_window(wav (B, P) float32, lengths (B,) int64) -> codes (8, B, P / 1280) int64
-    decode_window(codes (8, B, T) int64) -> audio (B, T x samples_per_code) float32
-
-`ChunkedCodec` adds what every backend shares: input checks, the published long-audio chunking,
-batching of windows, trimming each window to the samples it needs (`padded_length`), stitching.
+It adds what every backend shares: input checks, the published long-audio chunking, batching of
+windows, trimming each window to the samples it needs (`xyrt.runtime.graph_io.padded_length`),
+stitching, and the streaming entry points (`create_stream`, `is_ready`, `encode_stream(s)`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
-from xyrt.config import N_FFT, N_SAMPLES, SAMPLES_PER_CODE_IN
+from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError
 from xyrt.runtime.audio import prepare_audio
+from xyrt.runtime.backend import Backend
 from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch
 from xyrt.runtime.codes import validate_codes
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a runtime needs to know about the model behind a backend."""
-
-    output_sample_rate: int
-    samples_per_code_out: int
-    num_quantizers: int = 8
-    codebook_size: int = 1024
-
-
-class Backend(Protocol):
-    """Runs one batch of windows; see the module docstring for shapes."""
-
-    info: ModelInfo
-    name: str
-
-    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray: ...
-
-    def decode_window(self, codes: np.ndarray) -> np.ndarray: ...
-
-
-def padded_length(max_samples: int, pad_to_30s: bool = False) -> int:
-    """Samples a window must hold so every valid frame equals the 30 s computation.
-
-    The longest item plus 400 zeros (200 for the centred STFT frame, 200 for the reflect
-    padding, which then reflects zeros as in the 30 s window), rounded up to whole codes (1280
-    samples, so the x4 downsample never pads), at most 480000 (30 s).
-    """
-    if pad_to_30s:
-        return N_SAMPLES
-    need = -(-(max_samples + N_FFT) // SAMPLES_PER_CODE_IN) * SAMPLES_PER_CODE_IN
-    return min(N_SAMPLES, need)
-
-
-def pack_windows(
-    segments: Sequence[np.ndarray], pad_to_30s: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Zero-padded batch (B, padded_length) float32 and lengths (B,) int64."""
-    lengths = np.array([len(s) for s in segments], dtype=np.int64)
-    batch = np.zeros((len(segments), padded_length(int(lengths.max()), pad_to_30s)), np.float32)
-    for row, seg in enumerate(segments):
-        batch[row, : len(seg)] = seg
-    return batch, lengths
+from xyrt.runtime.graph_io import pack_windows
 
 
 class ChunkedCodec:
@@ -125,7 +76,7 @@ class ChunkedCodec:
     def encode(
         self,
         audio: np.ndarray | Sequence[np.ndarray],
-        sample_rate: int = 16000,
+        sample_rate: int = INPUT_SAMPLE_RATE,
         overlap: float = 10.0,
     ) -> np.ndarray | list[np.ndarray]:
         """One clip ((n,) or (n, channels), any rate) or a list of clips -> codes
@@ -136,7 +87,7 @@ class ChunkedCodec:
             if num_codes(len(c)) == 0:
                 raise AudioError(
                     f"audio of {len(c)} samples ({len(c) / 16:.1f} ms at 16 kHz) is shorter than "
-                    "one code (1280 samples, 80 ms)"
+                    f"one code ({SAMPLES_PER_CODE_IN} samples, 80 ms)"
                 )
         plans = [encode_plan(len(c), overlap) for c in clips]
         jobs = [(i, w) for i, plan in enumerate(plans) for w in plan]

@@ -14,6 +14,7 @@ import numpy as np
 
 from xyrt.errors import XyrtError, require
 from xyrt.runtime.backend import ModelInfo
+from xyrt.runtime.graph_io import CODES, GRAPHS, WAVEFORM, decoder_feed, encoder_feed
 from xyrt.runtime.manifest import METADATA_PREFIX, Manifest, metadata_facts, read_manifest
 
 CPU = "CPUExecutionProvider"
@@ -43,14 +44,14 @@ def graph_set(manifest: Manifest, target: str | None) -> dict[str, str]:
     """Graph keys for ``target`` (a key of the manifest's ``targets``: "onnxruntime-cpu",
     "tensorrt", "any"), or the directory's default encoder/decoder for None."""
     if target is None:
-        return {"encoder": "encoder", "decoder": "decoder"}
+        return {g: g for g in GRAPHS}
     targets = manifest.data.get("targets", {})
     if target not in targets:
         raise XyrtError(
             f"{manifest.directory} has no graphs for target {target!r} "
             f"(has: {sorted(targets) or ['the default encoder/decoder only']})"
         )
-    return {g: targets[target][g] for g in ("encoder", "decoder")}
+    return {g: targets[target][g] for g in GRAPHS}
 
 
 def trt_provider_options(
@@ -161,7 +162,7 @@ class OnnxRuntimeBackend:
                 threads,
                 trt_provider_options(self.manifest, chosen, trt_cache, g),
             )
-            for g in ("encoder", "decoder")
+            for g in GRAPHS
         )
         m = self.manifest
         self.info = ModelInfo(
@@ -174,13 +175,7 @@ class OnnxRuntimeBackend:
         return {"encoder": self.encoder.active_providers, "decoder": self.decoder.active_providers}
 
     def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        feed = {
-            "waveform": np.ascontiguousarray(wav, np.float32),
-            "lengths": lengths.astype(np.int64),
-        }
-        return self.encoder().run(["codes"], feed)[0]
+        return self.encoder().run([CODES], encoder_feed(wav, lengths))[0]
 
     def decode_window(self, codes: np.ndarray) -> np.ndarray:
-        lengths = np.full(codes.shape[1], codes.shape[2], dtype=np.int64)
-        feed = {"codes": np.ascontiguousarray(codes, np.int64), "lengths": lengths}
-        return self.decoder().run(["waveform"], feed)[0]
+        return self.decoder().run([WAVEFORM], decoder_feed(codes))[0]

@@ -21,6 +21,7 @@ from typing import IO
 
 import numpy as np
 
+from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, require
 from xyrt.runtime.streaming import CodeFrame
 
@@ -39,7 +40,8 @@ class FileSource:
         from xyrt.runtime.audio import load_audio
 
         self.audio = load_audio(path)
-        self.rate, self.chunk, self.realtime = 16000, int(16000 * chunk_seconds), realtime
+        self.rate, self.realtime = INPUT_SAMPLE_RATE, realtime
+        self.chunk = int(INPUT_SAMPLE_RATE * chunk_seconds)
         self.overruns = 0
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -55,7 +57,12 @@ class FileSource:
 class PcmSource:
     """Raw s16le mono PCM at ``sample_rate`` from a binary stream (default: stdin)."""
 
-    def __init__(self, stream: IO[bytes] | None = None, sample_rate: int = 16000, block: int = 320):
+    def __init__(
+        self,
+        stream: IO[bytes] | None = None,
+        sample_rate: int = INPUT_SAMPLE_RATE,
+        block: int = 320,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stdin.buffer
         self.rate, self.block = sample_rate, block
         self.overruns = 0
@@ -227,7 +234,7 @@ def run_stream(
             stats.compute_seconds += time.perf_counter() - t0
         now = time.monotonic()
         for frame in stream.pop_codes():
-            end = (frame.index + 1) * 1280
+            end = (frame.index + 1) * SAMPLES_PER_CODE_IN
             while len(captured) > 1 and captured[1][0] <= end:
                 captured.popleft()
             at = next((t for n, t in captured if n >= end), None)
@@ -240,7 +247,7 @@ def run_stream(
         for chunk in source:
             stream.accept_waveform(chunk.sample_rate, chunk.samples)
             captured.append((stream.samples_received, chunk.captured))
-            stats.audio_seconds = stream.samples_received / 16000
+            stats.audio_seconds = stream.samples_received / INPUT_SAMPLE_RATE
             emit()
             stats.overruns = getattr(source, "overruns", 0)
             if on_update:

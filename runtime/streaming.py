@@ -29,7 +29,8 @@ import numpy as np
 from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError, require
 from xyrt.runtime.audio import prepare_audio
-from xyrt.runtime.backend import Backend, pack_windows
+from xyrt.runtime.backend import Backend
+from xyrt.runtime.graph_io import pack_windows
 
 FRAME_SECONDS = SAMPLES_PER_CODE_IN / INPUT_SAMPLE_RATE  # 0.08 s per code frame
 

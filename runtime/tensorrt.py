@@ -18,6 +18,7 @@ import numpy as np
 
 from xyrt.errors import XyrtError, require
 from xyrt.runtime.backend import ModelInfo
+from xyrt.runtime.graph_io import CODES, WAVEFORM, decoder_feed, encoder_feed
 from xyrt.runtime.manifest import read_json, sha256_file
 from xyrt.runtime.trt_profiles import (
     ENGINES_FORMAT,
@@ -175,9 +176,7 @@ class TensorRTBackend:
         self.decoder = _Engine(self.directory, self.engines["engines"]["decoder"], self.device)
 
     def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        feeds = {"waveform": wav.astype(np.float32), "lengths": lengths.astype(np.int64)}
-        return self.encoder.run(feeds, "codes").astype(np.int64)
+        return self.encoder.run(encoder_feed(wav, lengths), CODES).astype(np.int64)
 
     def decode_window(self, codes: np.ndarray) -> np.ndarray:
-        lengths = np.full(codes.shape[1], codes.shape[2], dtype=np.int64)
-        return self.decoder.run({"codes": codes.astype(np.int64), "lengths": lengths}, "waveform")
+        return self.decoder.run(decoder_feed(codes), WAVEFORM)

@@ -1,4 +1,4 @@
-"""``xyrt build``: an exported (fp32, fp16 or int8) model directory -> TensorRT engines.
+"""``xyrt build``: build TensorRT engines from an exported (fp32, fp16 or int8) model directory.
 
 Where precision comes from:
 
@@ -22,9 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xyrt.atomic import atomic_write
-from xyrt.calib.schemes import FLOAT_SCOPES
 from xyrt.errors import XyrtError, require
+from xyrt.runtime.graph_io import DECODER, ENCODER, FLOAT_SCOPES, GRAPHS
 from xyrt.runtime.manifest import Manifest, read_manifest, sha256_file
+from xyrt.runtime.tensorrt import device_facts, read_engines, trt_logger
 from xyrt.runtime.trt_profiles import (
     ENGINES_FORMAT,
     ENGINES_FORMAT_VERSION,
@@ -50,9 +51,9 @@ def graph_keys(manifest: Manifest, precision: str) -> dict[str, str]:
                 f"{manifest.directory} holds a {have} model without TensorRT Q/DQ graphs; run "
                 "`xyrt quantize DIR --precision int8 --scheme trt-qdq --calib CALIB.npz` first"
             )
-        return {g: target[g] for g in ("encoder", "decoder")}
+        return {g: target[g] for g in GRAPHS}
     if have == precision or (have == "fp32" and precision == "fp16"):
-        return {"encoder": "encoder", "decoder": "decoder"}
+        return {ENCODER: ENCODER, DECODER: DECODER}
     raise XyrtError(
         f"{manifest.directory} holds a {have} model; --precision {precision} needs an fp32 "
         f"export{' or an fp16 one (xyrt quantize --precision fp16)' if precision == 'fp16' else ''}"
@@ -118,8 +119,6 @@ def build_engines(
     if workspace_gib is not None and workspace_gib <= 0:
         raise XyrtError(f"workspace must be positive, got {workspace_gib} GiB")
     trt = require("tensorrt", "gpu", "xyrt build")
-    from xyrt.runtime.tensorrt import device_facts, read_engines
-
     device = device_facts()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -163,8 +162,6 @@ def build_engines(
 
 def _build_one(trt, onnx_path: Path, entry: dict, profile: Profile, cache: Path, workspace):
     """The TensorRT calls: parse, configure precision/profile/timing cache, serialize."""
-    from xyrt.runtime.tensorrt import trt_logger
-
     logger = trt_logger()
     builder = trt.Builder(logger)
     flags = 0

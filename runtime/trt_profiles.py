@@ -1,7 +1,7 @@
 """TensorRT optimization profiles and engine-cache keys (pure Python: no TensorRT, no CUDA).
 
 A `Profile` gives the min/opt/max batch and window length an engine accepts. Windows are
-whole codes (1280 samples at 16 kHz, see `xyrt.runtime.backend.padded_length`), at most one
+whole codes (1280 samples at 16 kHz, see `xyrt.runtime.graph_io.padded_length`), at most one
 30 s window, so the encoder takes (batch, samples) waveforms and the decoder (8, batch, frames)
 codes. The same profile feeds `xyrt build` (TensorRT builder) and ONNX Runtime's TensorRT
 provider (``trt_profile_*_shapes``).
@@ -18,11 +18,11 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
+from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import XyrtError
+from xyrt.runtime.graph_io import CODES, DECODER, ENCODER, LENGTHS, WAVEFORM
 
-SAMPLE_RATE = 16000
-SAMPLES_PER_CODE = 1280
-MAX_WINDOW_SECONDS = 30.0
+MAX_WINDOW_SECONDS = float(CHUNK_SECONDS)
 ENGINES_FORMAT = "xyrt-trt-engines"
 ENGINES_FORMAT_VERSION = 1
 
@@ -66,7 +66,7 @@ class Profile:
 
     def frames(self, seconds: float) -> int:
         """Codes of a window of ``seconds`` (rounded up, at least one)."""
-        return max(1, math.ceil(round(seconds * SAMPLE_RATE) / SAMPLES_PER_CODE))
+        return max(1, math.ceil(round(seconds * INPUT_SAMPLE_RATE) / SAMPLES_PER_CODE_IN))
 
     def shapes(self, graph: str, num_quantizers: int = 8) -> dict[str, tuple[tuple, ...]]:
         """Input name -> (min, opt, max) shapes for the encoder or decoder graph."""
@@ -75,15 +75,15 @@ class Profile:
             self.frames(s) for s in (self.min_seconds, self.opt_seconds, self.max_seconds)
         )
         pairs = list(zip(batches, frames, strict=True))
-        if graph == "encoder":
+        if graph == ENCODER:
             return {
-                "waveform": tuple((b, f * SAMPLES_PER_CODE) for b, f in pairs),
-                "lengths": tuple((b,) for b in batches),
+                WAVEFORM: tuple((b, f * SAMPLES_PER_CODE_IN) for b, f in pairs),
+                LENGTHS: tuple((b,) for b in batches),
             }
-        if graph == "decoder":
+        if graph == DECODER:
             return {
-                "codes": tuple((num_quantizers, b, f) for b, f in pairs),
-                "lengths": tuple((b,) for b in batches),
+                CODES: tuple((num_quantizers, b, f) for b, f in pairs),
+                LENGTHS: tuple((b,) for b in batches),
             }
         raise XyrtError(f"unknown graph {graph!r} (encoder or decoder)")
 

@@ -60,7 +60,7 @@ def exported(name: str) -> Path:
 def reference_margins(name: str, clip: str, overlap: int) -> np.ndarray:
     """Tie margins (8, T) of the PyTorch reference codes of a golden clip."""
     from xyrt.export.verify import _MarginBackend
-    from xyrt.runtime.backend import ChunkedCodec
+    from xyrt.runtime.codec import ChunkedCodec
 
     stacked = ChunkedCodec(_MarginBackend(codec(name).model)).encode(
         golden(name)[f"{clip}/wav"], overlap=overlap

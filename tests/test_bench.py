@@ -15,7 +15,7 @@ from xyrt.bench.report import JSON_SCHEMA
 from xyrt.cli import main
 
 CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
-BACKENDS = "pytorch-published,pytorch,pytorch-bf16,ort-fp32,ort-int8,tensorrt,ort-cuda"
+ASKED_BACKENDS = "pytorch-published,pytorch,pytorch-bf16,ort-fp32,ort-int8,tensorrt,ort-cuda"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def bench(tmp_path_factory) -> tuple[dict, Path, str]:
         "--model",
         str(exported("tiny_16k")),
         "--backends",
-        BACKENDS,
+        ASKED_BACKENDS,
         "--seconds",
         "1,2.5",
         "--batch",
@@ -56,7 +56,7 @@ def test_json_schema(bench) -> None:
     jsonschema.validate(report, JSON_SCHEMA)
     assert report["gemm_peak"]["gflops"] > 0
     names = [b["name"] for b in report["backends"]]
-    assert names == BACKENDS.split(",")
+    assert names == ASKED_BACKENDS.split(",")
 
 
 def test_internal_consistency(bench) -> None:
@@ -156,7 +156,7 @@ def test_bf16_autocast_keeps_frontend_and_rvq_in_float32() -> None:
 
     from conftest import golden
     from xyrt.bench.runners import TorchRunner
-    from xyrt.runtime.backend import pack_windows
+    from xyrt.runtime.graph_io import pack_windows
 
     runner = TorchRunner(str(CKPT), pad_to_30s=False, threads=None, device="cpu", dtype="bf16")
     wav, lengths = pack_windows([golden("tiny_16k")["speech_4/wav"]])
@@ -184,7 +184,7 @@ def test_cuda_backends_when_present() -> None:
             "no CUDA device on this machine: the pytorch-cuda backends are listed as skipped"
         )
     from xyrt.bench.runners import TorchRunner
-    from xyrt.runtime.backend import pack_windows
+    from xyrt.runtime.graph_io import pack_windows
 
     runner = TorchRunner(str(CKPT), pad_to_30s=False, threads=None, device="cuda", dtype="bf16")
     wav, lengths = pack_windows([np.zeros(32000, np.float32)])

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from xyrt import __version__
+from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError
 
 
@@ -106,12 +107,12 @@ def _cmd_encode(args: argparse.Namespace) -> None:
     wav = load_audio(args.input)
     codec = _codec(args)
     t0 = time.perf_counter()
-    codes = codec.encode(wav, 16000, overlap=args.overlap)
+    codes = codec.encode(wav, INPUT_SAMPLE_RATE, overlap=args.overlap)
     dt = time.perf_counter() - t0
     _report_backend(codec)
     save_codes(args.output, codes)
     print(
-        f"{args.input}: {len(wav) / 16000:.2f} s -> codes {codes.shape} in {dt:.2f} s "
+        f"{args.input}: {len(wav) / INPUT_SAMPLE_RATE:.2f} s -> codes {codes.shape} in {dt:.2f} s "
         f"-> {args.output}",
         file=sys.stderr,
     )
@@ -240,7 +241,7 @@ def _cmd_quantize(args: argparse.Namespace) -> None:
 
 
 def _cmd_build(args: argparse.Namespace) -> None:
-    from xyrt.calib.engine import build_engines
+    from xyrt.runtime.trt_build import build_engines
     from xyrt.runtime.trt_profiles import Profile
 
     profile = Profile.parse(args.batch, args.seconds)
@@ -335,7 +336,7 @@ def _cmd_stream(args: argparse.Namespace) -> None:
         source = MicSource(args.device, args.rate, duration=args.duration)
         print(f"recording from {source.name} at {source.rate} Hz (Ctrl-C stops)", file=sys.stderr)
     elif args.source == "-":
-        source = PcmSource(sys.stdin.buffer, args.rate or 16000)
+        source = PcmSource(sys.stdin.buffer, args.rate or INPUT_SAMPLE_RATE)
     else:
         source = FileSource(args.source, realtime=args.realtime)
     live = sys.stderr.isatty() or args.stats

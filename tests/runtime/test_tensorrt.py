@@ -1,20 +1,16 @@
-"""TensorRT without TensorRT: profiles, engine-cache keys, stale/foreign engines, which graphs a
-build uses, argument checks, ONNX Runtime's TensorRT provider options. The build and run
-themselves need a GPU and the tensorrt package and are skipped here with the reason."""
+"""TensorRT without TensorRT: profiles, engine-cache keys, stale/foreign engines, engine
+directories, ONNX Runtime's TensorRT provider options (the builder: test_trt_build.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-import xyrt.runtime
-from conftest import exported, golden, quantized
-from xyrt.calib.engine import graph_keys, plan_builds, timing_cache_path
-from xyrt.cli import main
+from conftest import quantized
+from helpers import H100, ORIN
 from xyrt.errors import XyrtError
 from xyrt.runtime.manifest import read_manifest
 from xyrt.runtime.onnxrt import trt_provider_options
@@ -27,9 +23,6 @@ from xyrt.runtime.trt_profiles import (
     engine_key,
     ort_shape_options,
 )
-
-ORIN = DeviceFacts("Orin", "8.7", "10.3.0")
-H100 = DeviceFacts("NVIDIA H100 80GB HBM3", "9.0", "11.0.0")
 
 
 def test_profile_shapes_cover_one_code_to_a_30s_window() -> None:
@@ -109,39 +102,6 @@ def test_stale_or_foreign_engines_are_refused_with_the_reason() -> None:
         check_engine(entry(), ORIN, "other")
 
 
-def test_which_graphs_a_build_uses(tmp_path: Path) -> None:
-    fp32 = read_manifest(exported("tiny_16k"))
-    assert graph_keys(fp32, "fp32") == {"encoder": "encoder", "decoder": "decoder"}
-    assert graph_keys(fp32, "fp16") == {"encoder": "encoder", "decoder": "decoder"}
-    with pytest.raises(XyrtError, match="--scheme trt-qdq"):
-        graph_keys(fp32, "int8")
-    int8 = read_manifest(quantized("int8"))
-    assert graph_keys(int8, "int8") == {"encoder": "encoder.qdq", "decoder": "decoder.qdq"}
-    with pytest.raises(XyrtError, match="holds a int8 model"):
-        graph_keys(int8, "fp32")
-    fp16 = read_manifest(quantized("fp16"))
-    assert graph_keys(fp16, "fp16")["encoder"] == "encoder"
-    with pytest.raises(XyrtError, match="choose one of"):
-        graph_keys(fp16, "bf16")
-
-
-def test_plan_builds_reuses_fresh_engines_and_rebuilds_stale_ones() -> None:
-    fp32 = read_manifest(exported("tiny_16k"))
-    first = plan_builds(fp32, "fp16", Profile(), ORIN, None)
-    assert all(p["build"] for p in first.values())
-    assert first["encoder"]["entry"]["mode"] == "flags"
-    existing = {"engines": {g: {**p["entry"], "plan_sha256": "x"} for g, p in first.items()}}
-    again = plan_builds(fp32, "fp16", Profile(), ORIN, existing)
-    assert not any(p["build"] for p in again.values())
-    other = plan_builds(fp32, "fp16", Profile(max_batch=8), ORIN, existing)
-    assert all(p["build"] for p in other.values())
-    with pytest.raises(XyrtError, match="takes precision from the ONNX graph"):
-        plan_builds(fp32, "fp16", Profile(), H100, None)
-    assert timing_cache_path(Path("/e"), H100).name == (
-        "timing-NVIDIA-H100-80GB-HBM3-sm9-0-trt11.0.0.cache"
-    )
-
-
 def test_engine_directory_errors(tmp_path: Path) -> None:
     with pytest.raises(XyrtError, match="no engines.json"):
         read_engines(tmp_path)
@@ -153,35 +113,6 @@ def test_engine_directory_errors(tmp_path: Path) -> None:
         read_engines(tmp_path)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here"
-)
-def test_without_tensorrt_build_and_load_say_what_is_missing(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "engines"
-    assert main(["build", str(exported("tiny_16k")), "-o", str(out)]) == 1
-    assert "tensorrt" in capsys.readouterr().err.lower()
-    assert not out.exists()
-    doc = {"format": "xyrt-trt-engines", "format_version": 1, "engines": {}}
-    model = {
-        "output_sample_rate": 16000,
-        "samples_per_code_out": 1280,
-        "num_quantizers": 8,
-        "codebook_size": 1024,
-    }
-    (tmp_path / "engines.json").write_text(json.dumps({**doc, "model": model}))
-    with pytest.raises(XyrtError, match="tensorrt"):
-        xyrt.runtime.load(tmp_path, backend="auto")
-
-
-def test_cli_build_argument_errors(tmp_path: Path, capsys) -> None:
-    src = str(exported("tiny_16k"))
-    assert main(["build", src, "--batch", "4,1,1", "-o", str(tmp_path / "e")]) == 1
-    assert "1 <= min <= opt <= max" in capsys.readouterr().err
-    assert main(["build", src, "--precision", "int8", "-o", str(tmp_path / "e")]) == 1
-    assert "--scheme trt-qdq" in capsys.readouterr().err
-    assert not (tmp_path / "e").exists()
-
-
 def test_ort_tensorrt_provider_options_follow_the_directory() -> None:
     m = read_manifest(quantized("int8"))
     trt = "TensorrtExecutionProvider"
@@ -191,22 +122,3 @@ def test_ort_tensorrt_provider_options_follow_the_directory() -> None:
     assert opts[0]["trt_engine_cache_path"].endswith("trt-ep-cache")
     assert opts[0]["trt_profile_min_shapes"].startswith("waveform:1x1280")
     assert trt_provider_options(m, ["CPUExecutionProvider"], None, "encoder") is None
-
-
-def test_real_engine_build_and_run(tmp_path: Path) -> None:
-    if importlib.util.find_spec("tensorrt") is None:
-        pytest.skip("needs the tensorrt package and an NVIDIA GPU (not installable on CI)")
-    from xyrt.calib.engine import build_engines
-
-    profile = Profile(max_batch=2, opt_seconds=5, max_seconds=12)
-    out = build_engines(exported("tiny_16k"), tmp_path / "e", "fp32", profile)
-    plans = sorted(out.glob("*.plan"))
-    assert len(plans) == 2 and any(out.glob("timing-*.cache"))
-    wav = golden("tiny_16k")["speech_3/wav"]
-    ref = xyrt.runtime.load(exported("tiny_16k")).encode(wav)
-    trt = xyrt.runtime.load(out, backend="tensorrt")
-    codes = trt.encode(wav)
-    assert codes.shape == ref.shape and (codes[0] == ref[0]).mean() > 0.9
-    stamps = [p.stat().st_mtime_ns for p in plans]
-    build_engines(exported("tiny_16k"), out, "fp32", profile)  # up to date: kept
-    assert [p.stat().st_mtime_ns for p in plans] == stamps

@@ -21,13 +21,13 @@ import numpy as np
 
 from xyrt.bench.flops import decode_flops, encode_flops
 from xyrt.bench.peak import measure_peak
-from xyrt.config import XYConfig
+from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN, XYConfig
 from xyrt.errors import XyrtError
 
 SCHEMA = "xyrt-bench/1"
 BASELINE = "pytorch-published"
 # name -> (kind, precision, providers, pad_to_30s)
-BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
+BENCH_BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
     "pytorch-published": ("torch", "fp32", None, True),
     "pytorch": ("torch", "fp32", None, False),
     "pytorch-bf16": ("torch", "bf16", None, False),
@@ -44,7 +44,7 @@ BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
 
 # Measured on request only: PyTorch's bf16 autocast on CPU measured ~9x slower than float32 on
 # an AVX-512 BF16 machine (full-size synthetic model, 10 s clip), so it is not a default.
-DEFAULT_BACKENDS = tuple(b for b in BACKENDS if b != "pytorch-bf16")
+DEFAULT_BACKENDS = tuple(b for b in BENCH_BACKENDS if b != "pytorch-bf16")
 
 
 @dataclass(frozen=True)
@@ -63,15 +63,17 @@ class BenchOptions:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = [b for b in self.backends if b not in BACKENDS]
+        unknown = [b for b in self.backends if b not in BENCH_BACKENDS]
         if unknown:
-            raise XyrtError(f"unknown backend(s) {unknown}; choose from: {', '.join(BACKENDS)}")
+            raise XyrtError(
+                f"unknown backend(s) {unknown}; choose from: {', '.join(BENCH_BACKENDS)}"
+            )
         if not self.seconds or any(not 0 < s <= 30 for s in self.seconds):
             raise XyrtError(
                 f"--seconds must be in (0, 30] (one window; longer audio is 30 s windows), "
                 f"got {list(self.seconds)}"
             )
-        if any(s * 16000 < 1280 for s in self.seconds):
+        if any(s * INPUT_SAMPLE_RATE < SAMPLES_PER_CODE_IN for s in self.seconds):
             raise XyrtError("--seconds must be at least 0.08 (one code)")
         if not self.batch or any(b < 1 for b in self.batch):
             raise XyrtError(f"--batch values must be positive integers, got {list(self.batch)}")
@@ -108,7 +110,7 @@ def _model_dirs_by_precision(dirs: Sequence[Path]) -> dict[str, Path]:
 
 def availability(name: str, opts: BenchOptions, dirs: dict[str, Path]) -> str | None:
     """None if the backend can run here, else why not."""
-    kind, precision, providers, _ = BACKENDS[name]
+    kind, precision, providers, _ = BENCH_BACKENDS[name]
     if kind == "torch":
         if importlib.util.find_spec("torch") is None:
             return "PyTorch is not installed (pip install 'xyrt[export]')"
@@ -210,7 +212,7 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
     peak = measure_peak(opts.threads)
     backends = []
     for name in opts.backends:
-        kind, precision, providers, pad = BACKENDS[name]
+        kind, precision, providers, pad = BENCH_BACKENDS[name]
         reason = availability(name, opts, dirs)
         if reason:
             log(f"{name}: skipped: {reason}")

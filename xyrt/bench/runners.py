@@ -17,34 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xyrt.runtime.backend import pack_windows
-
-ORT_STAGE_PREFIXES = {
-    "encoder": [
-        ("/frontend/", "frontend"),
-        ("/semantic_encoder_adapter/", "semantic_adapter"),
-        ("/semantic_encoder/", "semantic_encoder"),
-        ("/acoustic_encoder/", "acoustic_encoder"),
-        ("/pre_rvq_adapter/", "pre_rvq_adapter"),
-        ("/downsample/", "downsample"),
-        ("/rvq/", "rvq"),
-    ],
-    "decoder": [
-        ("/rvq/", "rvq_decode"),
-        ("/post_rvq_adapter/", "post_rvq_adapter"),
-        ("/upsample/", "upsample"),
-        ("/acoustic_decoder/", "acoustic_decoder"),
-        ("/vocoder/", "vocoder"),
-        ("/istft/", "vocoder"),
-    ],
-}
-
-
-def stage_of(node: str, graph: str) -> str:
-    for prefix, stage in ORT_STAGE_PREFIXES[graph]:
-        if node.startswith(prefix):
-            return stage
-    return "other"
+from xyrt.runtime.graph_io import pack_windows, stage_of
 
 
 def _ms(t0: float) -> float:

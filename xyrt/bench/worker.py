@@ -18,8 +18,9 @@ import time
 
 import numpy as np
 
-from xyrt.config import SAMPLES_PER_CODE_IN
+from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.runtime.audio import speech_clip
+from xyrt.runtime.graph_io import window_feed
 
 STAGE_RUNS = 2  # instrumented/profiled runs per case for the stage breakdown (means)
 
@@ -74,13 +75,6 @@ def _mean_stages(measured: list[tuple[dict, float]]) -> tuple[dict, float]:
     return stages, float(np.mean([total for _, total in measured]))
 
 
-def _ort_feed(op: str, args: tuple) -> dict:
-    if op == "encode":
-        return {"waveform": args[0], "lengths": args[1]}
-    lengths = np.full(args[0].shape[1], args[0].shape[2], dtype=np.int64)
-    return {"codes": args[0], "lengths": lengths}
-
-
 def _add_stages(runner, jobs: list[tuple[dict, str, tuple]], runs: int) -> None:
     """Fill each case's stages_ms / stages_total_ms (means over ``runs`` runs)."""
     if getattr(runner, "no_stages", False):
@@ -96,7 +90,7 @@ def _add_stages(runner, jobs: list[tuple[dict, str, tuple]], runs: int) -> None:
         return
     for op, graph in (("encode", "encoder"), ("decode", "decoder")):
         mine = [(case, args) for case, o, args in jobs if o == op]
-        results = runner.profile(graph, [(_ort_feed(op, args), runs) for _, args in mine])
+        results = runner.profile(graph, [(window_feed(graph, *args), runs) for _, args in mine])
         for (case, _), measured in zip(mine, results, strict=True):
             case["stages_ms"], case["stages_total_ms"] = _mean_stages(measured)
 
@@ -110,7 +104,8 @@ def run(spec: dict) -> dict:
     for seconds in spec["seconds"]:
         for batch in spec["batch"]:
             wav, lengths = runner.pack([speech_clip(seconds)] * batch)
-            codes = runner.encode(wav, lengths)[:, :, : int(seconds * 16000) // SAMPLES_PER_CODE_IN]
+            frames = int(seconds * INPUT_SAMPLE_RATE) // SAMPLES_PER_CODE_IN
+            codes = runner.encode(wav, lengths)[:, :, :frames]
             codes = np.ascontiguousarray(codes)
             for op, args in (("encode", (wav, lengths)), ("decode", (codes,))):
                 fn = runner.encode if op == "encode" else runner.decode

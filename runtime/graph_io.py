@@ -1,0 +1,128 @@
+"""The graph I/O contract: what encoder.onnx and decoder.onnx take and give, in one place.
+
+The exporter writes graphs with these names, shapes and scopes; every backend (ONNX Runtime,
+TensorRT, the PyTorch reference), the quantizer and the benchmark feed them through the
+builders below. Rates and frame sizes come from `xyrt.config` (docs/SPEC.md, "Shapes and
+rates"):
+
+    encoder: waveform (B, P) float32, lengths (B,) int64 -> codes (8, B, P / 1280) int64,
+             code_lengths (B,) int64
+    decoder: codes (8, B, T) int64, lengths (B,) int64 = T for every row
+             -> waveform (B, T x samples_per_code_out) float32, waveform_lengths (B,) int64
+
+A window P holds at most 30 s and is a whole number of codes (`padded_length`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from xyrt.config import N_FFT, N_SAMPLES, SAMPLES_PER_CODE_IN
+
+ENCODER, DECODER = "encoder", "decoder"
+GRAPHS = (ENCODER, DECODER)
+
+WAVEFORM = "waveform"  # encoder input, decoder output: (B, samples) float32
+LENGTHS = "lengths"  # both inputs: valid samples (encoder) or codes (decoder) per row, int64
+CODES = "codes"  # encoder output, decoder input: (num_quantizers, B, frames) int64
+CODE_LENGTHS = "code_lengths"  # encoder output: valid codes per row
+WAVEFORM_LENGTHS = "waveform_lengths"  # decoder output: valid output samples per row
+
+# name -> (dtype, dims); a str dim is dynamic. The exporter's input/output names and the
+# manifest's listing come from here.
+ENCODER_IO = {
+    "inputs": {WAVEFORM: ("float32", ["batch", "samples"]), LENGTHS: ("int64", ["batch"])},
+    "outputs": {
+        CODES: ("int64", [8, "batch", "frames"]),
+        CODE_LENGTHS: ("int64", ["batch"]),
+    },
+}
+DECODER_IO = {
+    "inputs": {CODES: ("int64", [8, "batch", "frames"]), LENGTHS: ("int64", ["batch"])},
+    "outputs": {
+        WAVEFORM: ("float32", ["batch", "samples"]),
+        WAVEFORM_LENGTHS: ("int64", ["batch"]),
+    },
+}
+GRAPH_IO = {ENCODER: ENCODER_IO, DECODER: DECODER_IO}
+GRAPH_OUTPUT = {ENCODER: CODES, DECODER: WAVEFORM}  # the output a backend returns
+
+# Node-name scopes of the exported graphs (`xyrt.export.graphs`): which nodes belong to which
+# stage. FLOAT_SCOPES stay float32 in every precision (front end, residual VQ, iSTFT).
+FLOAT_SCOPES = ("/frontend/", "/rvq/", "/istft/")
+STAGE_SCOPES = {
+    ENCODER: (
+        ("/frontend/", "frontend"),
+        ("/semantic_encoder_adapter/", "semantic_adapter"),
+        ("/semantic_encoder/", "semantic_encoder"),
+        ("/acoustic_encoder/", "acoustic_encoder"),
+        ("/pre_rvq_adapter/", "pre_rvq_adapter"),
+        ("/downsample/", "downsample"),
+        ("/rvq/", "rvq"),
+    ),
+    DECODER: (
+        ("/rvq/", "rvq_decode"),
+        ("/post_rvq_adapter/", "post_rvq_adapter"),
+        ("/upsample/", "upsample"),
+        ("/acoustic_decoder/", "acoustic_decoder"),
+        ("/vocoder/", "vocoder"),
+        ("/istft/", "vocoder"),
+    ),
+}
+
+
+def stage_of(node: str, graph: str) -> str:
+    """The stage a node of ``graph`` belongs to, by its scope ("other" when in none)."""
+    for prefix, stage in STAGE_SCOPES[graph]:
+        if node.startswith(prefix):
+            return stage
+    return "other"
+
+
+def padded_length(max_samples: int, pad_to_30s: bool = False) -> int:
+    """Samples a window must hold so every valid frame equals the 30 s computation.
+
+    The longest item plus 400 zeros (200 for the centred STFT frame, 200 for the reflect
+    padding, which then reflects zeros as in the 30 s window), rounded up to whole codes (1280
+    samples, so the x4 downsample never pads), at most 480000 (30 s).
+    """
+    if pad_to_30s:
+        return N_SAMPLES
+    need = -(-(max_samples + N_FFT) // SAMPLES_PER_CODE_IN) * SAMPLES_PER_CODE_IN
+    return min(N_SAMPLES, need)
+
+
+def pack_windows(
+    segments: Sequence[np.ndarray], pad_to_30s: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-padded batch (B, padded_length) float32 and lengths (B,) int64."""
+    lengths = np.array([len(s) for s in segments], dtype=np.int64)
+    batch = np.zeros((len(segments), padded_length(int(lengths.max()), pad_to_30s)), np.float32)
+    for row, seg in enumerate(segments):
+        batch[row, : len(seg)] = seg
+    return batch, lengths
+
+
+def encoder_feed(wav: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """The encoder's inputs: waveform (B, P) float32 and lengths (B,) int64, contiguous."""
+    return {
+        WAVEFORM: np.ascontiguousarray(wav, np.float32),
+        LENGTHS: np.ascontiguousarray(lengths, np.int64),
+    }
+
+
+def decoder_lengths(codes: np.ndarray) -> np.ndarray:
+    """The decoder's lengths input for codes (8, B, T): T for every row (int64)."""
+    return np.full(codes.shape[1], codes.shape[2], dtype=np.int64)
+
+
+def decoder_feed(codes: np.ndarray) -> dict[str, np.ndarray]:
+    """The decoder's inputs: codes (8, B, T) int64 and lengths (B,) = T."""
+    return {CODES: np.ascontiguousarray(codes, np.int64), LENGTHS: decoder_lengths(codes)}
+
+
+def window_feed(graph: str, *args: np.ndarray) -> dict[str, np.ndarray]:
+    """``encoder_feed(wav, lengths)`` or ``decoder_feed(codes)`` by graph name."""
+    return encoder_feed(*args) if graph == ENCODER else decoder_feed(*args)
