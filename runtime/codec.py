@@ -2,12 +2,14 @@
 
 It adds what every backend shares: input checks, the published long-audio chunking, batching of
 windows, trimming each window to the samples it needs (`xyrt.runtime.graph_io.padded_length`),
-stitching, and the streaming entry points (`create_stream`, `is_ready`, `encode_stream(s)`).
+stitching, and the streaming entry points (`create_stream`, `is_ready`, `encode_stream(s)`;
+`create_decode_stream`, `decode_stream(s)`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +20,9 @@ from xyrt.runtime.backend import Backend
 from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch
 from xyrt.runtime.codes import validate_codes
 from xyrt.runtime.graph_io import pack_windows
+
+if TYPE_CHECKING:
+    from xyrt.runtime.decode_stream import DecodeStream
 
 
 class ChunkedCodec:
@@ -55,7 +60,7 @@ class ChunkedCodec:
         return Stream(StreamOptions(hop, context, lookahead))
 
     def is_ready(self, stream) -> bool:
-        """Whether ``stream`` has a hop (or, once finished, its tail) ready to encode."""
+        """Whether ``stream`` (encode or decode) has a step (or, once finished, its tail) ready."""
         return stream.ready()
 
     def encode_stream(self, stream) -> None:
@@ -67,6 +72,31 @@ class ChunkedCodec:
         from xyrt.runtime.streaming import encode_streams
 
         return encode_streams(self.backend, streams)
+
+    # -- streaming decode (see xyrt.runtime.decode_stream) -------------------------------------
+    def create_decode_stream(
+        self,
+        hop: float = 0.32,
+        context: float = 2.0,
+        lookahead: float = 0.16,
+        max_hop: float | None = None,
+        crossfade: float | None = None,
+    ) -> DecodeStream:
+        """A new `DecodeStream` (codes in, audio out); seconds, see `DecodeStreamOptions`."""
+        from xyrt.runtime.decode_stream import DecodeStream, DecodeStreamOptions
+
+        options = DecodeStreamOptions(hop, context, lookahead, max_hop, crossfade)
+        return DecodeStream(options, self.info)
+
+    def decode_stream(self, stream: DecodeStream) -> None:
+        """Decode one step of ``stream``; its audio is then available from ``pop_audio()``."""
+        self.decode_streams([stream])
+
+    def decode_streams(self, streams: Sequence[DecodeStream]) -> int:
+        """One step of every ready decode stream, batched; returns how many streams stepped."""
+        from xyrt.runtime.decode_stream import decode_streams
+
+        return decode_streams(self.backend, streams)
 
     def _bar(self, total: int, desc: str):
         from tqdm.auto import tqdm
