@@ -23,6 +23,7 @@ import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, require
+from xyrt.runtime.decode_stream import DecodeStream
 from xyrt.runtime.streaming import CodeFrame
 
 
@@ -146,49 +147,31 @@ class JsonlSink:
         self.out.flush()
 
 
-class DevicePlayer:
-    """Plays float32 mono audio on a PortAudio output device (blocking writes)."""
-
-    def __init__(self, sample_rate: int, device: str | int | None = None) -> None:
-        sd = require("sounddevice", "audio", "--loopback playback")
-        try:
-            self.out = sd.OutputStream(
-                samplerate=sample_rate, channels=1, dtype="float32", device=device
-            )
-        except (ValueError, sd.PortAudioError) as exc:
-            raise AudioError(f"no usable output device {device!r}: {exc}") from exc
-        self.out.start()
-
-    def play(self, audio: np.ndarray) -> None:
-        self.out.write(np.ascontiguousarray(audio, np.float32)[:, None])
-
-    def close(self) -> None:
-        self.out.stop()
-        self.out.close()
-
-
 class LoopbackSink:
-    """Passes frames on to ``inner`` and decodes them, ``frames_per_step`` at a time, to
-    ``player``: hear what the tokens carry while they are produced. Each step is decoded on its
-    own (no context across steps), so step edges can be audible."""
+    """Passes frames on to ``inner`` and plays them through a decode stream (left context,
+    lookahead and crossfaded window edges: `xyrt.runtime.decode_stream`): hear what the tokens
+    carry while they are produced."""
 
-    def __init__(self, codec, inner, player, frames_per_step: int = 4) -> None:
+    def __init__(self, codec, inner, player, stream: DecodeStream | None = None) -> None:
         self.codec, self.inner, self.player = codec, inner, player
-        self.step = frames_per_step
-        self.pending: list[np.ndarray] = []
+        self.stream = stream if stream is not None else codec.create_decode_stream()
         self.samples_played = 0
 
     def write(self, frame: CodeFrame) -> None:
         self.inner.write(frame)
-        self.pending.append(frame.codes)
-        if len(self.pending) >= self.step:
-            self.flush()
+        self.stream.accept_codes(frame.codes[:, None])
+        self._play()
 
     def flush(self) -> None:
-        if self.pending:
-            codes = np.stack(self.pending, axis=1)[:, None, :]
-            self.pending = []
-            audio = self.codec.backend.decode_window(codes)[0]
+        """The codes are complete: decode and play the rest."""
+        self.stream.input_finished()
+        self._play()
+
+    def _play(self) -> None:
+        while self.codec.is_ready(self.stream):
+            self.codec.decode_stream(self.stream)
+        audio = self.stream.pop_audio()
+        if len(audio):
             self.player.play(audio)
             self.samples_played += len(audio)
 

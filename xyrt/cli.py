@@ -122,6 +122,8 @@ def _cmd_decode(args: argparse.Namespace) -> None:
     from xyrt.runtime.audio import write_wav
     from xyrt.runtime.codes import load_codes
 
+    if args.stream:
+        return _decode_stream(args)
     codec = _codec(args)
     codes = load_codes(args.input, codec.info.num_quantizers, codec.info.codebook_size)
     t0 = time.perf_counter()
@@ -134,6 +136,41 @@ def _cmd_decode(args: argparse.Namespace) -> None:
         f"{codec.output_sample_rate} Hz in {dt:.2f} s -> {args.output}",
         file=sys.stderr,
     )
+
+
+def _decode_stream(args: argparse.Namespace) -> None:
+    from contextlib import ExitStack
+
+    from xyrt.runtime.decode_io import DevicePlayer, WavWriter, read_frames, run_decode
+    from xyrt.runtime.decode_stream import DecodeStream, DecodeStreamOptions
+
+    options = DecodeStreamOptions(
+        args.hop, args.context, args.lookahead, args.max_hop, args.crossfade
+    )
+    if str(args.input) != "-" and not args.input.is_file():
+        raise XyrtError(f"code frames file not found: {args.input} (JSON lines from xyrt stream)")
+    codec = _codec(args)
+    stream = DecodeStream(options, codec.info)
+    with ExitStack() as stack:
+        lines = sys.stdin if str(args.input) == "-" else stack.enter_context(open(args.input))
+        writer = (
+            stack.enter_context(WavWriter(args.output, stream.sample_rate)) if args.output else None
+        )
+        player = DevicePlayer(stream.sample_rate, args.output_device) if args.play else None
+        if player is not None:
+            stack.callback(player.close)
+
+        def out(audio) -> None:
+            if writer is not None:
+                writer.write(audio)
+            if player is not None:
+                player.play(audio)
+
+        stats = run_decode(codec, read_frames(lines, codec.info.num_quantizers), stream, out)
+        if stats.frames == 0:
+            raise XyrtError(f"no code frames in {args.input}; expected JSON lines from xyrt stream")
+    where = f" -> {args.output}" if args.output else ""
+    print(f"summary: {stats.line()}{where}", file=sys.stderr)
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
@@ -313,8 +350,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
 def _cmd_stream(args: argparse.Namespace) -> None:
     import xyrt.runtime
+    from xyrt.runtime.decode_io import DevicePlayer
     from xyrt.runtime.stream_io import (
-        DevicePlayer,
         FileSource,
         JsonlSink,
         LoopbackSink,
@@ -352,7 +389,7 @@ def _cmd_stream(args: argparse.Namespace) -> None:
     player = None
     if args.loopback:
         player = DevicePlayer(codec.output_sample_rate, args.output_device)
-        sink = LoopbackSink(codec, sink, player, frames_per_step=stream.options.hop_frames)
+        sink = LoopbackSink(codec, sink, player, codec.create_decode_stream(hop=args.hop))
     try:
         stats = run_stream(codec, source, sink, stream, update)
         if args.loopback:
@@ -401,8 +438,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decode", help="codes (.npy) -> float32 WAV at the model's output rate")
     _model_args(p)
     _chunk_args(p)
-    p.add_argument("input", type=Path, help="codes .npy of shape (8, T)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output .wav")
+    p.add_argument("input", type=Path, help="codes .npy of shape (8, T); with --stream: JSONL, -")
+    p.add_argument("-o", "--output", type=Path, help="output .wav (needed unless --play)")
+    g = p.add_argument_group("streaming (--stream: JSON lines of xyrt stream, file or - for stdin)")
+    g.add_argument("--stream", action="store_true", help="decode code frames as they arrive")
+    g.add_argument("--play", action="store_true", help="play the audio (--stream)")
+    g.add_argument("--output-device", help="playback device for --play (default: system)")
+    g.add_argument("--hop", type=float, default=0.32, help="least seconds per step (x 0.08)")
+    g.add_argument("--max-hop", type=float, help="most seconds per step, to catch up (x 0.08)")
+    g.add_argument("--context", type=float, default=2.0, help="left context, seconds")
+    g.add_argument("--lookahead", type=float, default=0.16, help="right context, seconds")
+    g.add_argument("--crossfade", type=float, help="seconds (default: the lookahead, <= hop)")
     p.set_defaults(func=_cmd_decode)
 
     p = sub.add_parser("export", help="checkpoint -> ONNX encoder/decoder + manifest.json")
@@ -531,7 +577,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xyrt`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "decode" and args.output is None and not (args.stream and args.play):
+        parser.error("decode needs -o/--output (or --stream with --play)")
+    if args.command == "decode" and args.play and not args.stream:
+        parser.error("--play needs --stream")
     try:
         args.func(args)
     except XyrtError as exc:

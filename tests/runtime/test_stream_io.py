@@ -178,13 +178,13 @@ class _Recorder:
         self.chunks.append(audio)
 
 
-def test_loopback_decodes_and_plays_every_frame() -> None:
+def test_loopback_plays_the_decode_stream_of_every_frame() -> None:
     from xyrt.runtime.stream_io import LoopbackSink
 
     codec = xyrt.runtime.load(exported("tiny_16k"))
     wav = golden("tiny_16k")["speech_4/wav"]
     player, inner = _Recorder(), io.StringIO()
-    sink = LoopbackSink(codec, JsonlSink(inner), player, frames_per_step=4)
+    sink = LoopbackSink(codec, JsonlSink(inner), player, codec.create_decode_stream(hop=0.32))
     stats = run_stream(
         codec,
         PcmSource(io.BytesIO((wav * 32767).astype("<i2").tobytes())),
@@ -194,7 +194,16 @@ def test_loopback_decodes_and_plays_every_frame() -> None:
     sink.flush()
     assert stats.frames == 44 and len(_frames(inner.getvalue())) == 44
     assert sum(len(c) for c in player.chunks) == 44 * 1280 == sink.samples_played
-    assert all(np.isfinite(c).all() for c in player.chunks)
+    assert len(player.chunks) > 5, "audio is played while the codes are produced"
+    codes = np.array([f["codes"] for f in _frames(inner.getvalue())]).T
+    replay = codec.create_decode_stream(hop=0.32)  # the same steps: frame by frame
+    for k in range(codes.shape[1]):
+        replay.accept_codes(codes[:, k : k + 1])
+        while codec.is_ready(replay):
+            codec.decode_stream(replay)
+    replay.input_finished()
+    codec.decode_stream(replay)
+    np.testing.assert_array_equal(np.concatenate(player.chunks), replay.pop_audio())
 
 
 def test_cli_loopback_on_a_real_device(pulse_device: str, tmp_path: Path) -> None:
@@ -219,3 +228,29 @@ def test_cli_loopback_on_a_real_device(pulse_device: str, tmp_path: Path) -> Non
     )
     assert run.returncode == 0, run.stderr
     assert len(_frames((tmp_path / "c.jsonl").read_text())) == 40
+
+
+def test_cli_decode_stream_plays_on_a_real_device(pulse_device: str, tmp_path: Path) -> None:
+    frames = tmp_path / "c.jsonl"
+    codes = golden("tiny_16k")["speech_5/codes_ov10"]
+    frames.write_text(
+        "".join(json.dumps({"index": i, "codes": c.tolist()}) + "\n" for i, c in enumerate(codes.T))
+    )
+    run = subprocess.run(
+        [
+            XYRT,
+            "decode",
+            "--model",
+            str(exported("tiny_16k")),
+            "--stream",
+            str(frames),
+            "--play",
+            "--output-device",
+            pulse_device,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert f"summary: frames {codes.shape[1]}" in run.stderr
