@@ -6,7 +6,8 @@ codes = codec.encode(audio, sample_rate)            # (8, T) int64
 audio = codec.decode(codes)                         # float32 at codec.output_sample_rate
 
 The public surface is `__all__`: `load`, the codec (`ChunkedCodec`), the backend interface
-(`Backend`, `ModelInfo`), streaming (`Stream`, `StreamOptions`, `CodeFrame`) and the graph I/O
+(`Backend`, `ModelInfo`), streaming (`Stream`, `StreamOptions`, `CodeFrame`; decode:
+`DecodeStream`, `DecodeStreamOptions`) and the graph I/O
 contract (`xyrt.runtime.graph_io`).
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from xyrt.runtime import graph_io
 from xyrt.runtime.backend import Backend, ModelInfo
 from xyrt.runtime.codec import ChunkedCodec
+from xyrt.runtime.decode_stream import DecodeStream, DecodeStreamOptions
 from xyrt.runtime.streaming import CodeFrame, Stream, StreamOptions
 
 RUNTIME_BACKENDS = ("onnxruntime", "tensorrt", "auto")  # what `load(backend=...)` accepts
@@ -61,6 +63,8 @@ __all__ = [
     "Backend",
     "ChunkedCodec",
     "CodeFrame",
+    "DecodeStream",
+    "DecodeStreamOptions",
     "ModelInfo",
     "Stream",
     "StreamOptions",

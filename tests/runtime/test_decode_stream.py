@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 import xyrt.runtime
 from conftest import exported, golden
 from xyrt.errors import CodesError, XyrtError
-from xyrt.runtime.backend import ChunkedCodec, ModelInfo
+from xyrt.runtime.backend import ModelInfo
+from xyrt.runtime.codec import ChunkedCodec
 
 SPC = 40  # output samples per code of the fake backends
 
