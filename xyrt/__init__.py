@@ -1,6 +1,8 @@
 """xyrt: deployment toolkit for the XY-Tokenizer speech codec."""
 
-from xyrt.errors import XyrtError
-
 __version__ = "0.1.0"
-__all__ = ["XyrtError", "__version__"]
+
+from xyrt.corpus import tokenize  # noqa: E402
+from xyrt.errors import XyrtError  # noqa: E402
+
+__all__ = ["XyrtError", "__version__", "tokenize"]

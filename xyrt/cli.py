@@ -421,6 +421,33 @@ def _cmd_calib(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}", file=sys.stderr)
 
 
+def _cmd_tokenize(args: argparse.Namespace) -> None:
+    from xyrt.corpus import tokenize
+
+    summary = tokenize(
+        args.inputs,
+        args.output,
+        args.model,
+        backend=args.backend,
+        providers=args.providers.split(",") if args.providers else None,
+        address=args.address,
+        workers=args.workers,
+        threads_per_worker=args.threads_per_worker,
+        batch_seconds=args.batch_seconds,
+        overlap=args.overlap,
+        shard_size=args.shard_size,
+        progress=sys.stderr.isatty(),
+    )
+    run = summary["run"]
+    print(
+        f"{summary['rows']} rows, {summary['errors']} errors in {summary['shards_done']} shards "
+        f"({summary['shards_skipped']} already done) -> {args.output}; this run: "
+        f"{run['audio_seconds'] / 3600:.3f} h of audio in {run['wall_seconds']:.1f} s "
+        f"({run['audio_seconds_per_second']:.1f}x real time, {run['workers']} workers)",
+        file=sys.stderr,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xyrt", description="Deployment toolkit for the XY-Tokenizer speech codec."
@@ -564,6 +591,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", type=float, help="builder workspace limit, GiB")
     p.add_argument("-o", "--output", type=Path, required=True, help="engine directory")
     p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("tokenize", help="audio corpus -> Parquet shards of codes (Ray Data)")
+    p.add_argument(
+        "inputs", nargs="+", help="audio folders, files, globs, or a JSONL/CSV/TSV manifest"
+    )
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("--model", type=Path, required=True, help="model or engine directory")
+    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt", "auto"])
+    p.add_argument("--providers", metavar="P[,P]", help="ONNX Runtime providers (default: cpu)")
+    p.add_argument("--address", help="Ray cluster: auto or ray://HOST:10001 (default: a local Ray)")
+    p.add_argument("--workers", type=int, help="model actors (default: CPUs // threads, or GPUs)")
+    p.add_argument("--threads-per-worker", type=int, default=1, help="CPU threads per actor")
+    p.add_argument(
+        "--batch-seconds", type=float, default=60.0, help="padded audio per model call (60)"
+    )
+    p.add_argument("--overlap", type=float, default=10.0, help="long-file window overlap, s")
+    p.add_argument("--shard-size", type=int, default=256, help="items per Parquet shard (256)")
+    p.set_defaults(func=_cmd_tokenize)
 
     p = sub.add_parser("synth", help="write a seeded synthetic checkpoint in the official layout")
     p.add_argument(

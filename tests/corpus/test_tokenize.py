@@ -1,0 +1,185 @@
+"""xyrt tokenize on Ray Data (local Ray, 2 workers, tiny model): every good file once with the
+codes of ``xyrt encode``, bad files in the errors table, a killed worker, resume, refusal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import exported
+
+ray = pytest.importorskip("ray", reason="xyrt[scale] (ray[data]) is not installed")
+pq = pytest.importorskip("pyarrow.parquet", reason="xyrt[scale] (pyarrow) is not installed")
+sf = pytest.importorskip("soundfile", reason="xyrt[audio] is not installed")
+
+import xyrt  # noqa: E402
+import xyrt.runtime  # noqa: E402
+from xyrt.corpus import iter_codes  # noqa: E402
+from xyrt.errors import XyrtError  # noqa: E402
+from xyrt.runtime.audio import bundled_speech, speech_clip  # noqa: E402
+
+BAD = {"corrupt.wav": "unreadable", "empty.wav": "empty", "blip.wav": "too-short"}
+RUN = {"workers": 2, "shard_size": 3, "batch_seconds": 20.0, "read_block": 2, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module (2 model actors + a reading slot); tokenize() joins it."""
+    import logging
+
+    ray.init(num_cpus=3, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Six speech mp3s, a 24 kHz FLAC, a 41 s WAV (two published 30 s windows) and bad files."""
+    root = tmp_path_factory.mktemp("corpus")
+    for name, path in bundled_speech().items():
+        (root / f"{name}.mp3").write_bytes(path.read_bytes())
+    sf.write(root / "flac24k.flac", speech_clip(3.3, 24000), 24000)
+    sf.write(root / "long.wav", speech_clip(41.0), 16000)
+    (root / "corrupt.wav").write_bytes(b"RIFF not really a wave file")
+    sf.write(root / "empty.wav", np.zeros(0, np.float32), 16000)
+    sf.write(root / "blip.wav", np.zeros(800, np.float32), 16000)  # 50 ms < one code
+    return root
+
+
+@pytest.fixture(scope="module")
+def model() -> Path:
+    return exported("tiny_16k")
+
+
+@pytest.fixture(scope="module")
+def first_run(local_ray, corpus, model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tokens") / "out"
+    return out, xyrt.tokenize([corpus], out, model, **RUN)
+
+
+def _good(corpus: Path) -> list[Path]:
+    return sorted(p for p in corpus.iterdir() if p.name not in BAD)
+
+
+def test_every_good_file_once_with_the_codes_of_xyrt_encode(first_run, corpus, model, tmp_path):
+    from xyrt.cli import main
+
+    out, summary = first_run
+    rows = list(iter_codes(out))
+    ids = [i for i, _ in rows]
+    assert sorted(ids) == sorted(str(p.resolve()) for p in _good(corpus))  # each exactly once
+    assert summary["rows"] == len(ids) and summary["num_shards"] == 4
+    got = dict(rows)
+    for path in _good(corpus):
+        assert (
+            main(["encode", "--model", str(model), str(path), "-o", str(tmp_path / "c.npy")]) == 0
+        )
+        want = np.load(tmp_path / "c.npy")
+        codes = got[str(path.resolve())]
+        assert codes.dtype == np.int16 and codes.shape == want.shape, path.name
+        np.testing.assert_array_equal(codes, want, err_msg=path.name)
+
+
+def test_rows_and_shard_metadata(first_run, corpus):
+    out, summary = first_run
+    table = pq.read_table(out / "codes")
+    row = {r["id"]: r for r in table.to_pylist()}[str((corpus / "flac24k.flac").resolve())]
+    assert row["sample_rate"] == 24000 and row["start"] is None and row["end"] is None
+    assert row["duration"] == pytest.approx(3.3, abs=1e-3)
+    assert row["frames"] == int(3.3 * 16000) // 1280 == np.array(row["codes"]).shape[1]
+    manifest = json.loads((model_dir := exported("tiny_16k")).joinpath("manifest.json").read_text())
+    for path in (out / "codes").glob("part-*.parquet"):
+        facts = json.loads(pq.read_schema(path).metadata[b"xyrt"])
+        assert facts["model_sha256"] == manifest["source_checkpoint"]["sha256"], model_dir
+        assert facts["backend"] == "onnxruntime[cpu]" and facts["precision"] == "fp32"
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["rows"] == summary["rows"] and on_disk["errors"] == len(BAD)
+    assert summary["run"]["audio_seconds"] > 41
+
+
+def test_bad_files_land_in_the_errors_table(first_run, corpus):
+    out, summary = first_run
+    errors = pq.read_table(out / "errors").to_pylist()
+    assert {Path(e["id"]).name: e["kind"] for e in errors} == BAD
+    assert all(e["reason"] for e in errors) and summary["errors"] == len(BAD)
+
+
+def test_rerun_is_a_no_op(first_run, corpus, model):
+    out, _ = first_run
+    files = sorted(p for p in out.rglob("*.parquet"))
+    before = {p: p.stat().st_mtime_ns for p in files}
+    summary = xyrt.tokenize([corpus], out, model, **RUN)
+    assert summary["run"]["shards_written"] == 0 and summary["shards_skipped"] == 4
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == before
+
+
+def test_changed_options_or_foreign_folder_are_refused(first_run, corpus, model, tmp_path):
+    out, _ = first_run
+    with pytest.raises(XyrtError, match="different run.*overlap"):
+        xyrt.tokenize([corpus], out, model, **{**RUN, "overlap": 2.0})
+    (tmp_path / "mine.txt").write_text("not xyrt's")
+    with pytest.raises(XyrtError, match="not an xyrt tokenize output"):
+        xyrt.tokenize([corpus], tmp_path, model, **RUN)
+    assert (tmp_path / "mine.txt").read_text() == "not xyrt's"
+
+
+def _model_actor_pids() -> list[int]:
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if cmd.startswith("ray::MapWorker(MapBatches(Encoder))"):
+            pids.append(int(pid))
+    return pids
+
+
+def test_killed_worker_is_retried_and_output_stays_exactly_once(first_run, corpus, model, tmp_path):
+    killed: list[int] = []
+
+    def kill_one(progress) -> None:
+        if not killed:
+            pids = _model_actor_pids()
+            assert pids, "no model actor process found"
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    out = tmp_path / "out"
+    summary = xyrt.tokenize([corpus], out, model, **RUN, on_progress=kill_one)
+    assert killed and summary["rows"] == len(_good(corpus)) and summary["errors"] == len(BAD)
+    rows = list(iter_codes(out))
+    assert len(rows) == len({i for i, _ in rows}) == len(_good(corpus))
+    reference = dict(iter_codes(first_run[0]))
+    for item_id, codes in rows:
+        np.testing.assert_array_equal(codes, reference[item_id])
+    assert len(pq.read_table(out / "errors")) == len(BAD)
+
+
+def test_manifest_segments_and_extra_columns(local_ray, corpus, model, tmp_path):
+    from xyrt.runtime.audio import load_audio
+
+    lines = [
+        {"path": str(corpus / "long.wav"), "id": "a", "start": 1.0, "end": 3.5, "spk": 7},
+        {"path": "long.wav", "id": "b", "start": 40.0, "spk": 8},
+        {"path": "long.wav", "id": "c", "start": 50.0, "end": 51.0, "spk": 9},  # past the end
+    ]
+    manifest = corpus / "segments.jsonl"
+    manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    try:
+        xyrt.tokenize([manifest], tmp_path / "out", model, **RUN)
+    finally:
+        manifest.unlink()
+    rows = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "codes").to_pylist()}
+    assert sorted(rows) == ["a", "b"] and rows["a"]["spk"] == 7 and rows["a"]["end"] == 3.5
+    assert rows["b"]["frames"] == 1 * 16000 // 1280
+    codec = xyrt.runtime.load(model)
+    want = codec.encode(load_audio(corpus / "long.wav")[16000:56000])
+    np.testing.assert_array_equal(np.array(rows["a"]["codes"]), want)
+    errors = pq.read_table(tmp_path / "out" / "errors").to_pylist()
+    assert [(e["id"], e["kind"]) for e in errors] == [("c", "bad-segment")]

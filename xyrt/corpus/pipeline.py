@@ -1,0 +1,326 @@
+"""`tokenize()`: a corpus -> Parquet shards of codes, on Ray Data (local or a cluster).
+
+The driver lists the inputs, plans the shards (`xyrt.corpus.shards`), skips the complete ones,
+and streams the rest through two Ray Data stages (`xyrt.corpus.stages`): reading tasks decode and
+resample audio and group it by duration; a fixed pool of model actors (one per worker, GPU
+actors for CUDA/TensorRT) encodes it. Results come back to the driver, which keeps the first
+result of each item (a retried task can only repeat a result, never lose one) and writes each
+shard atomically once all its items are in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xyrt.corpus.inputs import collect_items
+from xyrt.corpus.shards import OutputDir, extra_types, inputs_sha256, plan_shards
+from xyrt.errors import MissingDependencyError, XyrtError
+
+SCALE_HINT = "pip install 'xyrt[scale]'  (ray[data] and pyarrow)"
+READ_BYTES_PER_ITEM = 4 * 30 * 48000 * 4  # four float32 copies of 30 s at up to 48 kHz
+GPU_PROVIDERS = ("cuda", "tensorrt", "trt", "CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+@dataclass(frozen=True)
+class TokenizeOptions:
+    """How to run; only ``backend``, ``providers``, ``target``, ``overlap`` and ``shard_size``
+    change the output (a rerun must keep them), the rest only the speed."""
+
+    backend: str = "onnxruntime"
+    providers: tuple[str, ...] | None = None
+    target: str | None = None
+    address: str | None = None  # None: a local Ray started for the run; "auto", "ray://..."
+    workers: int | None = None  # model actors (default: CPUs // threads, or GPUs)
+    threads_per_worker: int = 1
+    gpus_per_worker: float | None = None  # default 1 for CUDA/TensorRT backends, else 0
+    batch_seconds: float = 60.0  # padded audio per model call
+    overlap: float = 10.0  # published chunking of long files, seconds
+    shard_size: int = 256  # items per output shard
+    read_block: int = 16  # items per reading task
+
+    def __post_init__(self) -> None:
+        from xyrt.runtime import BACKENDS
+        from xyrt.runtime.chunking import codes_per_step
+
+        if self.backend not in BACKENDS:
+            raise XyrtError(f"unknown backend {self.backend!r}; available: {', '.join(BACKENDS)}")
+        for name in ("threads_per_worker", "shard_size", "read_block"):
+            if int(getattr(self, name)) < 1:
+                raise XyrtError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.workers is not None and self.workers < 1:
+            raise XyrtError(f"workers must be at least 1, got {self.workers}")
+        if not self.batch_seconds > 0:
+            raise XyrtError(f"batch_seconds must be positive, got {self.batch_seconds}")
+        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
+            raise XyrtError(f"gpus_per_worker must be >= 0, got {self.gpus_per_worker}")
+        codes_per_step(self.overlap)
+
+    @property
+    def uses_gpu(self) -> bool:
+        return self.backend == "tensorrt" or any(p in GPU_PROVIDERS for p in self.providers or ())
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Passed to ``on_progress`` after each result: items and audio done in this run."""
+
+    items_done: int
+    items_total: int
+    audio_seconds: float
+    elapsed: float
+
+
+def model_identity(model: str | Path, options: TokenizeOptions) -> dict[str, Any]:
+    """sha256 of the model (source checkpoint) and of the encoder used, precision, backend."""
+    model = Path(model)
+    if options.backend == "tensorrt" or (
+        options.backend == "auto" and (model / "engines.json").is_file()
+    ):
+        from xyrt.runtime.tensorrt import read_engines
+
+        engines = read_engines(model)
+        enc = engines.get("engines", {}).get("encoder", {})
+        source = engines.get("source_sha256") or enc.get("graph_sha256")
+        return {
+            "model_sha256": source,
+            "encoder_sha256": enc.get("plan_sha256") or enc.get("graph_sha256"),
+            "precision": enc.get("precision"),
+            "backend": "tensorrt",
+        }
+    from xyrt.runtime.manifest import read_manifest
+    from xyrt.runtime.onnxrt import graph_set
+
+    manifest = read_manifest(model)
+    encoder = graph_set(manifest, options.target)["encoder"]
+    providers = ",".join(options.providers or ("cpu",))
+    return {
+        "model_sha256": manifest.data["source_checkpoint"]["sha256"],
+        "encoder_sha256": manifest.data["graphs"][encoder]["sha256"],
+        "precision": manifest.data.get("precision", "fp32"),
+        "backend": f"onnxruntime[{providers}]",
+    }
+
+
+def _ray():
+    try:
+        import pyarrow  # noqa: F401
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"xyrt tokenize runs on Ray Data, which is not installed ({exc}). Install it with: "
+            f"{SCALE_HINT}"
+        ) from exc
+    return ray
+
+
+def connect(options: TokenizeOptions, workers: int) -> bool:
+    """Join the Ray cluster at ``options.address``, or start a local one sized for
+    ``workers`` actors plus one reading slot; True when this call started Ray."""
+    ray = _ray()
+    if ray.is_initialized():
+        return False
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    if options.address is None:
+        ray.init(
+            num_cpus=workers * options.threads_per_worker + 1,
+            num_gpus=int(np.ceil(workers * (options.gpus_per_worker or 0))) or None,
+            include_dashboard=False,
+            object_store_memory=1 << 30,
+            **quiet,
+        )
+    else:
+        try:
+            ray.init(address=options.address, **quiet)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise XyrtError(
+                f"cannot connect to the Ray cluster at {options.address!r}: {exc}. Start one "
+                "with `ray start --head`, or leave out --address for a local Ray"
+            ) from exc
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    return True
+
+
+def default_workers(options: TokenizeOptions) -> int:
+    """Model actors when --workers is not given: one per GPU, or CPUs // threads."""
+    if options.workers is not None:
+        return options.workers
+    if options.address is not None:
+        ray = _ray()
+        resources = ray.cluster_resources() if ray.is_initialized() else {}
+        if options.uses_gpu:
+            return max(1, int(resources.get("GPU", 1) // (options.gpus_per_worker or 1)))
+        cpus = int(resources.get("CPU", os.cpu_count() or 1)) - 1
+        return max(1, cpus // options.threads_per_worker)
+    if options.uses_gpu:
+        return 1
+    return max(1, (os.cpu_count() or 1) // options.threads_per_worker)
+
+
+def build_dataset(model: str, shards, pending: Sequence[int], options: TokenizeOptions, workers):
+    """The Ray Data pipeline: read blocks -> packs (tasks) -> codes (actor pool)."""
+    import ray
+
+    from xyrt.corpus.stages import Encoder, items_to_json, read_stage
+
+    blocks = [
+        {"shard": k, "items": items_to_json(shards[k][i : i + options.read_block])}
+        for k in pending
+        for i in range(0, len(shards[k]), options.read_block)
+    ]
+    gpus = options.gpus_per_worker
+    if gpus is None:
+        gpus = 1.0 if options.uses_gpu else 0.0
+    ds = ray.data.from_items(blocks, override_num_blocks=len(blocks))
+    ds = ds.map_batches(
+        read_stage,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_kwargs={"batch_seconds": options.batch_seconds, "overlap": options.overlap},
+        num_cpus=1,
+        # a decoded block (raw, float, resampled, packed copies of <= 30 s per item); differing
+        # resources also keep Ray Data from fusing this stage into the model actors
+        memory=options.read_block * READ_BYTES_PER_ITEM,
+    )
+    # one pack per block (streaming, no barrier): a block is one task for the model actors
+    ds = ds.repartition(target_num_rows_per_block=1)
+    return ds.map_batches(
+        Encoder,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_constructor_kwargs={
+            "model": str(Path(model).resolve()),
+            "backend": options.backend,
+            "providers": list(options.providers) if options.providers else None,
+            "target": options.target,
+            "threads": options.threads_per_worker,
+            "batch_seconds": options.batch_seconds,
+            "overlap": options.overlap,
+        },
+        concurrency=workers,
+        num_cpus=options.threads_per_worker,
+        num_gpus=gpus or None,
+    )
+
+
+def tokenize(
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    model: str | os.PathLike,
+    options: TokenizeOptions | None = None,
+    progress: bool = True,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> dict[str, Any]:
+    """Tokenize audio folders/files/globs/manifests into ``output`` (Parquet shards, see
+    `xyrt.corpus.shards`); returns the summary also written to ``output/summary.json``.
+    A rerun resumes: complete shards are skipped; a different model or options are refused."""
+    import xyrt
+
+    options = options or TokenizeOptions()
+    t0 = time.perf_counter()
+    items = collect_items(inputs)
+    shards = plan_shards(items, options.shard_size)
+    run = {
+        **model_identity(model, options),
+        "target": options.target,
+        "overlap": options.overlap,
+        "shard_size": options.shard_size,
+        "num_items": len(items),
+        "num_shards": len(shards),
+        "inputs_sha256": inputs_sha256(shards),
+        "xyrt": xyrt.__version__,
+    }
+    _ray()  # say what to install before touching the output folder
+    out = OutputDir(Path(output), run)
+    types = extra_types(items)
+    out.open()
+    pending = [k for k in range(len(shards)) if not out.done(k)]
+    total = sum(len(shards[k]) for k in pending)
+    workers = options.workers
+    this_run = {"shards_written": 0, "items": total, "audio_seconds": 0.0, "errors": []}
+    if pending:
+        started = connect(options, workers or default_workers(options))
+        workers = default_workers(options)
+        try:
+            this_run.update(
+                _drive(model, shards, pending, options, workers, out, types, progress, on_progress)
+            )
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+    wall = time.perf_counter() - t0
+    summary = {
+        "output": str(out.root),
+        **{k: run[k] for k in ("model_sha256", "precision", "backend", "num_items", "num_shards")},
+        "shards_skipped": len(shards) - len(pending),
+        **out.totals(len(shards)),
+        "run": {
+            **this_run,
+            "wall_seconds": wall,
+            "audio_seconds_per_second": this_run["audio_seconds"] / wall if wall > 0 else 0.0,
+            "workers": workers,
+            "threads_per_worker": options.threads_per_worker,
+            "batch_seconds": options.batch_seconds,
+            "address": options.address or "local",
+        },
+    }
+    from xyrt.atomic import atomic_write
+
+    with atomic_write(out.root / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _drive(model, shards, pending, options, workers, out, types, progress, on_progress):
+    """Stream results, keep the first per item, write each shard once complete."""
+    from tqdm.auto import tqdm
+
+    expected = {k: {it.id for it in shards[k]} for k in pending}
+    results: dict[int, dict[str, dict]] = {k: {} for k in pending}
+    done, seconds, written, errors = 0, 0.0, 0, []
+    t0 = time.perf_counter()
+    ds = build_dataset(model, shards, pending, options, workers)
+    total = sum(len(v) for v in expected.values())
+    with tqdm(total=total, unit="file", desc="tokenize", disable=not progress) as bar:
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for row in batch.to_pylist():
+                k, item_id = row["shard"], row["id"]
+                if k not in results or item_id in results[k] or item_id not in expected[k]:
+                    continue  # a retried task repeating a result, or a shard already written
+                if row["codes"] is None:
+                    results[k][item_id] = {"kind": row["kind"], "reason": row["reason"]}
+                    errors.append({"id": item_id, "kind": row["kind"], "reason": row["reason"]})
+                else:
+                    codes = np.frombuffer(row["codes"], np.int16).reshape(8, row["frames"])
+                    results[k][item_id] = {**row, "codes": codes}
+                    seconds += row["duration"]
+                done += 1
+                elapsed = time.perf_counter() - t0
+                bar.update(1)
+                bar.set_postfix_str(
+                    f"{seconds / 3600:.3f} h audio, {seconds / max(elapsed, 1e-9):.1f}x real time",
+                    refresh=False,
+                )
+                if on_progress is not None:
+                    on_progress(Progress(done, total, seconds, elapsed))
+                if len(results[k]) == len(expected[k]):
+                    out.write_shard(k, shards[k], results.pop(k), types)
+                    written += 1
+    if results:
+        missing = sum(len(expected[k]) - len(results[k]) for k in results)
+        raise XyrtError(f"Ray Data returned no result for {missing} item(s); rerun to resume")
+    return {"shards_written": written, "audio_seconds": seconds, "errors": errors[:100]}

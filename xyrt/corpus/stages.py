@@ -1,0 +1,177 @@
+"""The two Ray Data stages of `xyrt tokenize`, run on the workers.
+
+read (tasks): a block of items -> decoded, resampled 16 kHz audio, grouped into packs by
+    duration (longest first, each pack at most ``batch_seconds`` of padded windows), one row per
+    pack; items that cannot be read travel as error entries.
+encode (actors): one `Encoder` per worker holds the model for the whole run and encodes a pack
+    with the codec's published chunking (`ChunkedCodec.encode`), exactly as ``xyrt encode``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE
+from xyrt.corpus.inputs import Item, ItemError, read_item
+from xyrt.errors import XyrtError
+from xyrt.runtime.chunking import encode_plan
+
+
+def pack_by_duration(
+    lengths: Sequence[int], batch_seconds: float, overlap: float = 10.0
+) -> list[list[int]]:
+    """Indices of clips (16 kHz samples each) grouped into packs, longest first: a pack's cost
+    is its number of windows x its longest window (what a padded batch runs), at most
+    ``batch_seconds``; a clip that alone costs more gets a pack of its own."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    packs: list[list[int]] = []
+    windows = 0
+    longest = 0.0
+    for i in order:
+        n = len(encode_plan(lengths[i], overlap))
+        seconds = min(lengths[i] / INPUT_SAMPLE_RATE, CHUNK_SECONDS)
+        if packs and (windows + n) * max(longest, seconds) <= batch_seconds:
+            packs[-1].append(i)
+            windows += n
+            longest = max(longest, seconds)
+        else:
+            packs.append([i])
+            windows, longest = n, seconds
+    return packs
+
+
+def items_to_json(items: Sequence[Item]) -> str:
+    """The fields the workers need, as one JSON string (extra columns stay on the driver)."""
+    return json.dumps([[it.id, it.path, it.start, it.end] for it in items])
+
+
+def _pack_row(shard: int, entries: list[dict], clips: list[np.ndarray]) -> dict[str, Any]:
+    audio = np.concatenate(clips).astype(np.float32) if clips else np.zeros(0, np.float32)
+    return {
+        "shard": shard,
+        "entries": json.dumps(entries),
+        "audio": audio.tobytes(),
+        "lengths": [len(c) for c in clips],
+    }
+
+
+def read_stage(batch, batch_seconds: float, overlap: float):
+    """Ray Data map_batches function: rows (shard, items JSON) -> pack rows (pyarrow)."""
+    import pyarrow as pa
+
+    rows = []
+    for shard, blob in zip(batch["shard"].to_pylist(), batch["items"].to_pylist(), strict=True):
+        ok, clips, failed = [], [], []
+        for item_id, path, start, end in json.loads(blob):
+            entry = {"id": item_id}
+            try:
+                samples, rate = read_item(Item(item_id, path, start, end))
+            except ItemError as exc:
+                failed.append({**entry, "kind": exc.kind, "reason": str(exc)})
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad file never stops the job
+                failed.append({**entry, "kind": "unreadable", "reason": f"{path}: {exc!r}"})
+                continue
+            ok.append({**entry, "sample_rate": rate, "samples": len(samples)})
+            clips.append(samples)
+        if failed:
+            rows.append(_pack_row(shard, failed, []))
+        for pack in pack_by_duration([len(c) for c in clips], batch_seconds, overlap):
+            rows.append(_pack_row(shard, [ok[i] for i in pack], [clips[i] for i in pack]))
+    schema = pa.schema(
+        [
+            ("shard", pa.int64()),
+            ("entries", pa.string()),
+            ("audio", pa.large_binary()),
+            ("lengths", pa.list_(pa.int64())),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+RESULT_COLUMNS = ("shard", "id", "sample_rate", "duration", "frames", "codes", "kind", "reason")
+
+
+class Encoder:
+    """Ray Data actor: loads the model once (`xyrt.runtime.load`) and encodes packs."""
+
+    def __init__(
+        self,
+        model: str,
+        backend: str,
+        providers: Sequence[str] | None,
+        target: str | None,
+        threads: int | None,
+        batch_seconds: float,
+        overlap: float,
+    ) -> None:
+        import xyrt.runtime
+
+        self.codec = xyrt.runtime.load(
+            model, backend=backend, providers=providers, threads=threads, target=target
+        )
+        self.batch_seconds, self.overlap = batch_seconds, overlap
+
+    def _encode(self, clips: list[np.ndarray]) -> list[np.ndarray | XyrtError]:
+        longest = min(max(len(c) for c in clips) / INPUT_SAMPLE_RATE, CHUNK_SECONDS)
+        self.codec.batch_size = max(1, int(self.batch_seconds // max(longest, 0.08)))
+        try:
+            return self.codec.encode(clips, INPUT_SAMPLE_RATE, overlap=self.overlap)
+        except XyrtError:
+            if len(clips) == 1:
+                raise
+        out: list[np.ndarray | XyrtError] = []
+        for clip in clips:  # isolate the clip that fails
+            try:
+                out.append(self.codec.encode(clip, INPUT_SAMPLE_RATE, overlap=self.overlap))
+            except XyrtError as exc:
+                out.append(exc)
+        return out
+
+    def __call__(self, batch):
+        import pyarrow as pa
+
+        cols: dict[str, list] = {k: [] for k in RESULT_COLUMNS}
+
+        def emit(shard, entry, codes=None, kind=None, reason=None) -> None:
+            seconds = entry.get("samples", 0) / INPUT_SAMPLE_RATE
+            values = (shard, entry["id"], entry.get("sample_rate"), seconds)
+            values += (None if codes is None else codes.shape[1],)
+            values += (None if codes is None else codes.astype(np.int16).tobytes(), kind, reason)
+            for k, v in zip(RESULT_COLUMNS, values, strict=True):
+                cols[k].append(v)
+
+        for row in batch.to_pylist():
+            entries = json.loads(row["entries"])
+            if not row["lengths"]:  # items the read stage could not read
+                for e in entries:
+                    emit(row["shard"], e, kind=e["kind"], reason=e["reason"])
+                continue
+            audio = np.frombuffer(row["audio"], np.float32)
+            clips = np.split(audio, np.cumsum(row["lengths"])[:-1])
+            try:
+                results: list = self._encode(clips)
+            except XyrtError as exc:
+                results = [exc]
+            for e, res in zip(entries, results, strict=True):
+                if isinstance(res, XyrtError):
+                    emit(row["shard"], e, kind="encode", reason=str(res))
+                else:
+                    emit(row["shard"], e, codes=res)
+        schema = pa.schema(
+            [
+                ("shard", pa.int64()),
+                ("id", pa.string()),
+                ("sample_rate", pa.int32()),
+                ("duration", pa.float64()),
+                ("frames", pa.int32()),
+                ("codes", pa.large_binary()),
+                ("kind", pa.string()),
+                ("reason", pa.string()),
+            ]
+        )
+        return pa.table(cols, schema=schema)
