@@ -48,7 +48,7 @@ class TokenizeOptions:
     read_block: int = 16  # items per reading task
 
     def __post_init__(self) -> None:
-        from xyrt.runtime import BACKENDS
+        from xyrt.runtime import RUNTIME_BACKENDS as BACKENDS
         from xyrt.runtime.chunking import codes_per_step
 
         if self.backend not in BACKENDS:
@@ -229,6 +229,7 @@ def tokenize(
     import xyrt
 
     options = options or TokenizeOptions()
+    _ray()  # say what to install before anything else
     t0 = time.perf_counter()
     items = collect_items(inputs)
     shards = plan_shards(items, options.shard_size)
@@ -242,7 +243,6 @@ def tokenize(
         "inputs_sha256": inputs_sha256(shards),
         "xyrt": xyrt.__version__,
     }
-    _ray()  # say what to install before touching the output folder
     out = OutputDir(Path(output), run)
     types = extra_types(items)
     out.open()
@@ -250,6 +250,7 @@ def tokenize(
     total = sum(len(shards[k]) for k in pending)
     workers = options.workers
     this_run = {"shards_written": 0, "items": total, "audio_seconds": 0.0, "errors": []}
+    this_run["pipeline_seconds"] = 0.0
     if pending:
         started = connect(options, workers or default_workers(options))
         workers = default_workers(options)
@@ -323,4 +324,9 @@ def _drive(model, shards, pending, options, workers, out, types, progress, on_pr
     if results:
         missing = sum(len(expected[k]) - len(results[k]) for k in results)
         raise XyrtError(f"Ray Data returned no result for {missing} item(s); rerun to resume")
-    return {"shards_written": written, "audio_seconds": seconds, "errors": errors[:100]}
+    return {
+        "shards_written": written,
+        "audio_seconds": seconds,
+        "pipeline_seconds": time.perf_counter() - t0,
+        "errors": errors[:100],
+    }
