@@ -157,14 +157,17 @@ def verify_dir(
     progress: Callable[[str], None] | None = None,
     min_stage0: float = 0.98,
     target: str | None = None,
+    backend: str = "auto",
+    precision: str | None = None,
 ) -> list[ClipResult]:
     """Verify a model directory (ONNX Runtime, CPU; ``target`` picks a graph set) or an engine
     directory (TensorRT) against the source checkpoint: fp32 ONNX exactly (up to float32 ties),
     every other precision and TensorRT by ``min_stage0`` first-stage agreement on held-out
-    speech, with per-stage agreement and SNR reported."""
+    speech, with per-stage agreement and SNR reported. ``backend``/``precision`` pick the
+    runtime (OpenVINO: f32 is judged exactly, bf16 and int8 by first-stage agreement)."""
     import xyrt.runtime
 
-    data, precision, _ = model_facts(model_dir)
+    data, stored, _ = model_facts(model_dir)
     source = data["source_checkpoint"]
     checkpoint = Path(checkpoint or source.get("path", ""))
     if not checkpoint.is_file():
@@ -176,8 +179,12 @@ def verify_dir(
             f"{checkpoint} is not the checkpoint {model_dir} was exported from (sha256 differs)"
         )
     reference = load_model(checkpoint, config)
-    candidate = xyrt.runtime.load(model_dir, backend="auto", target=target)
-    exact = precision == "fp32"
+    if backend == "openvino":
+        candidate = xyrt.runtime.load(model_dir, backend="openvino", precision=precision)
+        exact = candidate.backend.precision == "f32"
+    else:
+        candidate = xyrt.runtime.load(model_dir, backend=backend, target=target)
+        exact = stored == "fp32"
     return verify_codec(
         reference,
         candidate,

@@ -22,7 +22,12 @@ from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.decode_stream import DecodeStream, DecodeStreamOptions
 from xyrt.runtime.streaming import CodeFrame, Stream, StreamOptions
 
-RUNTIME_BACKENDS = ("onnxruntime", "tensorrt", "auto")  # what `load(backend=...)` accepts
+RUNTIME_BACKENDS = (
+    "onnxruntime",
+    "openvino",
+    "tensorrt",
+    "auto",
+)  # what `load(backend=...)` accepts
 
 
 def load(
@@ -33,11 +38,13 @@ def load(
     batch_size: int = 4,
     progress: bool = False,
     target: str | None = None,
+    precision: str | None = None,
 ) -> ChunkedCodec:
     """A codec over an exported model directory (`xyrt export`/`xyrt quantize`), or over an
     engine directory (`xyrt build`) with ``backend="tensorrt"``; ``"auto"`` picks by what the
     directory holds. ``target`` picks a graph set of a quantized directory ("tensorrt" for the
-    Q/DQ graphs under ONNX Runtime)."""
+    Q/DQ graphs under ONNX Runtime). ``backend="openvino"`` runs the directory with OpenVINO on
+    the CPU at ``precision`` "f32", "bf16" or "int8" (default: the directory's own)."""
     from xyrt.errors import XyrtError
 
     if backend not in RUNTIME_BACKENDS:
@@ -47,7 +54,13 @@ def load(
     if backend == "auto":
         engines = (Path(model_dir) / "engines.json").is_file()
         backend = "tensorrt" if engines else "onnxruntime"
-    if backend == "tensorrt":
+    if precision is not None and backend != "openvino":
+        raise XyrtError(f"precision {precision!r} is an OpenVINO option (backend='openvino')")
+    if backend == "openvino":
+        from xyrt.runtime.openvino import OpenVinoBackend
+
+        impl = OpenVinoBackend(model_dir, precision, threads)
+    elif backend == "tensorrt":
         from xyrt.runtime.tensorrt import TensorRTBackend
 
         impl = TensorRTBackend(model_dir)

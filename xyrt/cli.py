@@ -33,6 +33,39 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         help="ONNX Runtime execution providers for --model, comma-separated: cpu, cuda, "
         "tensorrt (default: cpu)",
     )
+    _backend_args(g)
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "onnxruntime", "openvino", "tensorrt"],
+        help="runtime for --model (default: auto, TensorRT for an engine directory, else "
+        "ONNX Runtime)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["f32", "bf16", "int8"],
+        help="OpenVINO inference precision (default: the directory's own: f32, or int8 for a "
+        "quantized directory); bf16 needs AVX512-BF16 or AMX",
+    )
+
+
+def _load_runtime(args: argparse.Namespace, **kwargs):
+    """xyrt.runtime.load for --model with --backend/--precision/--providers/--threads."""
+    import xyrt.runtime
+
+    if args.precision is not None and args.backend != "openvino":
+        raise XyrtError("--precision is an OpenVINO option: add --backend openvino")
+    return xyrt.runtime.load(
+        args.model,
+        backend=args.backend,
+        providers=args.providers.split(",") if args.providers else None,
+        threads=args.threads,
+        precision=args.precision,
+        **kwargs,
+    )
 
 
 def _chunk_args(p: argparse.ArgumentParser) -> None:
@@ -67,16 +100,9 @@ def _codec(args: argparse.Namespace):
     if args.model is not None:
         if args.pad_to_30s:
             raise XyrtError("--pad-to-30s is for the PyTorch model (--checkpoint) only")
-        import xyrt.runtime
-
-        return xyrt.runtime.load(
-            args.model,
-            backend="auto",
-            providers=args.providers.split(",") if args.providers else None,
-            threads=args.threads,
-            batch_size=args.batch_size,
-            progress=progress,
-        )
+        return _load_runtime(args, batch_size=args.batch_size, progress=progress)
+    if args.backend != "auto" or args.precision is not None:
+        raise XyrtError("--backend/--precision choose the runtime for --model, not --checkpoint")
     from xyrt.errors import require
 
     torch = require("torch", "export", "the PyTorch model (--checkpoint)")
@@ -208,17 +234,26 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _run_verify(
-    model_dir: Path, checkpoint: Path | None, config: Path | None, min_stage0: float = 0.98
+    model_dir: Path,
+    checkpoint: Path | None,
+    config: Path | None,
+    min_stage0: float = 0.98,
+    backend: str = "auto",
+    precision: str | None = None,
 ) -> None:
     from xyrt.errors import require
 
     require("torch", "export", "xyrt verify (it compares against the PyTorch model)")
     from xyrt.export.verify import format_report, model_facts, verify_dir
 
-    _, precision, targets = model_facts(model_dir)
+    _, stored, targets = model_facts(model_dir)
+    if backend == "openvino":
+        targets = [None]  # OpenVINO picks its own graph set for the precision
     failed = []
     for target in targets:
-        label = f"{precision} graphs for {target}" if target else f"{precision} (default graphs)"
+        label = f"{stored} graphs for {target}" if target else f"{stored} (default graphs)"
+        if backend == "openvino":
+            label = f"OpenVINO {precision or 'default precision'}, {stored} graphs"
         print(f"== {model_dir}: {label}")
         results = verify_dir(
             model_dir,
@@ -227,6 +262,8 @@ def _run_verify(
             progress=lambda name: print(f"verifying {name} ...", file=sys.stderr),
             min_stage0=min_stage0,
             target=target,
+            backend=backend,
+            precision=precision,
         )
         print(format_report(results))
         failed += [f"{r.name}{f' ({target})' if target else ''}" for r in results if not r.ok]
@@ -237,7 +274,16 @@ def _run_verify(
 def _cmd_verify(args: argparse.Namespace) -> None:
     if not 0 <= args.min_stage0 <= 1:
         raise XyrtError(f"--min-stage0 must be in [0, 1], got {args.min_stage0}")
-    _run_verify(args.model_dir, args.checkpoint, args.config, args.min_stage0)
+    if args.precision is not None and args.backend != "openvino":
+        raise XyrtError("--precision is an OpenVINO option: add --backend openvino")
+    _run_verify(
+        args.model_dir,
+        args.checkpoint,
+        args.config,
+        args.min_stage0,
+        args.backend,
+        args.precision,
+    )
 
 
 def _cmd_quantize(args: argparse.Namespace) -> None:
@@ -349,7 +395,6 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
 
 def _cmd_stream(args: argparse.Namespace) -> None:
-    import xyrt.runtime
     from xyrt.runtime.decode_io import DevicePlayer
     from xyrt.runtime.stream_io import (
         FileSource,
@@ -362,12 +407,7 @@ def _cmd_stream(args: argparse.Namespace) -> None:
 
     if args.threads is not None and args.threads < 1:
         raise XyrtError(f"--threads must be at least 1, got {args.threads}")
-    codec = xyrt.runtime.load(
-        args.model,
-        backend="auto",
-        providers=args.providers.split(",") if args.providers else None,
-        threads=args.threads,
-    )
+    codec = _load_runtime(args)
     stream = codec.create_stream(args.hop, args.context, args.lookahead)
     if args.source == "mic":
         source = MicSource(args.device, args.rate, duration=args.duration)
@@ -499,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="quantized/TensorRT models: least fraction of first-stage codes identical to the "
         "fp32 reference (default 0.98)",
     )
+    _backend_args(p)
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("bench", help="latency per backend and stage, against the published code")
@@ -537,7 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="play a file source at its own pace")
     p.add_argument("--duration", type=float, help="stop the microphone after this many seconds")
     p.add_argument("--providers", metavar="P[,P]", help="ONNX Runtime providers (default: cpu)")
-    p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
+    p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime or OpenVINO")
+    _backend_args(p)
     p.add_argument("--stats", action="store_true", help="live statistics even when not a tty")
     p.add_argument(
         "--loopback", action="store_true", help="decode the codes as they arrive and play them"
@@ -598,7 +640,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--model", type=Path, required=True, help="model or engine directory")
-    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt", "auto"])
+    p.add_argument(
+        "--backend",
+        default="onnxruntime",
+        choices=["onnxruntime", "openvino", "tensorrt", "auto"],
+        help="runtime (default: onnxruntime; openvino runs the directory's own precision)",
+    )
     p.add_argument("--providers", metavar="P[,P]", help="ONNX Runtime providers (default: cpu)")
     p.add_argument("--address", help="Ray cluster: auto or ray://HOST:10001 (default: a local Ray)")
     p.add_argument("--workers", type=int, help="model actors (default: CPUs // threads, or GPUs)")

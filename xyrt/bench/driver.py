@@ -34,6 +34,9 @@ BENCH_BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
     "ort-fp32": ("ort", "fp32", ["cpu"], False),
     "ort-int8": ("ort", "int8", ["cpu"], False),
     "ort-fp16": ("ort", "fp16", ["cpu"], False),
+    "openvino-f32": ("openvino", "f32", None, False),
+    "openvino-bf16": ("openvino", "bf16", None, False),
+    "openvino-int8": ("openvino", "int8", None, False),
     "ort-cuda": ("ort", "fp32", ["cuda"], False),
     "ort-tensorrt": ("ort", "fp32", ["tensorrt"], False),
     "tensorrt": ("tensorrt", "engines", None, False),
@@ -45,6 +48,13 @@ BENCH_BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
 # Measured on request only: PyTorch's bf16 autocast on CPU measured ~9x slower than float32 on
 # an AVX-512 BF16 machine (full-size synthetic model, 10 s clip), so it is not a default.
 DEFAULT_BACKENDS = tuple(b for b in BENCH_BACKENDS if b != "pytorch-bf16")
+# OpenVINO precision -> the model directory it runs (by the directory's stored precision)
+OPENVINO_DIRS = {"f32": "fp32", "bf16": "fp32", "int8": "int8"}
+
+
+def model_dir_key(kind: str, precision: str) -> str:
+    """Which --model directory (by its precision) a backend runs."""
+    return OPENVINO_DIRS[precision] if kind == "openvino" else precision
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,8 @@ def availability(name: str, opts: BenchOptions, dirs: dict[str, Path]) -> str | 
         if opts.checkpoint is None:
             return "no checkpoint (pass --checkpoint)"
         return None
+    if kind == "openvino":
+        return _openvino_availability(precision, dirs)
     if kind == "tensorrt":
         if importlib.util.find_spec("tensorrt") is None:
             return "TensorRT is not installed (NVIDIA GPU machines; pip install tensorrt)"
@@ -146,6 +158,27 @@ def availability(name: str, opts: BenchOptions, dirs: dict[str, Path]) -> str | 
         full = PROVIDER_ALIASES.get(p, p)
         if full not in ort.get_available_providers():
             return f"onnxruntime has no {full} here (needs onnxruntime-gpu and a GPU)"
+    return None
+
+
+def _openvino_availability(precision: str, dirs: dict[str, Path]) -> str | None:
+    if importlib.util.find_spec("openvino") is None:
+        return "openvino is not installed (pip install 'xyrt[openvino]')"
+    key = OPENVINO_DIRS[precision]
+    if key not in dirs:
+        hint = "xyrt export" if key == "fp32" else "xyrt quantize --precision int8"
+        return f"no {key} model directory given (--model DIR from {hint})"
+    from xyrt.runtime.manifest import read_manifest
+    from xyrt.runtime.openvino import INT8_TARGETS, cpu_supports
+
+    if precision == "bf16" and not cpu_supports("BF16"):
+        return "this CPU has no AVX512-BF16/AMX (OpenVINO lists no BF16)"
+    targets = read_manifest(dirs[key]).data.get("targets", {})
+    if precision == "int8" and not any(t in targets for t in INT8_TARGETS):
+        return (
+            f"{dirs[key]} has no int8 graphs for OpenVINO (xyrt quantize --scheme openvino or "
+            "trt-qdq)"
+        )
     return None
 
 
@@ -219,6 +252,7 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
             backends.append({"name": name, "status": "skipped", "reason": reason})
             continue
         log(f"{name}: running {len(opts.seconds) * len(opts.batch) * 2} cases ...")
+        key = model_dir_key(kind, precision)
         spec = {
             "backend": name,
             "kind": kind,
@@ -226,7 +260,7 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
             "pad_to_30s": pad,
             "providers": providers,
             "checkpoint": str(opts.checkpoint) if opts.checkpoint else None,
-            "model_dir": str(dirs[precision]) if precision in dirs else None,
+            "model_dir": str(dirs[key]) if key in dirs else None,
             "threads": opts.threads,
             "seconds": list(opts.seconds),
             "batch": list(opts.batch),
@@ -243,6 +277,7 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
             "torch": "sequential stage timing (PyTorch, synchronised)",
             "torch-cuda": "sequential stage timing (PyTorch, synchronised)",
             "tensorrt": "none (end-to-end only)",
+            "openvino": "none (end-to-end only)",
         }.get(kind, "ONNX Runtime profiler, kernel time by module scope")
         backends.append(
             {
@@ -296,7 +331,7 @@ def _machine(threads: int | None) -> dict:
         "threads": threads or os.cpu_count(),
         "python": platform.python_version(),
     }
-    for lib in ("torch", "onnxruntime", "numpy"):
+    for lib in ("torch", "onnxruntime", "openvino", "numpy"):
         if importlib.util.find_spec(lib) is not None:
             info[lib] = __import__(lib).__version__
     return info

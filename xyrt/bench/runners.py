@@ -215,3 +215,15 @@ class TrtRunner(_WindowRunner):
         from xyrt.runtime.tensorrt import TensorRTBackend
 
         self.backend = TensorRTBackend(engine_dir)
+
+
+class OpenVinoRunner(_WindowRunner):
+    """OpenVINO on the CPU at f32, bf16 or int8 (end-to-end only: no per-stage breakdown)."""
+
+    no_stages = True
+
+    def __init__(self, model_dir: str, precision: str, threads: int | None) -> None:
+        from xyrt.runtime.openvino import OpenVinoBackend
+
+        self.backend = OpenVinoBackend(model_dir, precision, threads)
+        self.backend.encoder(), self.backend.decoder()  # compile now, not inside a timed run

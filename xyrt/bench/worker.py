@@ -2,7 +2,8 @@
 
     python -m xyrt.bench.worker < spec.json > result.json
 
-Spec: {"backend", "kind": "torch"|"torch-cuda"|"ort", "precision": "fp32"|"bf16"|...,
+Spec: {"backend", "kind": "torch"|"torch-cuda"|"ort"|"openvino"|"tensorrt", "precision":
+"fp32"|"bf16"|"f32"|"int8"|...,
 "checkpoint", "model_dir", "pad_to_30s", "providers", "threads", "seconds": [...],
 "batch": [...], "runs", "warmup"}.
 Result: raw latencies (ms) and stage times per (op, seconds, batch); statistics are the
@@ -26,7 +27,7 @@ STAGE_RUNS = 2  # instrumented/profiled runs per case for the stage breakdown (m
 
 
 def _runner(spec: dict):
-    from xyrt.bench.runners import OrtRunner, TorchRunner, TrtRunner
+    from xyrt.bench.runners import OpenVinoRunner, OrtRunner, TorchRunner, TrtRunner
 
     if spec["kind"] in ("torch", "torch-cuda"):
         device = "cuda" if spec["kind"] == "torch-cuda" else "cpu"
@@ -39,6 +40,8 @@ def _runner(spec: dict):
         )
     if spec["kind"] == "tensorrt":
         return TrtRunner(spec["model_dir"])
+    if spec["kind"] == "openvino":
+        return OpenVinoRunner(spec["model_dir"], spec["precision"], spec.get("threads"))
     return OrtRunner(spec["model_dir"], spec.get("providers"), spec.get("threads"))
 
 
