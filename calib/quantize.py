@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xyrt.calib import schemes
+from xyrt.calib import openvino_ptq, schemes
 from xyrt.calib.dataset import CalibSet
 from xyrt.calib.sensitivity import (
     SensitivityOptions,
@@ -42,11 +42,20 @@ from xyrt.runtime.graph_io import (
     pack_windows,
 )
 from xyrt.runtime.manifest import graph_entry, metadata_facts, read_manifest, stamp_graph
+from xyrt.runtime.openvino import OPENVINO_TARGET
 
-PRECISION_SCHEMES = {"int8": ("cpu-dynamic", "trt-qdq"), "fp16": ("fp16",)}
-SCHEME_TARGET = {"cpu-dynamic": "onnxruntime-cpu", "trt-qdq": "tensorrt", "fp16": "any"}
-SCHEME_SUFFIX = {"cpu-dynamic": "dynamic", "trt-qdq": "qdq", "fp16": "fp16"}
+PRECISION_SCHEMES = {"int8": ("cpu-dynamic", "trt-qdq", "openvino"), "fp16": ("fp16",)}
+DEFAULT_SCHEMES = {"int8": ("cpu-dynamic", "trt-qdq"), "fp16": ("fp16",)}
+CALIBRATED = ("trt-qdq", "openvino")  # schemes that need a calibration set
+SCHEME_TARGET = {
+    "cpu-dynamic": "onnxruntime-cpu",
+    "trt-qdq": "tensorrt",
+    "openvino": OPENVINO_TARGET,
+    "fp16": "any",
+}
+SCHEME_SUFFIX = {"cpu-dynamic": "dynamic", "trt-qdq": "qdq", "openvino": "ov", "fp16": "fp16"}
 SCHEME_FACTS = {
+    "openvino": openvino_ptq.FACTS,
     "cpu-dynamic": {
         "weights": "int8 symmetric, per output channel (MatMul with constant weights)",
         "activations": "int8, quantized at run time (dynamic)",
@@ -75,8 +84,9 @@ def quantize(
 ) -> Path:
     """Write a quantized copy of the FP32 export in ``model_dir`` to ``out_dir``; return it.
 
-    ``exclude`` adds node-name prefixes kept float; ``calib`` is needed by ``trt-qdq``.
-    Sensitivity (default on) runs on the held-out bundled speech.
+    ``exclude`` adds node-name prefixes kept float; ``calib`` is needed by ``trt-qdq`` and
+    ``openvino``. Sensitivity (default on) runs on the held-out bundled speech; the
+    ``openvino`` scheme (NNCF, an OpenVINO IR) is measured on it, not searched.
     """
     say = progress or (lambda _msg: None)
     chosen = _check_args(model_dir, out_dir, precision, scheme_names, calib)
@@ -91,10 +101,17 @@ def quantize(
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.quantize-"))
     try:
         graphs, targets, info = {}, {}, {}
-        for i, scheme in enumerate(chosen):
-            keys = {g: g if i == 0 else f"{g}.{SCHEME_SUFFIX[scheme]}" for g in probe.graphs}
+        # the first ONNX scheme's graphs are the directory's default encoder/decoder
+        default = next((s for s in chosen if s != "openvino"), None)
+        for scheme in chosen:
+            plain = scheme == default
+            keys = {g: g if plain else f"{g}.{SCHEME_SUFFIX[scheme]}" for g in probe.graphs}
             info[scheme] = {"target": SCHEME_TARGET[scheme], **SCHEME_FACTS[scheme]}
             info[scheme]["float_scopes"] = list(FLOAT_SCOPES) + list(exclude)
+            targets[SCHEME_TARGET[scheme]] = {"scheme": scheme, **keys}
+            if scheme == "openvino":
+                graphs.update(_openvino_set(source, keys, tmp, probe, calib, exclude, facts, info))
+                continue
             for graph, key in keys.items():
                 src = _stage(source.check_graph(graph), tmp / "source")
                 keep = schemes.nodes_under(src, (*FLOAT_SCOPES, *exclude))
@@ -117,14 +134,15 @@ def quantize(
                 graphs[key]["float_nodes"] = len(keep)
                 info[scheme].setdefault("sensitivity", {})[graph] = report.to_dict()
                 info[scheme].setdefault("kept_float_groups", {})[graph] = groups
-            targets[SCHEME_TARGET[scheme]] = {"scheme": scheme, **keys}
         manifest["graphs"] = graphs
         manifest["targets"] = targets
         manifest["quantization"] = {
             "precision": precision,
             "schemes": info,
             "source_sha256": {g: source.data["graphs"][g]["sha256"] for g in probe.graphs},
-            "calibration": calib.summary if calib is not None and "trt-qdq" in chosen else None,
+            "calibration": calib.summary
+            if calib is not None and set(CALIBRATED) & set(chosen)
+            else None,
             "heldout": sorted(probe.heldout),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -140,14 +158,15 @@ def _check_args(model_dir, out_dir, precision, scheme_names, calib) -> tuple[str
             f"precision {precision!r} is not supported (choose {', '.join(PRECISION_SCHEMES)})"
         )
     allowed = PRECISION_SCHEMES[precision]
-    chosen = tuple(scheme_names or allowed)
+    chosen = tuple(scheme_names or DEFAULT_SCHEMES[precision])
     wrong = [s for s in chosen if s not in allowed]
     if wrong or len(set(chosen)) != len(chosen):
         raise XyrtError(f"scheme(s) {list(chosen)} for {precision}: choose from {list(allowed)}")
-    if "trt-qdq" in chosen and calib is None:
+    needs = [s for s in chosen if s in CALIBRATED]
+    if needs and calib is None:
         raise XyrtError(
-            "the trt-qdq scheme calibrates activation ranges: pass --calib CALIB.npz "
-            "(from xyrt calib), or --scheme cpu-dynamic"
+            f"the {'/'.join(needs)} scheme calibrates activation ranges: pass --calib "
+            "CALIB.npz (from xyrt calib), or --scheme cpu-dynamic"
         )
     if calib is not None and calib.sample_rate != INPUT_SAMPLE_RATE:
         raise XyrtError(
@@ -177,11 +196,33 @@ def _stage(path: Path, folder: Path) -> Path:
 def _replace_dir_contents(tmp: Path, out_dir: Path) -> None:
     """Move the finished files in; the manifest goes last so a reader never sees a mix."""
     (out_dir / "manifest.json").unlink(missing_ok=True)
-    for stale in out_dir.glob("*.onnx*"):
+    for stale in [*out_dir.glob("*.onnx*"), *out_dir.glob("*.ov.xml"), *out_dir.glob("*.ov.bin")]:
         stale.unlink()
     shutil.rmtree(tmp / "source", ignore_errors=True)
     for item in sorted(tmp.iterdir(), key=lambda p: p.name == "manifest.json"):
         item.replace(out_dir / item.name)
+
+
+def _openvino_set(source, keys, tmp, probe, calib, exclude, facts, info) -> dict[str, dict]:
+    """The ``openvino`` scheme: NNCF-quantized IRs; their manifest entries, by key."""
+    entries = {}
+    for graph, key in keys.items():
+        probe.say(f"openvino: quantizing {key} with NNCF")
+        dst = tmp / f"{key}.xml"
+        feeds = probe.calib_feeds(graph, calib)
+        src = source.check_graph(graph)
+        openvino_ptq.write_openvino_int8(
+            src, dst, (*FLOAT_SCOPES, *exclude), feeds, facts, key, transformer=graph == ENCODER
+        )
+        value = openvino_ptq.score_ir(graph, dst, probe.reference(graph))
+        probe.say(f"{key}: {probe.metric(graph)} {value:.4g}")
+        report = SensitivityReport(graph, probe.metric(graph), None, value, final=value)
+        info["openvino"].setdefault("sensitivity", {})[graph] = report.to_dict()
+        info["openvino"].setdefault("kept_float_groups", {})[graph] = []
+        entry = source.data["graphs"][graph]
+        io = {"inputs": entry["inputs"], "outputs": entry["outputs"]}
+        entries[key] = openvino_ptq.ir_entry(dst, io)
+    return entries
 
 
 def _plus(write, base: list[str]):

@@ -63,6 +63,12 @@ def int8_graphs(manifest: Manifest) -> tuple[str, dict[str, str]]:
     )
 
 
+def ov_feed(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``feed`` with canonical dtypes: OpenVINO's Python binding maps dtypes by character and
+    refuses int64 arrays typed 'q' (long long, as ONNX Runtime returns them) instead of 'l'."""
+    return {k: v.view(np.dtype(v.dtype.str)) for k, v in feed.items()}
+
+
 def compile_config(precision: str, threads: int | None, cache_dir: Path | None) -> dict:
     """OpenVINO CPU properties for ``precision``: latency hint, threads, cache."""
     config = {
@@ -119,7 +125,7 @@ class CompiledGraph:
 
     def run(self, feed: dict[str, np.ndarray], output: str) -> np.ndarray:
         request = self()
-        request.infer(feed)
+        request.infer(ov_feed(feed))
         return np.array(request.get_tensor(output).data, copy=True)
 
     @property

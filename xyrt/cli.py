@@ -352,6 +352,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     backends = (
         tuple(parse_list(args.backends, str, "--backends")) if args.backends else DEFAULT_BACKENDS
     )
+    if args.pick is not None and not 0 <= args.pick <= 1:
+        raise XyrtError(f"--pick takes a fraction in [0, 1], got {args.pick}")
     opts = BenchOptions(  # validate the arguments before building anything
         backends=backends,
         seconds=parse_list(args.seconds, float, "--seconds"),
@@ -381,6 +383,14 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
     opts = replace(opts, checkpoint=checkpoint, model_dirs=tuple(dirs), synthetic=synthetic)
     report = run_bench(opts, models.model_config(checkpoint, dirs), log)
+    if args.pick is not None:
+        from xyrt.bench.accuracy import pick
+
+        report["pick"] = {
+            "min_stage0": args.pick,
+            "min_snr_db": args.pick_snr,
+            "cases": pick(report, args.pick, args.pick_snr),
+        }
     if args.json == "-":
         print(json.dumps(report, indent=2))
     else:
@@ -564,7 +574,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the JSON report to FILE (or stdout, instead of the table)",
     )
-    p.add_argument("--plot", type=Path, metavar="FILE.png", help="stage breakdown and RTF plot")
+    p.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="stages, RTF and speed-vs-agreement plot"
+    )
+    p.add_argument(
+        "--pick",
+        type=float,
+        metavar="AGREEMENT",
+        help="name the fastest backend per case whose stage-0 codes agree with FP32 at least "
+        "this much (0-1) on held-out speech (decode: SNR >= --pick-snr)",
+    )
+    p.add_argument(
+        "--pick-snr", type=float, default=25.0, help="decoder SNR dB for --pick (default 25)"
+    )
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("stream", help="real-time audio -> codes, one JSON line per 80 ms frame")
@@ -608,10 +630,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="int8", choices=["int8", "fp16"])
     p.add_argument(
         "--scheme",
-        help="int8 schemes, comma separated: cpu-dynamic (ONNX Runtime CPU), trt-qdq (TensorRT); "
-        "default: both",
+        help="int8 schemes, comma separated: cpu-dynamic (ONNX Runtime CPU), trt-qdq (TensorRT), "
+        "openvino (NNCF, an OpenVINO IR); default: cpu-dynamic,trt-qdq",
     )
-    p.add_argument("--calib", type=Path, help="calibration set from xyrt calib (trt-qdq)")
+    p.add_argument("--calib", type=Path, help="calibration set from xyrt calib (trt-qdq, openvino)")
     p.add_argument(
         "--exclude", action="append", default=[], metavar="PREFIX", help="keep these nodes float"
     )

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,44 @@ def test_openvino_int8_shape_determinism_agreement() -> None:
     assert codec.backend.precision == "int8"
     assert codec.backend.target in ("openvino-cpu", "tensorrt")
     _low_precision_checks(codec, _load(exported("tiny_16k"), "f32"))
+
+
+@cache
+def nncf_int8() -> Path:
+    """tiny_16k quantized once by the openvino scheme (NNCF -> OpenVINO IR) only."""
+    from conftest import calib_set
+    from xyrt.calib.quantize import quantize
+    from xyrt.calib.sensitivity import SensitivityOptions
+
+    pytest.importorskip("nncf", reason="nncf is not installed (pip install 'xyrt[openvino]')")
+    out = Path(tempfile.mkdtemp()) / "int8-ov"
+    return quantize(
+        exported("tiny_16k"), out, "int8", ["openvino"], calib_set(), (), SensitivityOptions(False)
+    )
+
+
+def test_nncf_ir_scheme_manifest_and_run(tmp_path: Path) -> None:
+    d = nncf_int8()
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["targets"] == {
+        "openvino-cpu": {"scheme": "openvino", "encoder": "encoder.ov", "decoder": "decoder.ov"}
+    }
+    entry = manifest["graphs"]["encoder.ov"]
+    assert entry["file"] == "encoder.ov.xml" and entry["external_data"] == "encoder.ov.bin"
+    info = manifest["quantization"]["schemes"]["openvino"]
+    assert info["float_scopes"][:3] == ["/frontend/", "/rvq/", "/istft/"]
+    assert 0 < info["sensitivity"]["encoder"]["final"] <= 1  # measured stage-0 agreement
+    codec = _load(d)
+    assert (codec.backend.precision, codec.backend.target) == ("int8", "openvino-cpu")
+    _low_precision_checks(codec, _load(exported("tiny_16k"), "f32"))
+    copy = tmp_path / "copy"
+    shutil.copytree(d, copy)
+    with open(copy / "decoder.ov.bin", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(XyrtError, match="decoder.ov.bin has sha256"):
+        _load(copy).decode(np.zeros((8, 3), np.int64))
+    with pytest.raises(XyrtError, match="lists no 'encoder' graph"):
+        xyrt.runtime.load(d).encode(golden("tiny_16k")["speech_4/wav"])
 
 
 def test_bf16_refused_where_the_cpu_lacks_it(monkeypatch) -> None:
