@@ -13,12 +13,14 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from xyrt.bench.accuracy import REFERENCE_ORDER, agreement
 from xyrt.bench.flops import decode_flops, encode_flops
 from xyrt.bench.peak import measure_peak
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN, XYConfig
@@ -243,56 +245,30 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
     dirs = _model_dirs_by_precision(opts.model_dirs)
     log("measuring the float32 GEMM peak of this machine ...")
     peak = measure_peak(opts.threads)
-    backends = []
-    for name in opts.backends:
-        kind, precision, providers, pad = BENCH_BACKENDS[name]
-        reason = availability(name, opts, dirs)
-        if reason:
-            log(f"{name}: skipped: {reason}")
-            backends.append({"name": name, "status": "skipped", "reason": reason})
-            continue
-        log(f"{name}: running {len(opts.seconds) * len(opts.batch) * 2} cases ...")
-        key = model_dir_key(kind, precision)
-        spec = {
-            "backend": name,
-            "kind": kind,
-            "precision": precision,
-            "pad_to_30s": pad,
-            "providers": providers,
-            "checkpoint": str(opts.checkpoint) if opts.checkpoint else None,
-            "model_dir": str(dirs[key]) if key in dirs else None,
-            "threads": opts.threads,
-            "seconds": list(opts.seconds),
-            "batch": list(opts.batch),
-            "runs": opts.runs,
-            "warmup": opts.warmup,
-        }
-        try:
-            raw = _run_worker(spec)
-        except XyrtError as exc:
-            log(f"{name}: FAILED: {exc}")
-            backends.append({"name": name, "status": "failed", "reason": str(exc)})
-            continue
-        stage_method = {
-            "torch": "sequential stage timing (PyTorch, synchronised)",
-            "torch-cuda": "sequential stage timing (PyTorch, synchronised)",
-            "tensorrt": "none (end-to-end only)",
-            "openvino": "none (end-to-end only)",
-        }.get(kind, "ONNX Runtime profiler, kernel time by module scope")
-        backends.append(
-            {
-                "name": name,
-                "status": "ok",
-                "precision": precision,
-                "device": "cuda"
-                if kind in ("torch-cuda", "tensorrt") or providers in (["cuda"], ["tensorrt"])
-                else "cpu",
-                "stage_method": stage_method,
-                "peak_rss_mib": raw["peak_rss_mib"],
-                "load_seconds": raw["load_seconds"],
-                "cases": [summarize(c, cfg, _peak_for(peak, precision)) for c in raw["cases"]],
-            }
-        )
+    available = {n: availability(n, opts, dirs) for n in opts.backends}
+    reference = next((n for n in REFERENCE_ORDER if available.get(n, "") is None), None)
+    order = sorted(opts.backends, key=lambda n: n != reference)  # the reference runs first
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="xyrt-bench-") as scratch:
+        for name in order:
+            if available[name]:
+                log(f"{name}: skipped: {available[name]}")
+                results[name] = {"name": name, "status": "skipped", "reason": available[name]}
+                continue
+            outputs = Path(scratch) / f"{name}.npz"
+            ref_out = Path(scratch) / f"{reference}.npz"
+            accuracy = {"out": str(outputs), "reference": None}
+            if name != reference:
+                accuracy["reference"] = str(ref_out) if ref_out.is_file() else None
+                if accuracy["reference"] is None:
+                    accuracy = None  # no FP32 reference measured: nothing to compare with
+            results[name] = _measure(name, opts, cfg, dirs, peak, accuracy, log)
+            if accuracy is not None and results[name]["status"] == "ok":
+                results[name]["accuracy"] = {
+                    "reference": reference,
+                    **agreement(ref_out, outputs),
+                }
+    backends = [results[n] for n in opts.backends]
     _add_ratios(backends)
     return {
         "schema": SCHEMA,
@@ -312,7 +288,53 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
             "threads": opts.threads,
         },
         "baseline": BASELINE,
+        "accuracy_reference": reference,
         "backends": backends,
+    }
+
+
+def _measure(name, opts, cfg, dirs, peak, accuracy, log) -> dict:
+    """One backend in its own worker process: its report entry (ok or failed)."""
+    kind, precision, providers, pad = BENCH_BACKENDS[name]
+    log(f"{name}: running {len(opts.seconds) * len(opts.batch) * 2} cases ...")
+    key = model_dir_key(kind, precision)
+    spec = {
+        "backend": name,
+        "kind": kind,
+        "precision": precision,
+        "pad_to_30s": pad,
+        "providers": providers,
+        "checkpoint": str(opts.checkpoint) if opts.checkpoint else None,
+        "model_dir": str(dirs[key]) if key in dirs else None,
+        "threads": opts.threads,
+        "seconds": list(opts.seconds),
+        "batch": list(opts.batch),
+        "runs": opts.runs,
+        "warmup": opts.warmup,
+        "accuracy": accuracy,
+    }
+    try:
+        raw = _run_worker(spec)
+    except XyrtError as exc:
+        log(f"{name}: FAILED: {exc}")
+        return {"name": name, "status": "failed", "reason": str(exc)}
+    stage_method = {
+        "torch": "sequential stage timing (PyTorch, synchronised)",
+        "torch-cuda": "sequential stage timing (PyTorch, synchronised)",
+        "tensorrt": "none (end-to-end only)",
+        "openvino": "none (end-to-end only)",
+    }.get(kind, "ONNX Runtime profiler, kernel time by module scope")
+    return {
+        "name": name,
+        "status": "ok",
+        "precision": precision,
+        "device": "cuda"
+        if kind in ("torch-cuda", "tensorrt") or providers in (["cuda"], ["tensorrt"])
+        else "cpu",
+        "stage_method": stage_method,
+        "peak_rss_mib": raw["peak_rss_mib"],
+        "load_seconds": raw["load_seconds"],
+        "cases": [summarize(c, cfg, _peak_for(peak, precision)) for c in raw["cases"]],
     }
 
 

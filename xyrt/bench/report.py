@@ -63,6 +63,7 @@ def format_table(report: dict) -> str:
     cols = (
         f"{'backend':<18}{'op':<7}{'sec':>5}{'B':>3}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}"
         f"{'RTF':>8}{'x RT':>7}{'GFLOP/s':>9}{'%peak':>7}{'vs pub':>8}{'RSS MiB':>9}"
+        f"{'s0 %':>7}{'all %':>7}{'SNR dB':>8}"
     )
     lines = [cols, "-" * len(cols)]
     skipped = []
@@ -79,6 +80,7 @@ def format_table(report: dict) -> str:
                 f"{lat['p50']:>10.1f}{lat['p90']:>10.1f}{lat['p99']:>10.1f}{c['rtf']:>8.3f}"
                 f"{c['throughput']:>7.1f}{c['gflops']:>9.1f}{100 * c['peak_fraction']:>6.1f}%"
                 f"{(f'{ratio:.2f}x' if ratio else '-'):>8}{b['peak_rss_mib']:>9.0f}"
+                + _accuracy_cells(b.get("accuracy"))
             )
     int8 = report["gemm_peak"].get("int8_gops")
     int8_text = f", int8 {int8:.1f} GOP/s (%peak of int8 backends)" if int8 else ""
@@ -86,6 +88,13 @@ def format_table(report: dict) -> str:
         f"GEMM peak (measured here): float32 {peak:.1f} GFLOP/s{int8_text}; RTF = p50 latency / "
         f"audio seconds; x RT = audio seconds per second; vs pub = published-code p50 / this p50"
     )
+    if report.get("accuracy_reference"):
+        lines.append(
+            f"accuracy vs {report['accuracy_reference']} (FP32) on the held-out speech: s0 % / "
+            "all % = stage-0 / all-stage codes identical, SNR dB = decoding the FP32 codes"
+        )
+    if report.get("pick"):
+        lines.extend(format_pick(report))
     if report["model"].get("synthetic_weights"):
         lines.append("weights: SYNTHETIC (xyrt synth, full-size config): timings real, audio not")
     if skipped:
@@ -94,6 +103,36 @@ def format_table(report: dict) -> str:
     lines.append("")
     lines.append(format_stages(report))
     return "\n".join(lines)
+
+
+def _accuracy_cells(acc: dict | None) -> str:
+    if acc is None:
+        return f"{'-':>7}{'-':>7}{'-':>8}"
+    snr = "same" if acc["snr_db"] is None else f"{acc['snr_db']:.1f}"
+    return f"{100 * acc['stage0']:>7.1f}{100 * acc['all_stages']:>7.1f}{snr:>8}"
+
+
+def format_pick(report: dict) -> list[str]:
+    """The --pick summary: per case, the fastest backend meeting the thresholds."""
+    p = report["pick"]
+    lines = [
+        f"pick: fastest backend with stage-0 agreement >= {100 * p['min_stage0']:.1f}% (encode) "
+        f"or decoder SNR >= {p['min_snr_db']:g} dB (decode), on this machine:"
+    ]
+    for c in p["cases"]:
+        ratio = c["speedup_vs_published"]
+        quality = (
+            f"stage-0 {100 * c['stage0']:.1f}%"
+            if c["op"] == "encode"
+            else ("SNR identical" if c["snr_db"] is None else f"SNR {c['snr_db']:.1f} dB")
+        )
+        lines.append(
+            f"  {c['op']} {c['seconds']:g} s, batch {c['batch']}: {c['backend']} "
+            f"(p50 {c['p50_ms']:.1f} ms{f', {ratio:.2f}x published' if ratio else ''}, {quality})"
+        )
+    if not p["cases"]:
+        lines.append("  none meets the thresholds")
+    return lines
 
 
 def _largest_case(b: dict, op: str) -> dict | None:
@@ -131,6 +170,21 @@ def format_stages(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _speed_vs_agreement(ax, ok: list[dict]) -> None:
+    """Encode speed (vs published, longest clip, batch 1) against stage-0 agreement."""
+    for b in ok:
+        case, acc = _largest_case(b, "encode"), b.get("accuracy")
+        if case is None or acc is None or not case.get("speedup_vs_published"):
+            continue
+        x, y = 100 * acc["stage0"], case["speedup_vs_published"]
+        ax.scatter([x], [y])
+        ax.annotate(b["name"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("stage-0 codes identical to FP32, held-out speech (%)")
+    ax.set_ylabel("encode speed-up vs published (x)")
+    ax.set_title("speed against agreement (encode, longest clip)")
+    ax.grid(alpha=0.3)
+
+
 def plot(report: dict, path: str | Path) -> Path:
     """PNG with the stage breakdown per backend (longest clip) and RTF against clip length."""
     matplotlib = require("matplotlib", "plot", "xyrt bench --plot")
@@ -140,7 +194,7 @@ def plot(report: dict, path: str | Path) -> Path:
     from xyrt.atomic import atomic_write
 
     ok = [b for b in report["backends"] if b["status"] == "ok"]
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.5))
+    fig, axes = plt.subplots(1, 4, figsize=(22, 5.5))
     for ax, op, stages in ((axes[0], "encode", ENCODE_STAGES), (axes[1], "decode", DECODE_STAGES)):
         rows = [(b["name"], _largest_case(b, op)) for b in ok]
         rows = [(n, c) for n, c in rows if c]
@@ -176,6 +230,7 @@ def plot(report: dict, path: str | Path) -> Path:
     ax.set_ylabel("real-time factor (log; lower is faster)")
     ax.set_title("RTF against clip length")
     ax.legend(fontsize=7)
+    _speed_vs_agreement(axes[3], ok)
     note = "synthetic weights" if report["model"].get("synthetic_weights") else ""
     fig.suptitle(f"xyrt bench {note}".strip())
     fig.tight_layout()

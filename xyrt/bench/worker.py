@@ -126,6 +126,11 @@ def run(spec: dict) -> dict:
                 )
                 stage_jobs.append((cases[-1], op, args))
     peak_mib = peak_rss_mib()
+    if spec.get("accuracy"):  # held-out speech vs the FP32 reference (xyrt.bench.accuracy)
+        from xyrt.bench.accuracy import save_outputs
+
+        acc = spec["accuracy"]
+        save_outputs(acc["out"], runner.encode, runner.decode, runner.pack, acc["reference"])
     # after the peak: ORT profiling opens extra sessions
     _add_stages(runner, stage_jobs, min(spec["runs"], STAGE_RUNS))
     return {"load_seconds": load_s, "peak_rss_mib": peak_mib, "cases": cases}
