@@ -23,6 +23,7 @@ from xyrt.corpus import iter_codes  # noqa: E402
 from xyrt.errors import XyrtError  # noqa: E402
 from xyrt.runtime.audio import bundled_speech, speech_clip  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 BAD = {"corrupt.wav": "unreadable", "empty.wav": "empty", "blip.wav": "too-short"}
 RUN = {"workers": 2, "shard_size": 3, "batch_seconds": 20.0, "read_block": 2, "progress": False}
 
