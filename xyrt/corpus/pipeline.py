@@ -209,7 +209,7 @@ def build_dataset(model: str, shards, pending: Sequence[int], options: TokenizeO
             "batch_seconds": options.batch_seconds,
             "overlap": options.overlap,
         },
-        concurrency=workers,
+        compute=ray.data.ActorPoolStrategy(size=workers),  # one model actor per worker
         num_cpus=options.threads_per_worker,
         num_gpus=gpus or None,
     )
