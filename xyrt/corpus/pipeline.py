@@ -100,13 +100,20 @@ def model_identity(model: str | Path, options: TokenizeOptions) -> dict[str, Any
     from xyrt.runtime.onnxrt import graph_set
 
     manifest = read_manifest(model)
-    encoder = graph_set(manifest, options.target)["encoder"]
-    providers = ",".join(options.providers or ("cpu",))
+    precision = manifest.data.get("precision", "fp32")
+    if options.backend == "openvino":  # runs the directory's own precision (int8 or f32)
+        from xyrt.runtime.openvino import int8_graphs
+
+        encoder = int8_graphs(manifest)[1]["encoder"] if precision == "int8" else "encoder"
+        label = "openvino"
+    else:
+        encoder = graph_set(manifest, options.target)["encoder"]
+        label = f"onnxruntime[{','.join(options.providers or ('cpu',))}]"
     return {
         "model_sha256": manifest.data["source_checkpoint"]["sha256"],
         "encoder_sha256": manifest.data["graphs"][encoder]["sha256"],
-        "precision": manifest.data.get("precision", "fp32"),
-        "backend": f"onnxruntime[{providers}]",
+        "precision": precision,
+        "backend": label,
     }
 
 
