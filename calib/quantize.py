@@ -81,12 +81,15 @@ def quantize(
     exclude: Sequence[str] = (),
     sensitivity: SensitivityOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    attention: bool = False,
 ) -> Path:
     """Write a quantized copy of the FP32 export in ``model_dir`` to ``out_dir``; return it.
 
     ``exclude`` adds node-name prefixes kept float; ``calib`` is needed by ``trt-qdq`` and
-    ``openvino``. Sensitivity (default on) runs on the held-out bundled speech; the
-    ``openvino`` scheme (NNCF, an OpenVINO IR) is measured on it, not searched.
+    ``openvino``. ``attention`` makes ``cpu-dynamic`` quantize the attention products
+    (activation x activation MatMuls) dynamically too. Sensitivity (default on) runs on the
+    held-out bundled speech; the ``openvino`` scheme (NNCF, an OpenVINO IR) is measured on
+    it, not searched.
     """
     say = progress or (lambda _msg: None)
     chosen = _check_args(model_dir, out_dir, precision, scheme_names, calib)
@@ -108,6 +111,8 @@ def quantize(
             keys = {g: g if plain else f"{g}.{SCHEME_SUFFIX[scheme]}" for g in probe.graphs}
             info[scheme] = {"target": SCHEME_TARGET[scheme], **SCHEME_FACTS[scheme]}
             info[scheme]["float_scopes"] = list(FLOAT_SCOPES) + list(exclude)
+            if scheme == "cpu-dynamic":
+                info[scheme]["attention_products"] = "int8 dynamic" if attention else "float32"
             targets[SCHEME_TARGET[scheme]] = {"scheme": scheme, **keys}
             if scheme == "openvino":
                 graphs.update(_openvino_set(source, keys, tmp, probe, calib, exclude, facts, info))
@@ -115,7 +120,7 @@ def quantize(
             for graph, key in keys.items():
                 src = _stage(source.check_graph(graph), tmp / "source")
                 keep = schemes.nodes_under(src, (*FLOAT_SCOPES, *exclude))
-                write = _writer(scheme, graph, src, probe, calib)
+                write = _writer(scheme, graph, src, probe, calib, attention)
                 report = probe.sensitivity(graph, src, keep, _plus(write, keep), sensitivity)
                 groups = report.chosen if report else []
                 if groups:
@@ -231,9 +236,11 @@ def _plus(write, base: list[str]):
     return lambda dst, extra: write(dst, base + extra)
 
 
-def _writer(scheme: str, graph: str, src: Path, probe: _Probe, calib: CalibSet | None):
+def _writer(
+    scheme: str, graph: str, src: Path, probe: _Probe, calib: CalibSet | None, attention: bool
+):
     if scheme == "cpu-dynamic":
-        return lambda dst, keep: schemes.write_cpu_dynamic(src, dst, keep)
+        return lambda dst, keep: schemes.write_cpu_dynamic(src, dst, keep, attention)
     if scheme == "fp16":
         return lambda dst, keep: schemes.write_fp16(src, dst, keep)
     return lambda dst, keep: schemes.write_trt_qdq(src, dst, keep, probe.calib_feeds(graph, calib))

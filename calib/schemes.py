@@ -82,14 +82,16 @@ def _quiet_root_logger():
         logging.root.setLevel(level)
 
 
-def write_cpu_dynamic(src: Path, dst: Path, keep_float: list[str]) -> None:
-    """ORT dynamic quantization of the MatMuls with constant weights (see module docstring)."""
+def write_cpu_dynamic(src: Path, dst: Path, keep_float: list[str], attention: bool = False) -> None:
+    """ORT dynamic quantization of the MatMuls with constant weights (see module docstring);
+    ``attention`` also quantizes the activation x activation products (attention scores and
+    context) dynamically, both sides per tensor at run time (MatMulInteger)."""
     q = require("onnxruntime.quantization", "ort", "xyrt quantize")
     with _quiet_root_logger():
-        _dynamic(q, src, dst, keep_float)
+        _dynamic(q, src, dst, keep_float, attention)
 
 
-def _dynamic(q, src: Path, dst: Path, keep_float: list[str]) -> None:
+def _dynamic(q, src: Path, dst: Path, keep_float: list[str], attention: bool = False) -> None:
     q.quantize_dynamic(
         src,
         dst,
@@ -97,7 +99,7 @@ def _dynamic(q, src: Path, dst: Path, keep_float: list[str]) -> None:
         per_channel=True,
         weight_type=q.QuantType.QInt8,
         nodes_to_exclude=keep_float,
-        extra_options={"MatMulConstBOnly": True},
+        extra_options={"MatMulConstBOnly": not attention},
         use_external_data_format=False,
     )
 

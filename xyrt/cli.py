@@ -313,6 +313,7 @@ def _cmd_quantize(args: argparse.Namespace) -> None:
         tuple(args.exclude),
         options,
         progress=lambda msg: print(msg, file=sys.stderr),
+        attention=args.quantize_attention,
     )
     manifest = json.loads((out / "manifest.json").read_text())
     for scheme, info in manifest["quantization"]["schemes"].items():
@@ -638,6 +639,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--exclude", action="append", default=[], metavar="PREFIX", help="keep these nodes float"
     )
     p.add_argument("--no-sensitivity", action="store_true", help="skip the sensitivity pass")
+    p.add_argument(
+        "--quantize-attention",
+        action="store_true",
+        help="cpu-dynamic: also quantize the attention products (activation x activation "
+        "MatMuls) at run time, for long windows",
+    )
     p.add_argument("--target-agreement", type=float, default=0.98, help="stage-0 codes vs fp32")
     p.add_argument("--target-snr", type=float, default=20.0, help="decoder SNR vs fp32, dB")
     p.add_argument("--granularity", default="module", choices=["module", "layer"])
