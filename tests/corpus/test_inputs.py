@@ -121,3 +121,19 @@ def test_cli_errors_are_one_line(folder, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["tokenize", str(folder), "--model", "m"])
     assert exit_info.value.code == 2
+
+
+def test_gpu_backends_get_gpu_actors_and_options_are_checked():
+    from xyrt.corpus import TokenizeOptions
+
+    assert TokenizeOptions(backend="tensorrt").uses_gpu
+    assert TokenizeOptions(providers=("cuda",)).uses_gpu
+    assert not TokenizeOptions().uses_gpu and not TokenizeOptions(backend="openvino").uses_gpu
+    for bad, match in [
+        ({"workers": 0}, "workers must be at least 1"),
+        ({"batch_seconds": 0}, "batch_seconds must be positive"),
+        ({"overlap": 5.0}, "whole number of codes"),
+        ({"backend": "nope"}, "unknown backend"),
+    ]:
+        with pytest.raises(XyrtError, match=match):
+            TokenizeOptions(**bad)

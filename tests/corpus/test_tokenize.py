@@ -184,3 +184,16 @@ def test_manifest_segments_and_extra_columns(local_ray, corpus, model, tmp_path)
     np.testing.assert_array_equal(np.array(rows["a"]["codes"]), want)
     errors = pq.read_table(tmp_path / "out" / "errors").to_pylist()
     assert [(e["id"], e["kind"]) for e in errors] == [("c", "bad-segment")]
+
+
+def test_a_model_that_cannot_load_fails_the_job_with_the_reason(local_ray, corpus, model, tmp_path):
+    import shutil
+
+    broken = tmp_path / "model"
+    shutil.copytree(model, broken)
+    with open(broken / "encoder.onnx", "r+b") as f:  # same size, other bytes: sha256 differs
+        f.seek(100)
+        f.write(b"\x00" * 8)
+    with pytest.raises(XyrtError, match="Ray Data job failed.*sha256"):
+        xyrt.tokenize([corpus / "long.wav"], tmp_path / "out", broken, **RUN)
+    assert not list((tmp_path / "out").glob("codes/*.parquet"))

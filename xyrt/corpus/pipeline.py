@@ -107,6 +107,9 @@ def model_identity(model: str | Path, options: TokenizeOptions) -> dict[str, Any
         encoder = int8_graphs(manifest)[1]["encoder"] if precision == "int8" else "encoder"
         label = "openvino"
     else:
+        from xyrt.runtime.onnxrt import resolve_providers
+
+        resolve_providers(options.providers)  # an uninstalled provider fails here, not in Ray
         encoder = graph_set(manifest, options.target)["encoder"]
         label = f"onnxruntime[{','.join(options.providers or ('cpu',))}]"
     return {
@@ -293,6 +296,20 @@ def tokenize(
     return summary
 
 
+def _batches(ds):
+    """Ray Data's result blocks; a failed job becomes one `XyrtError` (complete shards stay)."""
+    import ray
+
+    try:
+        yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
+    except (ray.exceptions.RayError, ray.data.exceptions.SystemException) as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+        raise XyrtError(
+            f"the Ray Data job failed ({type(exc).__name__}: {lines[-1].strip()[:300]}); the "
+            "complete shards are kept: fix the cause and rerun the same command to resume"
+        ) from exc
+
+
 def _drive(model, shards, pending, options, workers, out, types, progress, on_progress):
     """Stream results, keep the first per item, write each shard once complete."""
     from tqdm.auto import tqdm
@@ -304,7 +321,7 @@ def _drive(model, shards, pending, options, workers, out, types, progress, on_pr
     ds = build_dataset(model, shards, pending, options, workers)
     total = sum(len(v) for v in expected.values())
     with tqdm(total=total, unit="file", desc="tokenize", disable=not progress) as bar:
-        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for batch in _batches(ds):
             for row in batch.to_pylist():
                 k, item_id = row["shard"], row["id"]
                 if k not in results or item_id in results[k] or item_id not in expected[k]:

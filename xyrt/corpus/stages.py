@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE
+from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.corpus.inputs import Item, ItemError, read_item
 from xyrt.errors import XyrtError
 from xyrt.runtime.chunking import encode_plan
@@ -115,6 +115,9 @@ class Encoder:
             model, backend=backend, providers=providers, threads=threads, target=target
         )
         self.batch_seconds, self.overlap = batch_seconds, overlap
+        # one code of silence: builds the sessions now, so a model that cannot load fails the
+        # actor (and the job, with the reason) instead of turning every item into an error
+        self.codec.encode(np.zeros(SAMPLES_PER_CODE_IN, np.float32))
 
     def _encode(self, clips: list[np.ndarray]) -> list[np.ndarray | XyrtError]:
         longest = min(max(len(c) for c in clips) / INPUT_SAMPLE_RATE, CHUNK_SECONDS)
