@@ -109,6 +109,18 @@ def format_table_pick(pick_section: dict) -> list[str]:
     return format_pick({"pick": pick_section})
 
 
+def test_openvino_stages_come_from_its_performance_counters(report) -> None:
+    data, _, _ = report
+    ov = next(b for b in data["backends"] if b["name"] == "openvino-f32")
+    assert ov["stage_method"].startswith("OpenVINO performance counters")
+    for op, stages in (("encode", ("frontend", "rvq")), ("decode", ("vocoder",))):
+        case = next(c for c in ov["cases"] if c["op"] == op)
+        assert set(stages) <= set(case["stages_ms"]), case["stages_ms"]
+        named = sum(v for k, v in case["stages_ms"].items() if k != "other")
+        assert named >= 0.5 * sum(case["stages_ms"].values())
+        assert sum(case["stages_ms"].values()) <= case["stages_total_ms"] * (1 + 1e-9)
+
+
 def test_plot_has_the_speed_vs_agreement_panel(report) -> None:
     _, _, png = report
     assert png.stat().st_size > 10_000

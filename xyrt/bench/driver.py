@@ -322,7 +322,8 @@ def _measure(name, opts, cfg, dirs, peak, accuracy, log) -> dict:
         "torch": "sequential stage timing (PyTorch, synchronised)",
         "torch-cuda": "sequential stage timing (PyTorch, synchronised)",
         "tensorrt": "none (end-to-end only)",
-        "openvino": "none (end-to-end only)",
+        "openvino": "OpenVINO performance counters, node time by module scope (a fused node "
+        "counts in the scope OpenVINO names it by)",
     }.get(kind, "ONNX Runtime profiler, kernel time by module scope")
     return {
         "name": name,
