@@ -33,7 +33,13 @@ def local_ray():
     """One local Ray for the module (2 model actors + a reading slot); tokenize() joins it."""
     import logging
 
-    ray.init(num_cpus=3, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    ray.init(
+        num_cpus=3,
+        include_dashboard=False,
+        object_store_memory=512 << 20,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+    )
     yield
     ray.shutdown()
 
