@@ -1,0 +1,119 @@
+"""Every CPU path against the published code in one process, one run: encode 10 s, encode one
+30 s window, decode 10 s; stage-0/all-stage agreement and decoder SNR against ORT FP32.
+
+    python benchmarks/cpu_paths.py --fp32 DIR [--int8 DIR] [--openvino-int8 DIR]
+        [--paths published,ort-fp32,ort-int8,openvino-f32,openvino-bf16,openvino-int8]
+        [--runs 2] [--threads 2]
+
+Audio: the bundled held-out speech repeated to 10 s / 30 s. Each line is printed as soon as
+its path is measured (a long run on a busy machine still leaves what it finished). Published =
+PyTorch with the window padded to 30 s (`xyrt.bench.runners.TorchRunner`). With `xyrt synth`
+checkpoints the weights are SYNTHETIC: timings are real, agreement is a lower bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from xyrt.runtime.audio import heldout_speech
+from xyrt.runtime.compare import compare_codes, snr_db
+from xyrt.runtime.graph_io import pack_windows
+
+CASES = (("encode", 10.0), ("encode", 30.0), ("decode", 10.0))
+
+
+def clip(seconds: float) -> np.ndarray:
+    speech = np.concatenate(list(heldout_speech().values()))
+    return np.resize(speech, int(seconds * 16000)).astype(np.float32)
+
+
+def runner(path: str, args):
+    """(encode(wav), decode(codes)) of one path, loaded."""
+    if path == "published":
+        from xyrt.bench.runners import TorchRunner
+        from xyrt.runtime.manifest import read_manifest
+
+        ckpt = read_manifest(args.fp32).data["source_checkpoint"]["path"]
+        r = TorchRunner(ckpt, pad_to_30s=True, threads=args.threads)
+        return lambda w: r.encode(*r.pack([w])), r.decode
+    if path.startswith("ort"):
+        from xyrt.runtime.onnxrt import OnnxRuntimeBackend
+
+        b = OnnxRuntimeBackend(args.fp32 if path == "ort-fp32" else args.int8, None, args.threads)
+    else:
+        from xyrt.runtime.openvino import OpenVinoBackend
+
+        precision = path.split("-")[1]
+        model = args.openvino_int8 if precision == "int8" else args.fp32
+        b = OpenVinoBackend(model, precision, args.threads)
+    return lambda w: b.encode_window(*pack_windows([w])), b.decode_window
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fp32", required=True)
+    parser.add_argument("--int8")
+    parser.add_argument("--openvino-int8")
+    parser.add_argument(
+        "--paths", default="ort-fp32,published,ort-int8,openvino-f32,openvino-bf16,openvino-int8"
+    )
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    paths = args.paths.split(",")
+    assert paths[0] == "ort-fp32", "ort-fp32 first: it is the accuracy reference"
+    wavs = {s: clip(s) for _, s in CASES}
+    ref: dict = {}
+    base: dict = {}
+    measured: dict[str, dict] = {}
+    print(f"threads {args.threads}, runs {args.runs} (p50), shared machine: read the ratios")
+    for path in paths:
+        t0 = time.perf_counter()
+        encode, decode = runner(path, args)
+        codes10 = np.ascontiguousarray(encode(wavs[10.0])[:, :, :125])  # also the warm-up
+        load = time.perf_counter() - t0
+        if path == "ort-fp32":
+            ref["codes"], ref["audio"] = codes10, decode(codes10)
+        times = {}
+        for op, seconds in CASES:
+            if op == "encode":
+                run = lambda w=wavs[seconds], f=encode: f(w)  # noqa: E731
+            else:
+                run = lambda f=decode: f(ref["codes"])  # noqa: E731
+            run()  # warm-up of this shape
+            laps = []
+            for _ in range(args.runs):
+                t = time.perf_counter()
+                run()
+                laps.append(time.perf_counter() - t)
+            times[(op, seconds)] = statistics.median(laps)
+        agree = compare_codes(ref["codes"][:, 0], codes10[:, 0])
+        snr = snr_db(ref["audio"], decode(ref["codes"]))
+        if path == "published":
+            base = times
+        measured[path] = times
+        cells = "  ".join(
+            f"{op} {s:g}s {times[(op, s)]:6.3f} s"
+            + (f" ({base[(op, s)] / times[(op, s)]:5.2f}x pub)" if base else "")
+            for op, s in CASES
+        )
+        print(
+            f"{path:<14} {cells}  stage-0 {100 * agree.per_stage[0]:5.1f}%  all "
+            f"{100 * agree.identical:5.1f}%  SNR {snr:6.1f} dB  (load+first {load:.1f} s)",
+            flush=True,
+        )
+    if base:
+        print("speed-up vs published (same run):")
+        for path, times in measured.items():
+            ratios = "  ".join(
+                f"{op} {s:g}s {base[(op, s)] / times[(op, s)]:5.2f}x" for op, s in CASES
+            )
+            print(f"  {path:<14} {ratios}")
+
+
+if __name__ == "__main__":
+    main()
