@@ -6,18 +6,25 @@ from pathlib import Path
 
 import torch
 
+import xyrt
 from xyrt.atomic import atomic_write
 from xyrt.config import XYConfig
 from xyrt.errors import CheckpointError, ConfigError
 from xyrt.export.model import XYTokenizer
 
 _MAX_LISTED = 12
+WRITER = f"xyrt {xyrt.__version__}"  # stamped into the files xyrt writes (see export/convert.py)
 
 
 def resolve_config(checkpoint: str | Path, config: str | Path | None = None) -> XYConfig:
-    """The given config, else ``config.yaml`` next to the checkpoint."""
+    """The given config, else ``config.yaml`` next to the checkpoint (a Hugging Face-layout
+    folder: its config.json)."""
     if config is not None:
         return XYConfig.from_yaml(config)
+    if Path(checkpoint).is_dir():
+        from xyrt.export.hf import read_hf_config
+
+        return read_hf_config(checkpoint)[0]
     beside = Path(checkpoint).parent / "config.yaml"
     if not beside.is_file():
         raise ConfigError(
@@ -25,6 +32,26 @@ def resolve_config(checkpoint: str | Path, config: str | Path | None = None) -> 
             "model's YAML config with --config"
         )
     return XYConfig.from_yaml(beside)
+
+
+def checkpoint_sha256(checkpoint: str | Path) -> str:
+    """sha256 of a .ckpt file; of a Hugging Face-layout folder, over its config.json and weight
+    files (name and sha256 of each, in order): what an export's manifest records."""
+    import hashlib
+
+    from xyrt.runtime.manifest import sha256_file
+
+    path = Path(checkpoint)
+    if not path.is_dir():
+        return sha256_file(path)
+    from xyrt.export.hf import CONFIG, WEIGHT_FILES
+
+    names = [CONFIG, *WEIGHT_FILES, *sorted(p.name for p in path.glob("model-*.safetensors"))]
+    digest = hashlib.sha256()
+    for name in names:
+        if (path / name).is_file():
+            digest.update(f"{name} {sha256_file(path / name)}\n".encode())
+    return digest.hexdigest()
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -90,11 +117,23 @@ def check_state_dict(model: XYTokenizer, state: dict[str, torch.Tensor], source:
 
 
 def load_model(checkpoint: str | Path, config: str | Path | XYConfig | None = None) -> XYTokenizer:
-    """Build the model from the config and load the checkpoint (any float dtype -> float32)."""
-    if not Path(checkpoint).is_file():
+    """Build the model from the config and load the checkpoint (any float dtype -> float32):
+    an original .ckpt (config given, else config.yaml beside it) or a Hugging Face-layout
+    folder (`xyrt.export.hf`; its config.json is the config)."""
+    if Path(checkpoint).is_dir():
+        from xyrt.export.hf import read_hf
+
+        if config is not None:
+            raise ConfigError(
+                f"{checkpoint} is a Hugging Face-layout folder: its config.json is the config; "
+                "drop --config"
+            )
+        cfg, state, _ = read_hf(checkpoint)
+    elif not Path(checkpoint).is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
-    cfg = config if isinstance(config, XYConfig) else resolve_config(checkpoint, config)
-    state = read_state_dict(checkpoint)
+    else:
+        cfg = config if isinstance(config, XYConfig) else resolve_config(checkpoint, config)
+        state = read_state_dict(checkpoint)
     with torch.device("meta"):
         model = XYTokenizer(cfg)
     check_state_dict(model, state, str(checkpoint))
@@ -105,6 +144,7 @@ def load_model(checkpoint: str | Path, config: str | Path | XYConfig | None = No
 
 
 def save_checkpoint(state: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Write ``{'generator': state}`` atomically (temp file in the same folder, then rename)."""
+    """Write ``{'generator': state, 'xyrt': WRITER}`` atomically (temp file in the same folder,
+    then rename); the published loader reads only ``generator``."""
     with atomic_write(path, CheckpointError) as tmp:
-        torch.save({"generator": state}, tmp)
+        torch.save({"generator": state, "xyrt": WRITER}, tmp)

@@ -19,7 +19,7 @@ import torch
 import xyrt
 from xyrt.config import CHUNK_SECONDS, CODES_PER_CHUNK, N_SAMPLES, SAMPLES_PER_CODE_IN
 from xyrt.errors import XyrtError, require
-from xyrt.export.checkpoint import load_model
+from xyrt.export.checkpoint import checkpoint_sha256, load_model
 from xyrt.export.graphs import DecoderGraph, EncoderGraph
 from xyrt.export.model import XYTokenizer
 from xyrt.runtime.graph_io import DECODER, DECODER_IO, ENCODER, ENCODER_IO
@@ -28,7 +28,6 @@ from xyrt.runtime.manifest import (
     FORMAT_VERSION,
     graph_entry,
     metadata_facts,
-    sha256_file,
     stamp_graph,
 )
 
@@ -78,7 +77,7 @@ def base_manifest(model: XYTokenizer, checkpoint: Path, opset: int) -> dict[str,
         "source_checkpoint": {
             "file": checkpoint.name,
             "path": str(checkpoint.resolve()),
-            "sha256": sha256_file(checkpoint),
+            "sha256": checkpoint_sha256(checkpoint),
         },
         "variant": cfg.variant,
         "config": cfg.to_dict(),

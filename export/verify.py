@@ -17,7 +17,7 @@ import torch
 
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError
-from xyrt.export.checkpoint import load_model
+from xyrt.export.checkpoint import checkpoint_sha256, load_model
 from xyrt.export.codec import TorchBackend, XYCodec
 from xyrt.export.model import XYTokenizer
 from xyrt.runtime.codec import ChunkedCodec
@@ -28,7 +28,7 @@ from xyrt.runtime.compare import (
     max_error_ratio,
     snr_db,
 )
-from xyrt.runtime.manifest import read_manifest, sha256_file
+from xyrt.runtime.manifest import read_manifest
 
 AUDIO_TOLERANCE = 1e-3  # max |error| / peak for float32 graphs
 
@@ -170,11 +170,11 @@ def verify_dir(
     data, stored, _ = model_facts(model_dir)
     source = data["source_checkpoint"]
     checkpoint = Path(checkpoint or source.get("path", ""))
-    if not checkpoint.is_file():
+    if not checkpoint.exists():
         raise XyrtError(
             f"the source checkpoint {checkpoint} is not there; pass it with --checkpoint"
         )
-    if sha256_file(checkpoint) != source["sha256"]:
+    if checkpoint_sha256(checkpoint) != source["sha256"]:
         raise XyrtError(
             f"{checkpoint} is not the checkpoint {model_dir} was exported from (sha256 differs)"
         )

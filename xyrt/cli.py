@@ -13,11 +13,13 @@ from xyrt import __version__
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError
 
+CHECKPOINT_HELP = "original .ckpt file or Hugging Face-layout folder (config.json + weights)"
+
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (one of)")
     src = g.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", type=Path, help="official-layout .ckpt file (PyTorch)")
+    src.add_argument("--checkpoint", type=Path, help=CHECKPOINT_HELP + " (PyTorch)")
     src.add_argument(
         "--model",
         type=Path,
@@ -215,6 +217,17 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_convert(args: argparse.Namespace) -> None:
+    from xyrt.errors import require
+
+    require("torch", "export", "xyrt convert")
+    from xyrt.export.convert import convert
+
+    t0 = time.perf_counter()
+    out = convert(args.source, args.output, args.to, args.config, args.weight_norm)
+    print(f"wrote {out} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
 def _cmd_export(args: argparse.Namespace) -> None:
     from xyrt.errors import require
 
@@ -370,7 +383,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         from xyrt.errors import require
 
         require("matplotlib", "plot", "xyrt bench --plot")
-    if args.checkpoint is not None and not args.checkpoint.is_file():
+    if args.checkpoint is not None and not args.checkpoint.exists():
         raise XyrtError(f"checkpoint not found: {args.checkpoint}")
     checkpoint, dirs, synthetic = args.checkpoint, list(args.model or []), False
     if checkpoint is None and not dirs:
@@ -530,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_decode)
 
     p = sub.add_parser("export", help="checkpoint -> ONNX encoder/decoder + manifest.json")
-    p.add_argument("--checkpoint", type=Path, required=True, help="official-layout .ckpt file")
+    p.add_argument("--checkpoint", type=Path, required=True, help=CHECKPOINT_HELP)
     p.add_argument("--config", type=Path, help="model YAML (default: config.yaml beside it)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
@@ -685,6 +698,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=float, default=10.0, help="long-file window overlap, s")
     p.add_argument("--shard-size", type=int, default=256, help="items per Parquet shard (256)")
     p.set_defaults(func=_cmd_tokenize)
+
+    p = sub.add_parser("convert", help="original .ckpt + YAML <-> Hugging Face-layout folder")
+    p.add_argument("source", type=Path, help=CHECKPOINT_HELP)
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="HF folder, or .ckpt (YAML beside it)"
+    )
+    p.add_argument("--to", choices=["hf", "ckpt"], help="default: the layout SRC is not in")
+    p.add_argument("--config", type=Path, help="model YAML of a .ckpt (default: beside it)")
+    p.add_argument(
+        "--weight-norm",
+        choices=["parametrizations", "gv", "folded"],
+        default="parametrizations",
+        help="HF output: weight norm as parametrizations.weight.original0/1 (default, as the "
+        "Hub files), weight_g/weight_v, or folded into one weight",
+    )
+    p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("synth", help="write a seeded synthetic checkpoint in the official layout")
     p.add_argument(

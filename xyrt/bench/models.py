@@ -54,9 +54,9 @@ def default_model(log: Callable[[str], None] = print) -> tuple[Path, list[Path]]
 
 def export_for(checkpoint: Path, log: Callable[[str], None] = print) -> Path:
     """An FP32 export of ``checkpoint`` in the cache, keyed by its sha256."""
-    from xyrt.runtime.manifest import sha256_file
+    from xyrt.export.checkpoint import checkpoint_sha256
 
-    out = cache_dir() / "exports" / sha256_file(checkpoint)[:16] / "onnx-fp32"
+    out = cache_dir() / "exports" / checkpoint_sha256(checkpoint)[:16] / "onnx-fp32"
     if not (out / "manifest.json").is_file():
         from xyrt.export.onnx_export import export_onnx
 
@@ -70,7 +70,7 @@ def source_checkpoint(model_dir: Path) -> Path | None:
     from xyrt.runtime.manifest import read_manifest
 
     path = read_manifest(model_dir).data["source_checkpoint"].get("path")
-    return Path(path) if path and Path(path).is_file() else None
+    return Path(path) if path and Path(path).exists() else None
 
 
 def model_config(checkpoint: Path | None, model_dirs: list[Path]) -> XYConfig:

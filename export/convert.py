@@ -1,0 +1,146 @@
+"""``xyrt convert``: an original .ckpt + YAML <-> a Hugging Face-layout folder (`xyrt.export.hf`).
+
+xyrt never replaces a file it did not write: every file it writes carries a stamp (config.json's
+``xyrt`` entry, model.safetensors' ``writer`` metadata, the .ckpt's ``xyrt`` entry, the YAML's
+first-line comment), and an existing destination file without one is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xyrt.atomic import atomic_write
+from xyrt.config import XYConfig
+from xyrt.errors import CheckpointError, ConfigError, XyrtError
+from xyrt.export.checkpoint import (
+    WRITER,
+    check_state_dict,
+    read_state_dict,
+    resolve_config,
+    save_checkpoint,
+)
+from xyrt.export.hf import (
+    CONFIG,
+    SAFETENSORS,
+    SAFETENSORS_INDEX,
+    TORCH_BIN,
+    WEIGHT_NORMS,
+    read_hf,
+    write_hf,
+    yaml_config,
+)
+
+LAYOUTS = ("hf", "ckpt")
+_YAML_STAMP = "# written by xyrt"
+
+
+def written_by_xyrt(path: Path) -> bool:
+    """Whether the existing file ``path`` carries xyrt's stamp (see the module docstring)."""
+    try:
+        if path.name == CONFIG:
+            data = json.loads(path.read_text())
+            return isinstance(data, dict) and "writer" in data.get("xyrt", {})
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                return (f.metadata() or {}).get("writer", "").startswith("xyrt")
+        if path.suffix in (".yaml", ".yml"):
+            return path.read_text().startswith(_YAML_STAMP)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return isinstance(obj, dict) and str(obj.get("xyrt", "")).startswith("xyrt")
+    except Exception:  # noqa: BLE001 - unreadable or foreign: not ours
+        return False
+
+
+def _claim(paths: list[Path]) -> None:
+    """Refuse if any existing path was not written by xyrt."""
+    foreign = [p for p in paths if p.exists() and (p.is_dir() or not written_by_xyrt(p))]
+    if foreign:
+        raise XyrtError(
+            f"will not overwrite {', '.join(map(str, foreign))}: not written by xyrt. "
+            "Choose another output path or move those files away."
+        )
+
+
+def read_any(
+    source: str | Path, config: str | Path | None = None
+) -> tuple[XYConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """Config, tensors (original names) and ``generator_params`` of a .ckpt or an HF folder,
+    checked against the model the config describes."""
+    from xyrt.export.model import XYTokenizer
+
+    source = Path(source)
+    if source.is_dir():
+        if config is not None:
+            raise ConfigError(f"{source} is a Hugging Face-layout folder: drop --config")
+        cfg, state, gp = read_hf(source)
+    else:
+        import yaml
+
+        cfg = resolve_config(source, config)
+        raw = yaml.safe_load(Path(config or source.parent / "config.yaml").read_text())
+        gp = raw.get("generator_params", raw)
+        state = read_state_dict(source)
+    with torch.device("meta"):
+        model = XYTokenizer(cfg)
+    check_state_dict(model, state, str(source))
+    return cfg, state, gp
+
+
+def write_ckpt(
+    path: str | Path, cfg: XYConfig, state: dict[str, torch.Tensor], gp: dict[str, Any]
+) -> Path:
+    """Write ``path`` ({'generator': state}) and ``config.yaml`` beside it (original layout)."""
+    import yaml
+
+    path = Path(path)
+    text = f"{_YAML_STAMP} ({WRITER}); original XY-Tokenizer layout\n"
+    text += yaml.safe_dump(yaml_config(cfg, gp), sort_keys=False)
+    with atomic_write(path.parent / "config.yaml", ConfigError) as tmp:
+        tmp.write_text(text)
+    save_checkpoint(state, path)
+    return path
+
+
+def convert(
+    source: str | Path,
+    output: str | Path,
+    to: str | None = None,
+    config: str | Path | None = None,
+    weight_norm: str = "parametrizations",
+) -> Path:
+    """Write ``source`` (.ckpt + YAML, or an HF folder) in the other layout (or ``to``): an HF
+    folder, or a .ckpt with config.yaml beside it. Returns the output path."""
+    source, output = Path(source), Path(output)
+    if not source.exists():
+        raise CheckpointError(f"checkpoint not found: {source}")
+    to = to or ("ckpt" if source.is_dir() else "hf")
+    if to not in LAYOUTS:
+        raise XyrtError(f"unknown layout {to!r}; choose one of {', '.join(LAYOUTS)}")
+    if weight_norm not in WEIGHT_NORMS:
+        raise XyrtError(f"unknown weight norm {weight_norm!r}; choose one of {WEIGHT_NORMS}")
+    if output.resolve() == source.resolve():
+        raise XyrtError(f"output {output} is the source itself; choose another path")
+    if to == "hf":
+        if output.exists() and not output.is_dir():
+            raise XyrtError(f"output {output} exists and is not a folder")
+        _claim([output / CONFIG, output / SAFETENSORS])
+        strays = [output / n for n in (SAFETENSORS_INDEX, TORCH_BIN) if (output / n).exists()]
+        if strays:
+            raise XyrtError(
+                f"{output} already holds {', '.join(p.name for p in strays)} (another model's "
+                "weights would sit beside the new ones); choose an empty folder"
+            )
+    else:
+        if output.is_dir():
+            raise XyrtError(f"output {output} is a folder; --to ckpt writes a file (model.ckpt)")
+        _claim([output, output.parent / "config.yaml"])
+    cfg, state, gp = read_any(source, config)
+    if to == "hf":
+        return write_hf(output, cfg, state, gp, weight_norm)
+    return write_ckpt(output, cfg, state, gp)
