@@ -38,16 +38,22 @@ class TorchBackend:
         self.model = model.eval()
         self.info = model_info(model.cfg)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are (windows run there; results come back as numpy)."""
+        return next(self.model.parameters()).device
+
     @torch.inference_mode()
     def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        on = self.device
         codes, _ = self.model.encode_mel(
-            *self.model.frontend(torch.from_numpy(wav), torch.from_numpy(lengths))
+            *self.model.frontend(torch.from_numpy(wav).to(on), torch.from_numpy(lengths).to(on))
         )
-        return codes.numpy()
+        return codes.cpu().numpy()
 
     @torch.inference_mode()
     def decode_window(self, codes: np.ndarray) -> np.ndarray:
-        return self.model.decode_codes(torch.from_numpy(codes)).numpy()
+        return self.model.decode_codes(torch.from_numpy(codes).to(self.device)).cpu().numpy()
 
 
 class XYCodec(ChunkedCodec):

@@ -1,0 +1,338 @@
+"""A drop-in for the published ``XY_Tokenizer`` class, on any xyrt backend.
+
+MOSS-TTSD (v0.5-v0.7) and other projects change one import line:
+
+    from xyrt.compat import XY_Tokenizer    # was: from XY_Tokenizer.xy_tokenizer.model import ...
+    spt = XY_Tokenizer.load_from_checkpoint(config_path, ckpt_path)     # PyTorch, as before
+    spt = XY_Tokenizer.from_pretrained("xy_onnx")                       # ONNX Runtime, TensorRT
+    codes = spt.encode([wav.squeeze().to(device)])["codes_list"][0]    # (8, T) int64
+    audio = spt.decode([codes], overlap_seconds=10)["syn_wav_list"][0]  # (T x 1920,) at 24 kHz
+
+Inputs are torch tensors (any device, any float dtype) or numpy arrays; results come back in the
+same kind: tensors on the input's device (or ``device=`` when given), or numpy arrays. torch is
+only imported when a tensor is given or the PyTorch backend is used.
+
+Where this class differs from the published one (by design, each documented in README):
+- a list's results never depend on what else is in the list: the published decode batches
+  ragged items, and its vocoder (which has no padding mask) then changes the end of shorter ones;
+- ``inference_tokenize`` returns codes up to the longest item's valid frames, not the whole
+  375-frame window the published code pads every input to; ``inference_detokenize`` returns
+  zeros past each item's ``output_length``;
+- ``zq`` (the quantized latent: the RVQ output projection of the sum of the chosen codebook
+  vectors, zero vectors past each length, (B, code_dim, T); docs/SPEC.md section 6) needs the
+  PyTorch model: exported graphs fold that projection into the decoder, so with them reading
+  ``result["zq"]`` raises `XyrtError`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xyrt.config import (
+    CODES_PER_CHUNK,
+    INPUT_SAMPLE_RATE,
+    MEL_PER_CODE,
+    N_SAMPLES,
+    SAMPLES_PER_CODE_IN,
+    valid_frames,
+)
+from xyrt.errors import AudioError, CodesError, XyrtError, require
+from xyrt.runtime.chunking import num_codes
+from xyrt.runtime.codec import ChunkedCodec
+from xyrt.runtime.codes import validate_codes
+from xyrt.runtime.graph_io import pack_windows
+
+BACKENDS = ("auto", "pytorch", "onnxruntime", "tensorrt")
+
+
+def _is_tensor(x: Any) -> bool:
+    torch = sys.modules.get("torch")  # a tensor exists only if torch was imported
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _numpy(x: Any, dtype: type, what: str) -> np.ndarray:
+    if _is_tensor(x):
+        x = x.detach().to("cpu")
+        x = x.float() if x.is_floating_point() else x
+        x = x.numpy()
+    try:
+        return np.asarray(x).astype(dtype, copy=False)
+    except (TypeError, ValueError) as exc:
+        raise XyrtError(f"{what}: expected a torch tensor or numpy array, got {type(x)}") from exc
+
+
+class _Like:
+    """Puts results in the kind the caller gave: tensors on a device, or numpy arrays."""
+
+    def __init__(self, example: Any, device: Any = None) -> None:
+        self.device = None
+        if device is not None:
+            self.device = require("torch", "export", "results on a torch device").device(device)
+        elif _is_tensor(example):
+            self.device = example.device
+
+    def __call__(self, array: np.ndarray) -> Any:
+        if self.device is None:
+            return array
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+
+class Outputs(dict):
+    """The published result dicts; a key this backend cannot give raises `XyrtError` saying why
+    (``dict.get`` still returns None)."""
+
+    def __init__(self, values: dict[str, Any], unavailable: dict[str, str] | None = None) -> None:
+        super().__init__(values)
+        self.unavailable = unavailable or {}
+
+    def __missing__(self, key: str) -> Any:
+        if key in self.unavailable:
+            raise XyrtError(self.unavailable[key])
+        raise KeyError(key)
+
+
+class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the import changes
+    """The published interface over an xyrt `ChunkedCodec` (see the module docstring)."""
+
+    def __init__(self, codec: ChunkedCodec) -> None:
+        self.codec = codec
+        info = codec.info
+        self.input_sample_rate = INPUT_SAMPLE_RATE
+        self.output_sample_rate = info.output_sample_rate
+        self.sample_rate = info.output_sample_rate
+        self.encoder_downsample_rate = SAMPLES_PER_CODE_IN
+        self.decoder_upsample_rate = info.samples_per_code_out
+        self.nq = info.num_quantizers
+        self.code_dim = self._code_dim()
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def load_from_checkpoint(cls, config_path: str | Path | None, ckpt_path: str | Path):
+        """The PyTorch model from an original .ckpt and its YAML (or a Hugging Face-layout
+        folder as ``ckpt_path``, with ``config_path`` None): the published signature."""
+        return cls.from_pretrained(ckpt_path, backend="pytorch", config=config_path)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        backend: str = "auto",
+        config: str | Path | None = None,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+        batch_size: int = 4,
+    ) -> XY_Tokenizer:
+        """An export directory (`xyrt export`/`quantize`/`build`: ONNX Runtime or TensorRT by
+        ``backend``, "auto" picks by what it holds) or a checkpoint (.ckpt + YAML, or a Hugging
+        Face-layout folder: PyTorch)."""
+        if backend not in BACKENDS:
+            raise XyrtError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        path = Path(path)
+        exported = (path / "manifest.json").is_file() or (path / "engines.json").is_file()
+        if exported and backend != "pytorch":
+            import xyrt.runtime
+
+            codec = xyrt.runtime.load(path, backend, providers, threads, batch_size=batch_size)
+            return cls(codec)
+        if exported:
+            raise XyrtError(
+                f"{path} is an exported model; backend='pytorch' needs the checkpoint it was "
+                "exported from (.ckpt + YAML or a Hugging Face-layout folder)"
+            )
+        if backend != "auto" and backend != "pytorch":
+            raise XyrtError(
+                f"{path} is not an export directory (no manifest.json); backend={backend!r} "
+                "runs exported graphs: make them with `xyrt export --checkpoint ... -o DIR`"
+            )
+        torch = require("torch", "export", "the PyTorch backend")
+        if threads:
+            torch.set_num_threads(threads)
+        from xyrt.export.codec import XYCodec
+
+        config = None if path.is_dir() else config
+        return cls(XYCodec.from_checkpoint(path, config, batch_size=batch_size))
+
+    # -- nn.Module-style calls the published class inherits -------------------------------------
+    @property
+    def model(self):
+        """The PyTorch model (`xyrt.export.model.XYTokenizer`), or None for exported graphs."""
+        return getattr(self.codec, "model", None)
+
+    def to(self, device: Any = None, *args: Any, **kwargs: Any) -> XY_Tokenizer:
+        """Moves the PyTorch model to ``device``; exported graphs stay where their backend runs
+        them (results still come back on the input's device). Returns self."""
+        if self.model is not None and device is not None:
+            import torch
+
+            if isinstance(device, (str, torch.device)):
+                self.model.to(device)
+        return self
+
+    def cuda(self, device: Any = None) -> XY_Tokenizer:
+        return self.to("cuda" if device is None else f"cuda:{device}")
+
+    def cpu(self) -> XY_Tokenizer:
+        return self.to("cpu")
+
+    def eval(self) -> XY_Tokenizer:
+        return self
+
+    def train(self, mode: bool = True) -> XY_Tokenizer:
+        if mode:
+            raise XyrtError("xyrt runs XY-Tokenizer for inference only; train() is not supported")
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> XY_Tokenizer:
+        return self
+
+    # -- the published API -----------------------------------------------------------------------
+    def encode(
+        self, wav_list: Sequence[Any], overlap_seconds: float = 10, device: Any = None
+    ) -> Outputs:
+        """1-D waveforms at 16 kHz -> {"codes_list": [(nq, floor(n / 1280)) int64 per item]},
+        long audio in 30 s windows keeping (30 - overlap_seconds) s of each."""
+        wavs = self._items(wav_list, "wav_list")
+        arrays = []
+        for i, wav in enumerate(wavs):
+            arr = _numpy(wav, np.float32, f"wav_list[{i}]")
+            if arr.ndim != 1:
+                raise AudioError(
+                    f"wav_list[{i}] has shape {arr.shape}; expected a 1-D waveform (samples,) at "
+                    "16 kHz (e.g. wav.squeeze())"
+                )
+            arrays.append(arr)
+        like = _Like(wavs[0], device)
+        codes: list[np.ndarray] = [np.zeros((self.nq, 0), np.int64)] * len(arrays)
+        todo = [i for i, a in enumerate(arrays) if num_codes(len(a))]  # < 80 ms: no codes
+        if todo:
+            done = self.codec.encode([arrays[i] for i in todo], INPUT_SAMPLE_RATE, overlap_seconds)
+            for i, c in zip(todo, done, strict=True):
+                codes[i] = c
+        return Outputs({"codes_list": [like(c) for c in codes]})
+
+    def decode(
+        self, codes_list: Sequence[Any], overlap_seconds: float = 10, device: Any = None
+    ) -> Outputs:
+        """Codes (nq, T) per item -> {"syn_wav_list": [(T x decoder_upsample_rate,) float32]} at
+        ``output_sample_rate``, in 375-code windows keeping (30 - overlap_seconds) s of each."""
+        items = self._items(codes_list, "codes_list")
+        arrays = []
+        for i, c in enumerate(items):
+            arr = _numpy(c, np.int64, f"codes_list[{i}]")
+            empty = arr.shape == (self.nq, 0)  # the published encode gives these under 80 ms
+            arrays.append(arr if empty else validate_codes(arr, self.nq))
+        like = _Like(items[0], device)
+        audio: list[np.ndarray] = [np.zeros(0, np.float32)] * len(arrays)
+        todo = [i for i, a in enumerate(arrays) if a.shape[1]]
+        if todo:
+            done = self.codec.decode([arrays[i] for i in todo], overlap_seconds)
+            for i, a in zip(todo, done, strict=True):
+                audio[i] = a
+        return Outputs({"syn_wav_list": [like(a) for a in audio]})
+
+    def inference_tokenize(self, x: Any, input_lengths: Any) -> Outputs:
+        """One window: x (B, 1, n <= 480000) at 16 kHz, valid lengths (B,) -> {"codes": (nq, B, T)
+        int64, "codes_lengths": (B,) = ceil(len / 160) // 8, "zq": (B, code_dim, T) float32}."""
+        wav = _numpy(x, np.float32, "x")
+        wav = wav[:, 0] if wav.ndim == 3 and wav.shape[1] == 1 else wav
+        lengths = _numpy(input_lengths, np.int64, "input_lengths").reshape(-1)
+        if wav.ndim != 2 or len(lengths) != wav.shape[0]:
+            raise AudioError(
+                f"x has shape {_numpy(x, np.float32, 'x').shape} with {len(lengths)} lengths; "
+                "expected (B, 1, samples) and input_lengths (B,)"
+            )
+        if lengths.min() < 1 or lengths.max() > min(wav.shape[1], N_SAMPLES):
+            raise AudioError(
+                f"input_lengths range over [{lengths.min()}, {lengths.max()}]; expected 1.."
+                f"{min(wav.shape[1], N_SAMPLES)} (one window holds at most 30 s: use encode())"
+            )
+        batch, lengths = pack_windows([wav[i, :n] for i, n in enumerate(lengths)])
+        code_lengths = valid_frames(lengths) // MEL_PER_CODE
+        step = self.codec.batch_size
+        codes = np.concatenate(
+            [
+                self.codec.backend.encode_window(batch[b : b + step], lengths[b : b + step])
+                for b in range(0, len(lengths), step)
+            ],
+            axis=1,
+        )[:, :, : int(code_lengths.max())]
+        like = _Like(x)
+        out = {"codes": like(codes), "codes_lengths": like(code_lengths)}
+        if self.model is None:
+            return Outputs(out, {"zq": self._no_zq()})
+        return Outputs({**out, "zq": like(self._zq(codes, code_lengths))})
+
+    def inference_detokenize(self, codes: Any, codes_lengths: Any) -> Outputs:
+        """One window: codes (nq, B, T <= 375), lengths (B,) -> {"y": (B, 1, T x
+        decoder_upsample_rate) float32, zero past each item's end; "output_length": (B,)}."""
+        arr = _numpy(codes, np.int64, "codes")
+        lengths = _numpy(codes_lengths, np.int64, "codes_lengths").reshape(-1)
+        if arr.ndim != 3 or arr.shape[0] != self.nq or len(lengths) != arr.shape[1]:
+            raise CodesError(
+                f"codes have shape {arr.shape} with {len(lengths)} lengths; expected "
+                f"({self.nq}, B, T) and codes_lengths (B,)"
+            )
+        if arr.shape[2] > CODES_PER_CHUNK or lengths.min() < 0 or lengths.max() > arr.shape[2]:
+            raise CodesError(
+                f"codes have {arr.shape[2]} frames and codes_lengths range over [{lengths.min()}, "
+                f"{lengths.max()}]; one window holds at most {CODES_PER_CHUNK} codes (use decode())"
+            )
+        spc = self.decoder_upsample_rate
+        y = np.zeros((arr.shape[1], 1, arr.shape[2] * spc), np.float32)
+        step = self.codec.batch_size
+        for n in np.unique(lengths[lengths > 0]):  # the vocoder has no mask: equal lengths only
+            rows = np.flatnonzero(lengths == n)
+            for b in range(0, len(rows), step):
+                idx = rows[b : b + step]
+                window = validate_codes(arr[:, idx, :n].reshape(self.nq, -1), self.nq)
+                audio = self.codec.backend.decode_window(window.reshape(self.nq, len(idx), n))
+                y[idx, 0, : n * spc] = audio
+        like = _Like(codes)
+        return Outputs({"y": like(y), "output_length": like(lengths * spc)})
+
+    # -- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _items(items: Any, what: str) -> list[Any]:
+        if not isinstance(items, (list, tuple)) or not items:
+            raise XyrtError(f"{what} must be a non-empty list, got {type(items).__name__}")
+        return list(items)
+
+    def _code_dim(self) -> int | None:
+        if self.model is not None:
+            return self.model.cfg.quantizer.input_dim
+        manifest = getattr(self.codec.backend, "manifest", None)
+        config = manifest.data.get("config", {}) if manifest is not None else {}
+        return config.get("quantizer", {}).get("input_dim")
+
+    def _no_zq(self) -> str:
+        return (
+            f"'zq' (the quantized latent) needs the PyTorch model; this {self.codec.backend.name} "
+            "backend runs exported graphs, which fold the RVQ output projection into the decoder "
+            "and never compute it. Load the checkpoint with "
+            "XY_Tokenizer.from_pretrained(checkpoint, backend='pytorch') to get it."
+        )
+
+    def _zq(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        import torch
+
+        q, device = self.model.quantizer, self.codec.backend.device
+        with torch.inference_mode():
+            emb = q.embed(torch.from_numpy(codes).to(device))  # (B, T, rvq_dim)
+            keep = (
+                torch.arange(emb.shape[1], device=device)[None, :]
+                < torch.from_numpy(lengths).to(device)[:, None]
+            )
+            zq = q.output_proj(emb * keep[:, :, None].to(emb.dtype))
+        return zq.transpose(1, 2).float().cpu().numpy()
+
+
+XYTokenizerCompat = XY_Tokenizer  # a PEP 8 name for the same class
+
+__all__ = ["BACKENDS", "Outputs", "XYTokenizerCompat", "XY_Tokenizer"]
