@@ -102,7 +102,8 @@ def read_hf_config(folder: str | Path) -> tuple[XYConfig, dict[str, Any]]:
             f"{path}: code_dim {code_dim} != params.quantizer_kwargs.input_dim "
             f"{cfg.quantizer.input_dim}"
         )
-    if raw.get("xyrt", {}).get("variant") == "standalone":  # written by xyrt from a .ckpt
+    stamp = raw.get("xyrt")
+    if isinstance(stamp, dict) and stamp.get("variant") == "standalone":  # xyrt, from a .ckpt
         from dataclasses import replace
 
         cfg = replace(cfg, variant="standalone")
