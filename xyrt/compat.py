@@ -42,12 +42,13 @@ from xyrt.config import (
     valid_frames,
 )
 from xyrt.errors import AudioError, CodesError, XyrtError, require
+from xyrt.runtime import RUNTIME_BACKENDS
 from xyrt.runtime.chunking import num_codes
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.codes import validate_codes
 from xyrt.runtime.graph_io import pack_windows
 
-BACKENDS = ("auto", "pytorch", "onnxruntime", "tensorrt")
+BACKENDS = ("pytorch", *RUNTIME_BACKENDS)  # what `from_pretrained(backend=...)` accepts
 
 
 def _is_tensor(x: Any) -> bool:
@@ -125,13 +126,14 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         path: str | Path,
         backend: str = "auto",
         config: str | Path | None = None,
-        providers: Sequence[str] | None = None,
         threads: int | None = None,
         batch_size: int = 4,
+        **runtime_options: Any,
     ) -> XY_Tokenizer:
-        """An export directory (`xyrt export`/`quantize`/`build`: ONNX Runtime or TensorRT by
-        ``backend``, "auto" picks by what it holds) or a checkpoint (.ckpt + YAML, or a Hugging
-        Face-layout folder: PyTorch)."""
+        """An export directory (`xyrt export`/`quantize`/`build`), run by ``backend`` (one of
+        `xyrt.runtime.RUNTIME_BACKENDS`; "auto" picks by what it holds; ``runtime_options`` such
+        as ``providers``, ``target``, ``precision`` go to `xyrt.runtime.load`), or a checkpoint
+        (.ckpt + YAML, or a Hugging Face-layout folder) run by PyTorch."""
         if backend not in BACKENDS:
             raise XyrtError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
         path = Path(path)
@@ -139,17 +141,20 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         if exported and backend != "pytorch":
             import xyrt.runtime
 
-            codec = xyrt.runtime.load(path, backend, providers, threads, batch_size=batch_size)
+            codec = xyrt.runtime.load(
+                path, backend, threads=threads, batch_size=batch_size, **runtime_options
+            )
             return cls(codec)
         if exported:
             raise XyrtError(
                 f"{path} is an exported model; backend='pytorch' needs the checkpoint it was "
                 "exported from (.ckpt + YAML or a Hugging Face-layout folder)"
             )
-        if backend != "auto" and backend != "pytorch":
+        if backend not in ("auto", "pytorch") or runtime_options:
             raise XyrtError(
                 f"{path} is not an export directory (no manifest.json); backend={backend!r} "
-                "runs exported graphs: make them with `xyrt export --checkpoint ... -o DIR`"
+                f"and runtime options {sorted(runtime_options)} are for exported graphs: "
+                "make them with `xyrt export --checkpoint ... -o DIR`"
             )
         torch = require("torch", "export", "the PyTorch backend")
         if threads:
