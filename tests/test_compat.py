@@ -166,3 +166,14 @@ def test_moss_ttsd_style_example(backend: str) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     assert "golden codes reproduced" in done.stdout
+
+
+def test_openvino_backend() -> None:
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    name = "tiny_moss_ttsd_24k"
+    g, spt = golden(name), XY_Tokenizer.from_pretrained(exported(name), backend="openvino")
+    assert spt.codec.backend.name == "openvino"
+    codes = spt.encode([torch.from_numpy(g["speech_2/wav"])])["codes_list"][0]
+    _assert_codes(name, "speech_2", codes.numpy())
+    audio = spt.decode([codes])["syn_wav_list"][0]
+    assert max_error_ratio(g["speech_2/recon_ov10"], audio.numpy()) <= 1e-4
