@@ -1,15 +1,15 @@
 """What a MOSS-TTSD user gains from `xyrt.compat`: the published XY_Tokenizer calls, timed.
 
     python benchmarks/compat_speed.py --checkpoint CKPT --model ONNX_FP32 --model ONNX_INT8 \
-        [--seconds 10] [--runs 3] [--threads N]
+        [--model ONNX_FP32@openvino] [--seconds 10] [--runs 3] [--threads N]
 
 Times ``spt.encode([wav])`` and ``spt.decode([codes])`` (torch tensors in and out, as MOSS-TTSD
 calls them) on one clip of bundled speech, interleaved in one process after a warm-up:
 - published: the published class's cost, stood in for by xyrt's PyTorch path with every window
   padded to 30 s as the published code does (same codes; `xyrt bench` uses the same stand-in);
 - compat pytorch: the same model with trimmed windows;
-- compat on each export directory given (ONNX Runtime CPU, FP32 or INT8; TensorRT engine
-  directories run too where TensorRT is installed).
+- compat on each export directory given, DIR@BACKEND picking the backend (default "auto":
+  ONNX Runtime CPU, or TensorRT for an engine directory; "openvino" runs it with OpenVINO).
 Prints one table: median seconds, speed-up against published measured in the same run, and
 codes identical to the published path. With `xyrt synth` checkpoints the weights are synthetic.
 """
@@ -39,7 +39,9 @@ def _timed(fn, *args):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help=".ckpt or Hugging Face-layout folder")
-    ap.add_argument("--model", action="append", default=[], help="export directory (repeat)")
+    ap.add_argument(
+        "--model", action="append", default=[], help="export directory[@backend] (repeat)"
+    )
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, help="torch and ONNX Runtime threads (default: all)")
@@ -52,10 +54,11 @@ def main() -> None:
         "published (PyTorch, 30 s windows)": XY_Tokenizer(XYCodec(model, pad_to_30s=True)),
         "compat pytorch": XY_Tokenizer(XYCodec(model)),
     }
-    for d in args.model:
-        data = read_manifest(d).data
-        label = f"compat {Path(d).name} ({data.get('precision', 'fp32')})"
-        tokenizers[label] = XY_Tokenizer.from_pretrained(d, threads=args.threads)
+    for spec in args.model:
+        d, _, backend = spec.partition("@")
+        spt = XY_Tokenizer.from_pretrained(d, backend or "auto", threads=args.threads)
+        precision = read_manifest(d).data.get("precision", "fp32")
+        tokenizers[f"compat {spt.codec.backend.name} {precision} ({Path(d).name})"] = spt
     wav = torch.from_numpy(speech_clip(args.seconds))
 
     def encode(spt: XY_Tokenizer) -> torch.Tensor:
