@@ -85,13 +85,13 @@ def main() -> None:
     e0, d0 = statistics.median(enc[next(iter(enc))]), statistics.median(dec[next(iter(dec))])
     threads = torch.get_num_threads()
     print(f"{args.seconds:g} s clip, {args.runs} runs (median), torch threads {threads}")
-    head = f"{'backend':<40}{'encode s':>10}{'x pub':>7}{'decode s':>10}{'x pub':>7}"
+    head = f"{'backend':<40}{'encode s':>10}{'x pub':>8}{'decode s':>10}{'x pub':>8}"
     head += f"{'codes = pub':>13}"
     print(head)
     print("-" * len(head))
     for name in tokenizers:
         e, d = statistics.median(enc[name]), statistics.median(dec[name])
-        row = f"{name:<40}{e:>10.2f}{e0 / e:>6.2f}x{d:>10.2f}{d0 / d:>6.2f}x"
+        row = f"{name:<40}{e:>10.2f}{e0 / e:>7.2f}x{d:>10.2f}{d0 / d:>7.2f}x"
         print(row + f"{100 * same[name]:>12.1f}%")
     print(f"codes: {tuple(ref.shape)}, identical fraction over all 8 stages vs published")
 
