@@ -122,6 +122,17 @@ def test_window_edges_are_crossfaded() -> None:
     np.testing.assert_array_equal(hard[4 * SPC : 8 * SPC], 3)
 
 
+def test_a_stalled_stream_catches_up_with_steps_up_to_max_hop() -> None:
+    codec = ChunkedCodec(ContentAudio())
+    stream = codec.create_decode_stream(hop=0.08, max_hop=0.4, context=0.16, lookahead=0.08)
+    stream.accept_codes(np.zeros((8, 12), np.int64))  # decoding stalled while 12 frames came
+    emitted = []
+    while codec.is_ready(stream):
+        codec.decode_stream(stream)
+        emitted.append(stream.frames_emitted)
+    assert emitted == [5, 10, 11]  # two long steps, then the one frame whose lookahead is in
+
+
 def test_finished_stream_drains_in_one_window() -> None:
     backend = ContentAudio()
     codec = ChunkedCodec(backend)
