@@ -130,3 +130,30 @@ def test_options_are_checked_before_the_model_loads(capsys) -> None:
     argv = ["decode", "--model", "/nonexistent", "--stream", "-", "-o", "x.wav", "--hop", "0.05"]
     assert main(argv) == 1
     assert "hop must be a positive multiple of 0.08 s" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_every_frame_received_in_a_complete_wav(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "out.wav"
+    proc = subprocess.Popen(
+        [XYRT, "decode", "--model", str(exported("tiny_16k")), "--stream", "-", "-o", str(out)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdin.write(_jsonl(golden("tiny_16k")["speech_3/codes_ov10"][:, :20]))
+    proc.stdin.flush()  # 20 frames, then the writer keeps the pipe open
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until 16 frames' audio is in the temporary file (the
+        # default hop 0.32 s, lookahead 0.16 s decode 16 of 20 before the input ends)
+        tmp = [p for p in tmp_path.iterdir() if p.name.startswith(".out.wav.")]
+        if tmp and tmp[0].stat().st_size >= 16 * 1280 * 4:
+            break
+        time.sleep(0.1)
+    assert not out.exists()
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 0, err
+    assert "summary: frames 20" in err and len(sf.read(out)[0]) == 20 * 1280
