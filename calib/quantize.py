@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from xyrt.atomic import EXPORT_DIR, check_output_dir, replace_dir
 from xyrt.calib import openvino_ptq, schemes
 from xyrt.calib.dataset import CalibSet
 from xyrt.calib.sensitivity import (
@@ -69,7 +69,7 @@ SCHEME_FACTS = {
         "activations": "float16, float32 islands: " + ", ".join(schemes.FP16_FLOAT_OPS),
     },
 }
-EXTERNAL_DATA_BYTES = 1_800_000_000
+MAX_CALIB_CODES = 375  # a 30 s window
 
 
 def quantize(
@@ -96,13 +96,11 @@ def quantize(
     sensitivity = sensitivity or SensitivityOptions()
     source = read_manifest(model_dir)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     manifest = json.loads(json.dumps(source.data))
     manifest["precision"] = precision
     facts = metadata_facts(manifest)
     probe = _Probe(source, say)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.quantize-"))
-    try:
+    with replace_dir(out_dir, EXPORT_DIR) as tmp:
         graphs, targets, info = {}, {}, {}
         # the first ONNX scheme's graphs are the directory's default encoder/decoder
         default = next((s for s in chosen if s != "openvino"), None)
@@ -129,7 +127,7 @@ def quantize(
                 say(f"{scheme}: writing {key}.onnx")
                 dst = tmp / f"{key}.onnx"
                 write(dst, keep)
-                stamp_graph(dst, facts, key, EXTERNAL_DATA_BYTES)
+                stamp_graph(dst, facts, key)
                 if report is None:  # no pass: still measure and record the result
                     report = probe.measured(graph, dst)
                 entry = source.data["graphs"][graph]
@@ -150,10 +148,8 @@ def quantize(
             else None,
             "heldout": sorted(probe.heldout),
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        _replace_dir_contents(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp / "source", ignore_errors=True)  # scratch links, not part of the output
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")  # last
     return out_dir
 
 
@@ -184,6 +180,7 @@ def _check_args(model_dir, out_dir, precision, scheme_names, calib) -> tuple[str
         )
     if Path(out_dir).resolve() == Path(model_dir).resolve():
         raise XyrtError("the quantized model needs its own directory (-o) next to the fp32 one")
+    check_output_dir(Path(out_dir), EXPORT_DIR)
     return chosen
 
 
@@ -196,16 +193,6 @@ def _stage(path: Path, folder: Path) -> Path:
         if item.exists() and not link.exists():
             link.symlink_to(item.resolve())
     return folder / path.name
-
-
-def _replace_dir_contents(tmp: Path, out_dir: Path) -> None:
-    """Move the finished files in; the manifest goes last so a reader never sees a mix."""
-    (out_dir / "manifest.json").unlink(missing_ok=True)
-    for stale in [*out_dir.glob("*.onnx*"), *out_dir.glob("*.ov.xml"), *out_dir.glob("*.ov.bin")]:
-        stale.unlink()
-    shutil.rmtree(tmp / "source", ignore_errors=True)
-    for item in sorted(tmp.iterdir(), key=lambda p: p.name == "manifest.json"):
-        item.replace(out_dir / item.name)
 
 
 def _openvino_set(source, keys, tmp, probe, calib, exclude, facts, info) -> dict[str, dict]:

@@ -1,15 +1,13 @@
 """``xyrt export``: checkpoint -> DIR/{encoder.onnx, decoder.onnx, manifest.json}.
 
-Everything is written into a temporary folder beside DIR and moved into place at the end: the
-old manifest is removed first and the new one written last, so a directory with a manifest
-always holds one complete export (an interrupted export leaves no manifest, never a mix).
+Everything is written into a hidden folder beside DIR that replaces DIR in one step when complete
+(`xyrt.atomic.replace_dir`): an interrupted export leaves the old one loadable, never a mix, and
+files in DIR that no xyrt export wrote are kept.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import torch
 
 import xyrt
+from xyrt.atomic import EXPORT_DIR, check_output_dir, replace_dir
 from xyrt.config import CHUNK_SECONDS, CODES_PER_CHUNK, N_SAMPLES, SAMPLES_PER_CODE_IN
 from xyrt.errors import XyrtError, require
 from xyrt.export.checkpoint import checkpoint_sha256, load_model
@@ -24,6 +23,7 @@ from xyrt.export.graphs import DecoderGraph, EncoderGraph
 from xyrt.export.model import XYTokenizer
 from xyrt.runtime.graph_io import DECODER, DECODER_IO, ENCODER, ENCODER_IO
 from xyrt.runtime.manifest import (
+    EXTERNAL_DATA_BYTES,
     FORMAT,
     FORMAT_VERSION,
     graph_entry,
@@ -32,7 +32,7 @@ from xyrt.runtime.manifest import (
 )
 
 DEFAULT_OPSET = 17
-EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's limit is 2 GiB: larger graphs use external data
+OPSETS = range(14, 21)  # attention (SDPA) needs 14; the TorchScript exporter stops at 20
 
 
 def _dynamic_axes(io: dict) -> dict[str, dict[int, str]]:
@@ -106,15 +106,14 @@ def export_onnx(
 ) -> Path:
     """Export encoder.onnx, decoder.onnx and manifest.json into ``out_dir``; return it."""
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise XyrtError(f"output {out_dir} exists and is not a directory")
-    try:  # fail on an unwritable output before loading a 2 GB model
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
-    except OSError as exc:
-        raise XyrtError(f"cannot write the export to {out_dir}: {exc}") from exc
-    try:
-        model = load_model(checkpoint, config)
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in OPSETS:
+        raise XyrtError(
+            f"opset {opset!r} is not supported; expected an integer {OPSETS[0]}..{OPSETS[-1]} "
+            f"(default {DEFAULT_OPSET})"
+        )
+    check_output_dir(out_dir, EXPORT_DIR)  # fail on a wrong output before loading a 2 GB model
+    model = load_model(checkpoint, config)
+    with replace_dir(out_dir, EXPORT_DIR) as tmp:
         manifest = base_manifest(model, checkpoint, opset)
         facts = metadata_facts(manifest)
         spc = SAMPLES_PER_CODE_IN
@@ -131,14 +130,5 @@ def export_onnx(
             stamp_graph(path, facts, name, EXTERNAL_DATA_BYTES)
             graphs[name] = graph_entry(path, _io_listing(io))
         manifest["graphs"] = graphs
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        # the old manifest goes first (the directory is "not a model" meanwhile, never a mix),
-        # then stale graphs and data files, then the new files, the manifest last
-        (out_dir / "manifest.json").unlink(missing_ok=True)
-        for stale in out_dir.glob("*.onnx*"):
-            stale.unlink()
-        for item in sorted(tmp.iterdir(), key=lambda p: p.name == "manifest.json"):
-            item.replace(out_dir / item.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")  # last
     return out_dir

@@ -13,6 +13,7 @@ from xyrt.errors import XyrtError, require
 FORMAT = "xyrt-onnx"
 FORMAT_VERSION = 1
 METADATA_PREFIX = "xyrt."
+EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's limit is 2 GiB: larger graphs use external data
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
@@ -126,7 +127,9 @@ def read_manifest(directory: str | Path) -> Manifest:
     return Manifest(directory, data)
 
 
-def stamp_graph(path: Path, facts: dict[str, str], graph: str, external_over: int) -> None:
+def stamp_graph(
+    path: Path, facts: dict[str, str], graph: str, external_over: int = EXTERNAL_DATA_BYTES
+) -> None:
     """Write ``facts`` (+ ``xyrt.graph``) into the graph's metadata_props and save it; graphs
     larger than ``external_over`` bytes keep their weights in ``<name>.data`` (writer side:
     needs the onnx package)."""

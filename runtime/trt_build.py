@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from xyrt.atomic import atomic_write
+from xyrt.atomic import ENGINE_DIR, atomic_write, output_dir
 from xyrt.errors import XyrtError, require
 from xyrt.runtime.graph_io import DECODER, ENCODER, FLOAT_SCOPES, GRAPHS
 from xyrt.runtime.manifest import Manifest, read_manifest, sha256_file
@@ -111,7 +111,14 @@ def build_engines(
     workspace_gib: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
-    """Build (or keep, when up to date) the encoder and decoder engines; write engines.json."""
+    """Build (or keep, when up to date) the encoder and decoder engines; write engines.json.
+    ``out_dir`` must be new, empty or an engine directory; one created here is removed again
+    when nothing could be built."""
+    with output_dir(out_dir, ENGINE_DIR) as out:
+        return _build_engines(model_dir, out, precision, profile, workspace_gib, progress)
+
+
+def _build_engines(model_dir, out_dir, precision, profile, workspace_gib, progress) -> Path:
     say = progress or (lambda _msg: None)
     manifest = read_manifest(model_dir)
     graph_keys(manifest, precision)  # argument errors before needing TensorRT
@@ -120,8 +127,6 @@ def build_engines(
         raise XyrtError(f"workspace must be positive, got {workspace_gib} GiB")
     trt = require("tensorrt", "gpu", "xyrt build")
     device = device_facts()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     existing = None
     if (out_dir / "engines.json").is_file():
         try:
