@@ -10,14 +10,17 @@ The set is one .npz: the windows concatenated, their offsets and lengths, and th
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from xyrt.atomic import atomic_write
-from xyrt.config import INPUT_SAMPLE_RATE
+from xyrt.checks import finite
+from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError
+from xyrt.runtime.audio import check_amplitude
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus", ".w64"}
 FORMAT = "xyrt-calib/1"
@@ -35,6 +38,8 @@ class CalibOptions:
     trim_db: float = -40.0
 
     def __post_init__(self) -> None:
+        for value in (*self.window_seconds, self.max_minutes, self.trim_db):
+            finite(value, "window lengths, max_minutes and trim_db")
         if not self.window_seconds or any(not 0.08 <= w <= 30 for w in self.window_seconds):
             raise XyrtError(f"window lengths must be in [0.08, 30] s, got {self.window_seconds}")
         if self.max_windows < 1 or self.max_minutes <= 0:
@@ -179,22 +184,65 @@ def load(path: str | Path, expected_rate: int = INPUT_SAMPLE_RATE) -> CalibSet:
     path = Path(path)
     if not path.is_file():
         raise XyrtError(f"calibration set not found: {path}")
+    expected = "an .npz from xyrt calib (audio, lengths, sample_rate, meta)"
     try:
         with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("audio", "lengths", "sample_rate", "meta") if k not in z.files]
+            if missing:
+                raise XyrtError(
+                    f"{path} is not an xyrt calibration set: it lacks {missing}; "
+                    f"expected {expected}"
+                )
             audio, lengths = z["audio"], z["lengths"]
-            rate, meta = int(z["sample_rate"]), json.loads(str(z["meta"]))
-    except (OSError, ValueError, KeyError) as exc:
+            rate, meta = z["sample_rate"], json.loads(str(z["meta"]))
+    except XyrtError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, AttributeError, zipfile.BadZipFile) as exc:
         raise XyrtError(
-            f"{path} is not an xyrt calibration set (.npz from xyrt calib): {exc}"
+            f"{path} is not an xyrt calibration set (cannot read it: {exc}); expected {expected}"
         ) from exc
-    if meta.get("format") != FORMAT:
-        raise XyrtError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    if rate != expected_rate:
-        raise XyrtError(
-            f"{path} holds {rate} Hz audio; XY-Tokenizer calibration needs {expected_rate} Hz: "
-            "rebuild it with xyrt calib"
+    windows = _check_set(path, audio, lengths, rate, meta, expected_rate)
+    try:
+        opts = dict(meta["options"])
+        opts["window_seconds"] = tuple(opts["window_seconds"])
+        return CalibSet(
+            windows, list(meta["sources"]), CalibOptions(**opts), int(rate), meta["summary"]
         )
-    windows = np.split(audio, np.cumsum(lengths)[:-1])
-    opts = meta["options"]
-    opts["window_seconds"] = tuple(opts["window_seconds"])
-    return CalibSet(list(windows), meta["sources"], CalibOptions(**opts), rate, meta["summary"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise XyrtError(
+            f"{path} has damaged metadata ({exc!r}); rebuild it with xyrt calib"
+        ) from exc
+
+
+def _check_set(path, audio, lengths, rate, meta, expected_rate) -> list[np.ndarray]:
+    """The windows of a set read from ``path``, after checking every array it holds."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else meta
+        raise XyrtError(f"{path} has format {found!r}, expected {FORMAT!r}")
+    if rate.shape != () or not np.issubdtype(rate.dtype, np.integer) or int(rate) != expected_rate:
+        raise XyrtError(
+            f"{path} holds {rate.tolist()} Hz audio; XY-Tokenizer calibration needs "
+            f"{expected_rate} Hz: rebuild it with xyrt calib"
+        )
+    if audio.ndim != 1 or audio.dtype != np.float32:
+        raise XyrtError(
+            f"{path}: audio is {audio.dtype} of shape {audio.shape}; expected float32 (n,)"
+        )
+    if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer) or not len(lengths):
+        raise XyrtError(f"{path}: lengths are {lengths.dtype} {lengths.shape}; expected int (k,)")
+    longest = CHUNK_SECONDS * expected_rate
+    if lengths.min() < SAMPLES_PER_CODE_IN or lengths.max() > longest:
+        raise XyrtError(
+            f"{path}: window lengths range over [{lengths.min()}, {lengths.max()}] samples; "
+            f"expected {SAMPLES_PER_CODE_IN}..{longest} (0.08 to {CHUNK_SECONDS} s)"
+        )
+    if int(lengths.sum()) != len(audio):
+        raise XyrtError(
+            f"{path}: window lengths add up to {int(lengths.sum())} samples but the audio has "
+            f"{len(audio)}; the file is damaged: rebuild it with xyrt calib"
+        )
+    try:
+        check_amplitude(audio, f"calibration set {path}")
+    except AudioError as exc:
+        raise XyrtError(f"{exc}; rebuild it with xyrt calib") from exc
+    return list(np.split(audio, np.cumsum(lengths)[:-1]))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xyrt.errors import require
+from xyrt.errors import XyrtError, require
 
 FP16_FLOAT_OPS = ("LayerNormalization", "Softmax", "Exp", "Sin", "Cos", "Range", "Max", "Min")
 QUANTIZED_OPS = ("MatMul", "Conv")
@@ -109,7 +109,13 @@ def write_trt_qdq(src: Path, dst: Path, keep_float: list[str], feeds: Iterable[d
     q = require("onnxruntime.quantization", "ort", "xyrt quantize")
     keep = sorted(set(keep_float) | set(activation_matmuls(src)))
     with _quiet_root_logger():
-        _static(q, src, dst, keep, feeds)
+        try:
+            _static(q, src, dst, keep, feeds)
+        except (AssertionError, ValueError, ZeroDivisionError) as exc:  # ORT's range checks
+            raise XyrtError(
+                f"ONNX Runtime's static quantizer rejected the calibration ranges of {src.name} "
+                f"({type(exc).__name__}: {exc}); check the calibration set (xyrt calib)"
+            ) from exc
 
 
 def activation_matmuls(model_path: Path) -> list[str]:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from xyrt.calib.schemes import QUANTIZED_OPS, graph_table
+from xyrt.checks import finite
 from xyrt.errors import XyrtError
 
 GRANULARITIES = ("module", "layer")
@@ -37,6 +38,8 @@ class SensitivityOptions:
             raise XyrtError(
                 f"sensitivity granularity must be one of {GRANULARITIES}, got {self.granularity!r}"
             )
+        finite(self.target_agreement, "target agreement")
+        finite(self.target_snr_db, "target SNR (dB)")
         if not 0 < self.target_agreement <= 1:
             raise XyrtError(f"target agreement must be in (0, 1], got {self.target_agreement}")
         if self.max_groups < 0:

@@ -82,13 +82,21 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return obj
 
 
+def _finite(tensor: torch.Tensor) -> bool:
+    """Whether every value is finite, checked in slices (no full-size temporary)."""
+    flat = tensor.reshape(-1)
+    step = 1 << 24
+    return all(bool(torch.isfinite(flat[i : i + step]).all()) for i in range(0, flat.numel(), step))
+
+
 def _listing(names: list[str]) -> str:
     shown = ", ".join(names[:_MAX_LISTED])
     return shown + (f" ... (+{len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
 
 
 def check_state_dict(model: XYTokenizer, state: dict[str, torch.Tensor], source: str) -> None:
-    """Raise `CheckpointError` listing every missing, unexpected or mis-shaped tensor."""
+    """Raise `CheckpointError` listing every missing, unexpected, mis-shaped or integer tensor
+    (where the model has a float one), then naming tensors with NaN or Inf values."""
     want = model.state_dict()
     missing = sorted(set(want) - set(state))
     unexpected = sorted(set(state) - set(want))
@@ -97,9 +105,24 @@ def check_state_dict(model: XYTokenizer, state: dict[str, torch.Tensor], source:
         for k in sorted(set(want) & set(state))
         if state[k].shape != want[k].shape
     ]
-    if not (missing or unexpected or shapes):
+    common = sorted(set(want) & set(state))
+    dtypes = [
+        f"{k}: {str(state[k].dtype).removeprefix('torch.')}"
+        for k in common
+        if want[k].is_floating_point() and not state[k].is_floating_point()
+    ]
+    if not (missing or unexpected or shapes or dtypes):
+        nonfinite = [k for k in common if state[k].is_floating_point() and not _finite(state[k])]
+        if nonfinite:
+            raise CheckpointError(
+                f"checkpoint {source} has NaN or Inf values in {len(nonfinite)} tensors: "
+                f"{_listing(nonfinite)}; expected finite weights (the file is damaged or the "
+                "training diverged)"
+            )
         return
     lines = [f"checkpoint {source} does not match the config:"]
+    if dtypes:
+        lines.append(f"  {len(dtypes)} not floating point (expected float): {_listing(dtypes)}")
     if missing:
         lines.append(f"  missing {len(missing)} tensors: {_listing(missing)}")
     if unexpected:

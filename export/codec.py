@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from xyrt.config import XYConfig
+from xyrt.errors import AudioError
 from xyrt.export.checkpoint import load_model
 from xyrt.export.model import XYTokenizer
 from xyrt.runtime.backend import ModelInfo
@@ -46,9 +47,14 @@ class TorchBackend:
     @torch.inference_mode()
     def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         on = self.device
-        codes, _ = self.model.encode_mel(
-            *self.model.frontend(torch.from_numpy(wav).to(on), torch.from_numpy(lengths).to(on))
+        mel, mel_lengths = self.model.frontend(
+            torch.from_numpy(wav).to(on), torch.from_numpy(lengths).to(on)
         )
+        if not bool(torch.isfinite(mel).all()):  # never codes computed from inf/NaN
+            raise AudioError(
+                "the log-mel features of this audio are not finite; scale it to [-1, 1]"
+            )
+        codes, _ = self.model.encode_mel(mel, mel_lengths)
         return codes.cpu().numpy()
 
     @torch.inference_mode()

@@ -45,12 +45,14 @@ def load(
     directory holds. ``target`` picks a graph set of a quantized directory ("tensorrt" for the
     Q/DQ graphs under ONNX Runtime). ``backend="openvino"`` runs the directory with OpenVINO on
     the CPU at ``precision`` "f32", "bf16" or "int8" (default: the directory's own)."""
+    from xyrt.checks import threads as check_threads
     from xyrt.errors import XyrtError
 
+    if not isinstance(model_dir, (str, Path)):
+        raise XyrtError(f"model_dir must be a directory path (str or Path), got {model_dir!r}")
     if backend not in RUNTIME_BACKENDS:
         raise XyrtError(f"unknown backend {backend!r}; available: {', '.join(RUNTIME_BACKENDS)}")
-    if threads is not None and threads < 1:
-        raise XyrtError(f"threads must be at least 1, got {threads}")
+    threads = check_threads(threads)
     if backend == "auto":
         engines = (Path(model_dir) / "engines.json").is_file()
         backend = "tensorrt" if engines else "onnxruntime"

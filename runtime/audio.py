@@ -13,11 +13,14 @@ from xyrt.errors import AudioError, require
 
 MAX_SECONDS = 4 * 3600  # longest audio accepted (4 hours)
 MAX_CHANNELS = 64  # more "channels" than this is almost surely a (channels, n) array
+# Largest |sample| accepted: full scale is 1.0; integer PCM passed as floats (up to 2^31 for
+# int32) is still accepted. Beyond this the log-mel power overflows float32 (all-zero codes).
+MAX_AMPLITUDE = 2.0**31
 _INT_SCALE = {np.dtype(np.int8): 2.0**7, np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
 _SUPPORTED = "float32, float64, int16, int32, int8 or uint8"
 
 
-def _rate(value: object, name: str) -> int:
+def check_rate(value: object, name: str = "sample_rate") -> int:
     """A positive integer sample rate in Hz (integral floats accepted)."""
     ok = isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, bool)
     if not ok or not np.isfinite(value) or value <= 0 or float(value) != int(value):
@@ -47,8 +50,8 @@ def prepare_audio(
     what: str = "audio",
 ) -> np.ndarray:
     """Mono float32 samples at ``target_rate`` Hz, shape (n,), from (n,) or (n, channels) audio."""
-    sample_rate = _rate(sample_rate, "sample_rate")
-    target_rate = _rate(target_rate, "target_rate")
+    sample_rate = check_rate(sample_rate, "sample_rate")
+    target_rate = check_rate(target_rate, "target_rate")
     if not isinstance(samples, np.ndarray):
         try:
             samples = np.asarray(samples)
@@ -73,9 +76,7 @@ def prepare_audio(
             f"{sample_rate} Hz); at most {MAX_SECONDS // 3600} hours are accepted: split it"
         )
     x = _to_float(samples, what)
-    if not np.isfinite(x).all():
-        bad = int(np.size(x) - np.isfinite(x).sum())
-        raise AudioError(f"{what} contains {bad} NaN or Inf samples; expected finite values")
+    check_amplitude(x, what)
     if x.ndim == 2:
         x = x[:, 0] if x.shape[1] == 1 else x.mean(axis=1, dtype=np.float64)
     if sample_rate != target_rate:
@@ -86,7 +87,26 @@ def prepare_audio(
                 f"{what} has {samples.shape[0]} samples at {sample_rate} Hz: nothing is left "
                 f"after resampling to {target_rate} Hz"
             )
-    return np.ascontiguousarray(x, dtype=np.float32)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return check_amplitude(x, what)  # float32 now: nothing overflowed in the conversion
+
+
+def check_amplitude(x: np.ndarray, what: str = "audio") -> np.ndarray:
+    """``x`` unchanged if every sample is finite with |sample| <= `MAX_AMPLITUDE`."""
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = int(np.size(x) - finite.sum())
+        raise AudioError(
+            f"{what} contains {bad} NaN or Inf samples (after conversion to float32); "
+            "expected finite values"
+        )
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if peak > MAX_AMPLITUDE:
+        raise AudioError(
+            f"{what} has peak amplitude {peak:.3g}; expected at most {MAX_AMPLITUDE:.3g} "
+            "(full scale is 1.0): scale it to [-1, 1]"
+        )
+    return x
 
 
 def load_audio(path: str | os.PathLike, target_rate: int = INPUT_SAMPLE_RATE) -> np.ndarray:
@@ -97,7 +117,15 @@ def load_audio(path: str | os.PathLike, target_rate: int = INPUT_SAMPLE_RATE) ->
         raise AudioError(f"audio file not found: {path}")
     if not path.is_file():
         raise AudioError(f"audio path is not a file: {path}")
-    target_rate = _rate(target_rate, "target_rate")
+    target_rate = check_rate(target_rate, "target_rate")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise AudioError(f"cannot read audio file {path}: {exc.strerror or exc}") from exc
+    if not head:
+        raise AudioError(f"audio file {path} is empty (0 bytes)")
+    _check_wav_header(head, path)
     try:
         with sf.SoundFile(path) as f:
             rate = f.samplerate
@@ -107,15 +135,64 @@ def load_audio(path: str | os.PathLike, target_rate: int = INPUT_SAMPLE_RATE) ->
                     f"{MAX_SECONDS // 3600} hours are accepted: split it"
                 )
             data = f.read(dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError, TypeError) as exc:
-        raise AudioError(f"cannot read audio file {path}: {exc}") from exc
+    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(
+            f"cannot read audio file {path}: {_describe(head)} (libsndfile: "
+            f"{_libsndfile_reason(exc)}); expected audio soundfile reads (wav, flac, ogg, mp3)"
+        ) from exc
     return prepare_audio(data, rate, target_rate, what=f"audio file {path}")
+
+
+_MAGIC = {
+    b"RIFF": "WAV",
+    b"RIFX": "WAV",
+    b"fLaC": "FLAC",
+    b"OggS": "Ogg",
+    b"ID3": "MP3",
+    b"FORM": "AIFF",
+}
+
+
+def _describe(head: bytes) -> str:
+    """What the first bytes of a file say it is, for error messages."""
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return f"it starts like {kind} but its data is corrupt or truncated"
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "it starts like an MP3 frame but its data is corrupt or truncated"
+    if head.lstrip()[:1] in (b"{", b"<", b"#") or all(
+        32 <= b < 127 or b in b"\r\n\t" for b in head
+    ):
+        return "it is a text file, not audio"
+    return "it is not in an audio format xyrt recognises"
+
+
+def _libsndfile_reason(exc: Exception) -> str:
+    """libsndfile's message, minus its misleading 'does not exist' for unknown formats."""
+    text = str(exc)
+    if "does not exist" in text or "not a regular file" in text:
+        return "unknown or damaged format"
+    return text.split(": ", 1)[-1] if text.startswith("Error opening") else text
+
+
+def _check_wav_header(head: bytes, path: Path) -> None:
+    """A WAV header whose fmt chunk gives 0 Hz or 0 channels (libsndfile says only "SF_INFO
+    struct incomplete")."""
+    if not head.startswith(b"RIFF") or head[8:12] != b"WAVE" or head[12:16] != b"fmt ":
+        return
+    channels = int.from_bytes(head[22:24], "little")
+    rate = int.from_bytes(head[24:28], "little")
+    if rate == 0 or channels == 0:
+        raise AudioError(
+            f"audio file {path} has a WAV header saying {rate} Hz and {channels} channel(s); "
+            "expected a positive sample rate and channel count: the file is damaged"
+        )
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> Path:
     """Write (n,) or (n, channels) float audio as a float32 WAV atomically; returns the path."""
     sf = require("soundfile", "audio", "writing audio files")
-    sample_rate = _rate(sample_rate, "sample_rate")
+    sample_rate = check_rate(sample_rate, "sample_rate")
     x = np.asarray(samples)
     if x.ndim not in (1, 2) or x.size == 0:
         raise AudioError(

@@ -61,7 +61,10 @@ class ChunkedCodec:
 
     def is_ready(self, stream) -> bool:
         """Whether ``stream`` (encode or decode) has a step (or, once finished, its tail) ready."""
-        return stream.ready()
+        from xyrt.runtime.decode_stream import DecodeStream
+        from xyrt.runtime.streaming import check_stream
+
+        return (stream if isinstance(stream, DecodeStream) else check_stream(stream)).ready()
 
     def encode_stream(self, stream) -> None:
         """Encode one step of ``stream``; its codes are then available from ``pop_codes()``."""

@@ -65,20 +65,60 @@ def load_codes(
     if not path.is_file():
         what = "is not a file" if path.exists() else "not found"
         raise CodesError(f"codes file {what}: {path}")
+    expected = "a .npy file written by xyrt encode (numpy.save of an integer array)"
+    _check_npy_header(path, num_quantizers, expected)
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise CodesError(
-            f"cannot read codes from {path}: {exc}; expected a .npy file written by "
-            "xyrt encode (numpy.save of an integer array)"
-        ) from exc
-    if not isinstance(data, np.ndarray):
-        data.close()
-        raise CodesError(
-            f"{path} is an .npz archive; expected a single .npy array of shape "
-            f"({num_quantizers}, T)"
-        )
+        raise CodesError(f"cannot read codes from {path}: {exc}; expected {expected}") from exc
     try:
         return validate_codes(data, num_quantizers, codebook_size)
     except CodesError as exc:
         raise CodesError(f"{path}: {exc}") from exc
+
+
+def _check_npy_header(path: Path, num_quantizers: int, expected: str) -> None:
+    """Read only the .npy header and check dtype, shape and size against the file before any
+    array is allocated (a damaged header may claim terabytes)."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) == b"PK\x03\x04":
+                raise CodesError(
+                    f"{path} is an .npz archive; expected a single .npy array of shape "
+                    f"({num_quantizers}, T)"
+                )
+            f.seek(0)
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = fmt.read_array_header_1_0(f, max_header_size=10_000)
+            elif version == (2, 0):
+                shape, _, dtype = fmt.read_array_header_2_0(f, max_header_size=10_000)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+            data_bytes = path.stat().st_size - f.tell()
+    except CodesError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - numpy's header parser raises many kinds
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CodesError(
+            f"cannot read codes from {path}: {type(exc).__name__}: {reason}; expected {expected}"
+        ) from exc
+    if dtype.hasobject:
+        raise CodesError(
+            f"cannot read codes from {path}: it holds Python objects (a pickle), which xyrt never "
+            f"loads (allow_pickle=False); expected {expected}"
+        )
+    if len(shape) != 2 or shape[0] != num_quantizers:
+        raise CodesError(
+            f"{path}: codes have shape {shape}; expected ({num_quantizers}, T): one row per "
+            "quantizer, one column per 80 ms frame"
+        )
+    if dtype.kind not in "iu":
+        raise CodesError(f"{path}: codes have dtype {dtype}; expected an integer dtype (int64)")
+    need = shape[0] * shape[1] * dtype.itemsize
+    if need > data_bytes:
+        raise CodesError(
+            f"cannot read codes from {path}: the header says shape {shape} ({need} bytes) but "
+            f"the file holds {data_bytes} bytes of data: it is truncated or damaged"
+        )

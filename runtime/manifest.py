@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xyrt.errors import XyrtError, require
+from xyrt.runtime.jsonfile import POSITIVE, Each, Nullable, read_versioned
 
 FORMAT = "xyrt-onnx"
 FORMAT_VERSION = 1
 METADATA_PREFIX = "xyrt."
+_IO = [{"name": str, "dtype": str, "shape": list}]
+_GRAPH = {
+    "file": str,
+    "sha256": str,
+    "external_data?": Nullable(str),
+    "external_data_sha256?": Nullable(str),
+    "inputs": _IO,
+    "outputs": _IO,
+}
+SCHEMA = {  # what the runtime reads from manifest.json, checked once at read
+    "precision": str,
+    "source_checkpoint": {"sha256": str, "path?": str},
+    "config": dict,
+    "variant": str,
+    "input_sample_rate": POSITIVE,
+    "output_sample_rate": POSITIVE,
+    "samples_per_code_in": POSITIVE,
+    "samples_per_code_out": POSITIVE,
+    "num_quantizers": POSITIVE,
+    "codebook_size": POSITIVE,
+    "opset": POSITIVE,
+    "graphs": {"encoder": _GRAPH, "decoder": _GRAPH, "*": _GRAPH},
+    "targets?": Each({"encoder": str, "decoder": str}),
+}
 EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's limit is 2 GiB: larger graphs use external data
 
 
@@ -98,14 +122,6 @@ class Manifest:
         return path
 
 
-def read_json(path: Path) -> Any:
-    """Parsed JSON of ``path``; `XyrtError` naming the file when it is not JSON."""
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise XyrtError(f"{path} is not valid JSON: {exc}") from exc
-
-
 def read_manifest(directory: str | Path) -> Manifest:
     """Read ``DIR/manifest.json``; `XyrtError` if missing, corrupt or of another format."""
     directory = Path(directory)
@@ -115,15 +131,9 @@ def read_manifest(directory: str | Path) -> Manifest:
             f"{directory} is not an xyrt model directory (no manifest.json); create one with "
             "`xyrt export --checkpoint CKPT -o DIR`"
         )
-    data = read_json(path)
-    found = data.get("format") if isinstance(data, dict) else type(data).__name__
-    if found != FORMAT:
-        raise XyrtError(f"{path} is not an xyrt manifest (format {found!r}, expected {FORMAT!r})")
-    if data.get("format_version") != FORMAT_VERSION:
-        raise XyrtError(
-            f"{path} has format_version {data.get('format_version')}; this xyrt reads "
-            f"version {FORMAT_VERSION}: re-export with this version"
-        )
+    data = read_versioned(
+        path, FORMAT, FORMAT_VERSION, SCHEMA, "an xyrt manifest", "re-export with this xyrt"
+    )
     return Manifest(directory, data)
 
 

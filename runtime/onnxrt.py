@@ -29,6 +29,11 @@ PROVIDER_ALIASES = {
 def resolve_providers(providers: Sequence[str] | None) -> list[str]:
     """Provider names (aliases cpu/cuda/tensorrt accepted), CPU appended as the last resort."""
     ort = require("onnxruntime", "ort", "the ONNX Runtime backend")
+    if isinstance(providers, (str, bytes)) or not all(isinstance(p, str) for p in providers or []):
+        raise XyrtError(
+            f"providers must be a list of names such as ['cpu'] or ['cuda', 'cpu'], "
+            f"got {providers!r}"
+        )
     names = [PROVIDER_ALIASES.get(p.lower(), p) for p in (providers or ["cpu"])]
     available = ort.get_available_providers()
     missing = [p for p in names if p not in available]
@@ -96,7 +101,10 @@ class SessionFromOnnx:
     def __call__(self):
         if self._session is None:
             ort = require("onnxruntime", "ort", "the ONNX Runtime backend")
-            path = self.manifest.check_graph(self.graph)
+            try:
+                path = self.manifest.check_graph(self.graph)
+            except OSError as exc:
+                raise XyrtError(f"cannot read the {self.graph} graph: {exc}") from exc
             options = ort.SessionOptions()
             if self.threads:
                 options.intra_op_num_threads = self.threads
@@ -122,6 +130,14 @@ class SessionFromOnnx:
                 f"{path} metadata does not match {self.manifest.directory}/manifest.json "
                 f"(graph vs manifest: {wrong}); the file belongs to another export"
             )
+        entry = self.manifest.data["graphs"][self.graph]
+        for group, nodes in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
+            have, want = [n.name for n in nodes], [io["name"] for io in entry[group]]
+            if have != want:
+                raise XyrtError(
+                    f"{path} has {group} {have}, but {self.manifest.directory}/manifest.json "
+                    f"lists {want}; the graph belongs to another export: re-run xyrt export"
+                )
         used = session.get_providers()
         lost = [p for p in self.providers if p != CPU and p not in used]
         if lost:

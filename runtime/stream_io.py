@@ -21,8 +21,10 @@ from typing import IO
 
 import numpy as np
 
+from xyrt.checks import finite
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, require
+from xyrt.runtime.audio import check_rate
 from xyrt.runtime.decode_stream import DecodeStream
 from xyrt.runtime.streaming import CodeFrame
 
@@ -65,7 +67,7 @@ class PcmSource:
         block: int = 320,
     ) -> None:
         self.stream = stream if stream is not None else sys.stdin.buffer
-        self.rate, self.block = sample_rate, block
+        self.rate, self.block = check_rate(sample_rate, "the PCM sample rate (--rate)"), block
         self.overruns = 0
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -96,7 +98,12 @@ class MicSource:
         except (ValueError, self.sd.PortAudioError) as exc:
             raise AudioError(f"no usable input device {device!r}: {exc}") from exc
         self.device, self.name = device, info["name"]
-        self.rate = int(sample_rate or info["default_samplerate"])
+        self.rate = check_rate(
+            info["default_samplerate"] if sample_rate is None else sample_rate,
+            "the microphone sample rate (--rate)",
+        )
+        if duration is not None:
+            finite(duration, "duration (--duration)", low=0, strict_low=True)
         self.block = max(1, int(self.rate * block_seconds))
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_buffered / block_seconds)))
         self.overruns = 0  # blocks dropped because the queue was full, plus PortAudio overflows

@@ -26,9 +26,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from xyrt.checks import finite
 from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError, require
-from xyrt.runtime.audio import prepare_audio
+from xyrt.runtime.audio import check_rate, prepare_audio
 from xyrt.runtime.backend import Backend
 from xyrt.runtime.graph_io import pack_windows
 
@@ -53,6 +54,8 @@ class StreamOptions:
     lookahead: float = 0.32
 
     def __post_init__(self) -> None:
+        for name in ("hop", "context", "lookahead"):
+            finite(getattr(self, name), name)
         _hop_frames(self.hop)
         if self.context < 0 or self.lookahead < 0:
             raise XyrtError(
@@ -116,6 +119,16 @@ class Stream:
         """Append audio (mono (n,) or (n, channels), any dtype `prepare_audio` accepts)."""
         if self._finished:
             raise XyrtError("accept_waveform after input_finished(): create a new stream")
+        sample_rate = check_rate(sample_rate)
+        try:
+            shape = None if samples is None else np.shape(samples)
+        except ValueError:  # a ragged list
+            shape = None
+        if shape is None or len(shape) not in (1, 2):
+            raise AudioError(
+                f"samples must be an array of shape (n,) or (n, channels), got "
+                f"{type(samples).__name__} {samples!r:.60}"
+            )
         if self._rate is not None and sample_rate != self._rate:
             raise AudioError(
                 f"this stream receives {self._rate} Hz audio; got a chunk at {sample_rate} Hz"
@@ -181,8 +194,21 @@ class Stream:
             self._offset = keep_from
 
 
+def check_stream(stream: object) -> Stream:
+    """``stream`` if it is a `Stream` (from ``codec.create_stream()``), else `XyrtError`."""
+    if not isinstance(stream, Stream):
+        raise XyrtError(
+            f"expected a Stream from codec.create_stream(), got {type(stream).__name__}"
+        )
+    return stream
+
+
 def encode_streams(backend: Backend, streams: Sequence[Stream]) -> int:
     """Encode one step of every ready stream in one batch; returns how many streams stepped."""
+    if isinstance(streams, Stream) or not isinstance(streams, (list, tuple)):
+        raise XyrtError(f"expected a list of Streams, got {type(streams).__name__}")
+    for s in streams:
+        check_stream(s)
     ready = [s for s in streams if s.ready()]
     if not ready:
         return 0

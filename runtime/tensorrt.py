@@ -19,7 +19,8 @@ import numpy as np
 from xyrt.errors import XyrtError, require
 from xyrt.runtime.backend import ModelInfo
 from xyrt.runtime.graph_io import CODES, WAVEFORM, decoder_feed, encoder_feed
-from xyrt.runtime.manifest import read_json, sha256_file
+from xyrt.runtime.jsonfile import POSITIVE, Each, read_versioned
+from xyrt.runtime.manifest import sha256_file
 from xyrt.runtime.trt_profiles import (
     ENGINES_FORMAT,
     ENGINES_FORMAT_VERSION,
@@ -27,6 +28,24 @@ from xyrt.runtime.trt_profiles import (
     Profile,
     check_engine,
 )
+
+ENGINES_SCHEMA = {  # what the backend reads from engines.json, checked once at read
+    "model": {
+        "output_sample_rate": POSITIVE,
+        "samples_per_code_out": POSITIVE,
+        "num_quantizers": POSITIVE,
+        "codebook_size": POSITIVE,
+    },
+    "engines": Each(
+        {
+            "file": str,
+            "graph": str,
+            "plan_sha256": str,
+            "profile": dict,
+            "num_quantizers": POSITIVE,
+        }
+    ),
+}
 
 
 def read_engines(engine_dir: str | Path) -> dict:
@@ -37,15 +56,14 @@ def read_engines(engine_dir: str | Path) -> dict:
             f"{engine_dir} is not an xyrt engine directory (no engines.json); build one with "
             "`xyrt build MODEL_DIR --precision fp32|fp16|int8 -o ENGINE_DIR`"
         )
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("format") != ENGINES_FORMAT:
-        raise XyrtError(f"{path} is not an xyrt engines file (format {ENGINES_FORMAT!r})")
-    if data.get("format_version") != ENGINES_FORMAT_VERSION:
-        raise XyrtError(
-            f"{path} has format_version {data.get('format_version')}; this xyrt reads "
-            f"{ENGINES_FORMAT_VERSION}: rebuild with `xyrt build`"
-        )
-    return data
+    return read_versioned(
+        path,
+        ENGINES_FORMAT,
+        ENGINES_FORMAT_VERSION,
+        ENGINES_SCHEMA,
+        "an xyrt engines file",
+        "rebuild it with `xyrt build`",
+    )
 
 
 def cudart():

@@ -16,6 +16,24 @@ from xyrt.errors import XyrtError
 CHECKPOINT_HELP = "original .ckpt file or Hugging Face-layout folder (config.json + weights)"
 
 
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (nan/inf are malformed command lines)."""
+    from xyrt.checks import finite
+
+    try:
+        return finite(float(text), "value")
+    except (ValueError, XyrtError):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """Malformed command lines: one line on stderr naming the problem and where help is, exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        usage = " ".join(self.format_usage().split())
+        self.exit(2, f"{self.prog}: error: {message} ({usage}; see {self.prog} --help)\n")
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (one of)")
     src = g.add_mutually_exclusive_group(required=True)
@@ -74,7 +92,7 @@ def _chunk_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("chunking")
     g.add_argument(
         "--overlap",
-        type=float,
+        type=finite_float,
         default=10.0,
         metavar="SECONDS",
         help="overlap of the 30 s windows for long audio (default: 10, as published)",
@@ -91,12 +109,12 @@ def _chunk_args(p: argparse.ArgumentParser) -> None:
 
 
 def _codec(args: argparse.Namespace):
+    from xyrt.checks import threads
     from xyrt.runtime.chunking import codes_per_step
 
     if args.batch_size < 1:
         raise XyrtError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.threads is not None and args.threads < 1:
-        raise XyrtError(f"--threads must be at least 1, got {args.threads}")
+    threads(args.threads, "--threads")
     codes_per_step(args.overlap)  # a bad --overlap fails before a model is loaded
     progress = sys.stderr.isatty()
     if args.model is not None:
@@ -429,15 +447,13 @@ def _cmd_stream(args: argparse.Namespace) -> None:
         run_stream,
     )
 
-    if args.threads is not None and args.threads < 1:
-        raise XyrtError(f"--threads must be at least 1, got {args.threads}")
     codec = _load_runtime(args)
     stream = codec.create_stream(args.hop, args.context, args.lookahead)
     if args.source == "mic":
         source = MicSource(args.device, args.rate, duration=args.duration)
         print(f"recording from {source.name} at {source.rate} Hz (Ctrl-C stops)", file=sys.stderr)
     elif args.source == "-":
-        source = PcmSource(sys.stdin.buffer, args.rate or INPUT_SAMPLE_RATE)
+        source = PcmSource(sys.stdin.buffer, INPUT_SAMPLE_RATE if args.rate is None else args.rate)
     else:
         source = FileSource(args.source, realtime=args.realtime)
     live = sys.stderr.isatty() or args.stats
@@ -513,11 +529,13 @@ def _cmd_tokenize(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xyrt", description="Deployment toolkit for the XY-Tokenizer speech codec."
     )
     parser.add_argument("--version", action="version", version=f"xyrt {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     p = sub.add_parser("encode", help="audio file -> codes (.npy, int64, shape (8, T))")
     _model_args(p)
@@ -558,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="model YAML (default: config.yaml beside it)")
     p.add_argument(
         "--min-stage0",
-        type=float,
+        type=finite_float,
         default=0.98,
         help="quantized/TensorRT models: least fraction of first-stage codes identical to the "
         "fp32 reference (default 0.98)",
@@ -608,11 +626,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="mic", help="mic, an audio file, or - (s16le PCM on stdin)")
     p.add_argument("--device", help="input device name or index for --source mic")
     p.add_argument("--rate", type=int, help="sample rate of the mic or of stdin PCM (Hz)")
-    p.add_argument("--hop", type=float, default=0.32, help="seconds per step (x 0.08 s)")
-    p.add_argument("--context", type=float, default=5.0, help="left context, seconds")
-    p.add_argument("--lookahead", type=float, default=0.32, help="right context, seconds")
+    p.add_argument("--hop", type=finite_float, default=0.32, help="seconds per step (x 0.08 s)")
+    p.add_argument("--context", type=finite_float, default=5.0, help="left context, seconds")
+    p.add_argument("--lookahead", type=finite_float, default=0.32, help="right context, seconds")
     p.add_argument("--realtime", action="store_true", help="play a file source at its own pace")
-    p.add_argument("--duration", type=float, help="stop the microphone after this many seconds")
+    p.add_argument(
+        "--duration", type=finite_float, help="stop the microphone after this many seconds"
+    )
     p.add_argument("--providers", metavar="P[,P]", help="ONNX Runtime providers (default: cpu)")
     p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime or OpenVINO")
     _backend_args(p)
@@ -629,11 +649,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="output .npz")
     p.add_argument("--windows", default="1,5,10,30", help="window lengths, s (default: 1,5,10,30)")
     p.add_argument("--max-windows", type=int, default=64, help="cap on windows (default: 64)")
-    p.add_argument("--max-minutes", type=float, default=20.0, help="cap on audio (default: 20)")
+    p.add_argument(
+        "--max-minutes", type=finite_float, default=20.0, help="cap on audio (default: 20)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--trim-db",
-        type=float,
+        type=finite_float,
         default=-40.0,
         help="silence threshold re the loudest frame, dB (default: -40)",
     )
@@ -672,7 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seconds", default="0.08,10,30", help="profile window min,opt,max s (default 0.08,10,30)"
     )
-    p.add_argument("--workspace", type=float, help="builder workspace limit, GiB")
+    p.add_argument("--workspace", type=finite_float, help="builder workspace limit, GiB")
     p.add_argument("-o", "--output", type=Path, required=True, help="engine directory")
     p.set_defaults(func=_cmd_build)
 
@@ -725,6 +747,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: str) -> str:
+    """A multi-line message (a list of problems) as one line: "head: item; item"."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0] + (" " + "; ".join(lines[1:]) if len(lines) > 1 else "") if lines else "?"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xyrt`` console script; returns the exit status."""
     parser = build_parser()
@@ -736,7 +764,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except XyrtError as exc:
-        print(f"xyrt {args.command}: error: {exc}", file=sys.stderr)
+        print(f"xyrt {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the file system said no (permissions, full disk, a vanished file)
+        print(f"xyrt {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"xyrt {args.command}: interrupted", file=sys.stderr)

@@ -23,6 +23,7 @@ import numpy as np
 from xyrt.bench.accuracy import REFERENCE_ORDER, agreement
 from xyrt.bench.flops import decode_flops, encode_flops
 from xyrt.bench.peak import measure_peak
+from xyrt.checks import threads as check_threads
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN, XYConfig
 from xyrt.errors import XyrtError
 
@@ -75,6 +76,10 @@ class BenchOptions:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not self.backends:
+            raise XyrtError(
+                f"--backends names no backend; choose from: {', '.join(BENCH_BACKENDS)}"
+            )
         unknown = [b for b in self.backends if b not in BENCH_BACKENDS]
         if unknown:
             raise XyrtError(
@@ -91,8 +96,7 @@ class BenchOptions:
             raise XyrtError(f"--batch values must be positive integers, got {list(self.batch)}")
         if self.runs < 1 or self.warmup < 0:
             raise XyrtError(f"--runs must be >= 1 and warm-up >= 0, got {self.runs}/{self.warmup}")
-        if self.threads is not None and self.threads < 1:
-            raise XyrtError(f"--threads must be >= 1, got {self.threads}")
+        check_threads(self.threads, "--threads")
 
 
 def parse_list(text: str, kind: type, name: str) -> tuple:
