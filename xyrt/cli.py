@@ -27,11 +27,18 @@ def finite_float(text: str) -> float:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Malformed command lines: one line on stderr naming the problem and where help is, exit 2."""
+    """Malformed command lines: one line on stderr naming the problem and where help is, exit 2.
+    Every ``type=float`` option takes finite numbers only (`finite_float`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("type", float, finite_float)
 
     def error(self, message: str):  # type: ignore[override]
-        usage = " ".join(self.format_usage().split())
-        self.exit(2, f"{self.prog}: error: {message} ({usage}; see {self.prog} --help)\n")
+        hint = f"see {self.prog} --help"
+        if "required" in message:  # which arguments exist: the usage, as one line
+            hint = " ".join(self.format_usage().split()) + "; " + hint
+        self.exit(2, f"{self.prog}: error: {message} ({hint})\n")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -92,7 +99,7 @@ def _chunk_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("chunking")
     g.add_argument(
         "--overlap",
-        type=finite_float,
+        type=float,
         default=10.0,
         metavar="SECONDS",
         help="overlap of the 30 s windows for long audio (default: 10, as published)",
@@ -576,7 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="model YAML (default: config.yaml beside it)")
     p.add_argument(
         "--min-stage0",
-        type=finite_float,
+        type=float,
         default=0.98,
         help="quantized/TensorRT models: least fraction of first-stage codes identical to the "
         "fp32 reference (default 0.98)",
@@ -626,13 +633,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="mic", help="mic, an audio file, or - (s16le PCM on stdin)")
     p.add_argument("--device", help="input device name or index for --source mic")
     p.add_argument("--rate", type=int, help="sample rate of the mic or of stdin PCM (Hz)")
-    p.add_argument("--hop", type=finite_float, default=0.32, help="seconds per step (x 0.08 s)")
-    p.add_argument("--context", type=finite_float, default=5.0, help="left context, seconds")
-    p.add_argument("--lookahead", type=finite_float, default=0.32, help="right context, seconds")
+    p.add_argument("--hop", type=float, default=0.32, help="seconds per step (x 0.08 s)")
+    p.add_argument("--context", type=float, default=5.0, help="left context, seconds")
+    p.add_argument("--lookahead", type=float, default=0.32, help="right context, seconds")
     p.add_argument("--realtime", action="store_true", help="play a file source at its own pace")
-    p.add_argument(
-        "--duration", type=finite_float, help="stop the microphone after this many seconds"
-    )
+    p.add_argument("--duration", type=float, help="stop the microphone after this many seconds")
     p.add_argument("--providers", metavar="P[,P]", help="ONNX Runtime providers (default: cpu)")
     p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime or OpenVINO")
     _backend_args(p)
@@ -649,13 +654,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="output .npz")
     p.add_argument("--windows", default="1,5,10,30", help="window lengths, s (default: 1,5,10,30)")
     p.add_argument("--max-windows", type=int, default=64, help="cap on windows (default: 64)")
-    p.add_argument(
-        "--max-minutes", type=finite_float, default=20.0, help="cap on audio (default: 20)"
-    )
+    p.add_argument("--max-minutes", type=float, default=20.0, help="cap on audio (default: 20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--trim-db",
-        type=finite_float,
+        type=float,
         default=-40.0,
         help="silence threshold re the loudest frame, dB (default: -40)",
     )
@@ -694,7 +697,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seconds", default="0.08,10,30", help="profile window min,opt,max s (default 0.08,10,30)"
     )
-    p.add_argument("--workspace", type=finite_float, help="builder workspace limit, GiB")
+    p.add_argument("--workspace", type=float, help="builder workspace limit, GiB")
     p.add_argument("-o", "--output", type=Path, required=True, help="engine directory")
     p.set_defaults(func=_cmd_build)
 
