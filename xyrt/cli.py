@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -16,23 +17,8 @@ from xyrt.errors import XyrtError
 CHECKPOINT_HELP = "original .ckpt file or Hugging Face-layout folder (config.json + weights)"
 
 
-def finite_float(text: str) -> float:
-    """argparse type: a finite number (nan/inf are malformed command lines)."""
-    from xyrt.checks import finite
-
-    try:
-        return finite(float(text), "value")
-    except (ValueError, XyrtError):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
-
-
 class _Parser(argparse.ArgumentParser):
-    """Malformed command lines: one line on stderr naming the problem and where help is, exit 2.
-    Every ``type=float`` option takes finite numbers only (`finite_float`)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.register("type", float, finite_float)
+    """Malformed command lines: one line on stderr naming the problem and where help is, exit 2."""
 
     def error(self, message: str):  # type: ignore[override]
         hint = f"see {self.prog} --help"
@@ -750,6 +736,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_finite(args: argparse.Namespace) -> None:
+    """Every float option (``type=float``) must be finite: nan and inf are refused here, once."""
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            option = "--" + name.replace("_", "-")
+            raise XyrtError(f"{option} must be a finite number, got {value}")
+
+
 def one_line(message: str) -> str:
     """A multi-line message (a list of problems) as one line: "head: item; item"."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
@@ -765,6 +759,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "decode" and args.play and not args.stream:
         parser.error("--play needs --stream")
     try:
+        _check_finite(args)
         args.func(args)
     except XyrtError as exc:
         print(f"xyrt {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
