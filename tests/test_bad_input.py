@@ -312,3 +312,22 @@ def test_unreadable_audio_says_what_happened(tmp_path: Path) -> None:
     text.write_text("hello\n")
     with pytest.raises(AudioError, match="it is a text file, not audio"):
         load_audio(text)
+
+
+def test_outputs_that_are_directories_or_files_of_the_wrong_kind(tmp_path: Path, capsys) -> None:
+    from xyrt.runtime.trt_build import build_engines
+
+    sf.write(tmp_path / "x.wav", SPEECH, 16000)
+    model = str(exported("tiny_16k"))
+    assert main(["encode", "--model", model, str(tmp_path / "x.wav"), "-o", str(tmp_path)]) == 1
+    assert "it is a directory; expected a file name" in err_line(capsys)
+    assert main(["bench", "--checkpoint", str(CKPT), "--json", str(tmp_path)]) == 1
+    assert "it is a directory; expected a file name" in err_line(capsys)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("user")
+    with pytest.raises(XyrtError, match="is not empty and is not an xyrt engine directory"):
+        build_engines(model, mine)
+    with pytest.raises(XyrtError, match="exists and is not a directory"):
+        build_engines(model, tmp_path / "x.wav")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "x.wav"]

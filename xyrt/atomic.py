@@ -78,6 +78,14 @@ def _umask_mode(mode: int) -> int:
     return mode & ~umask
 
 
+def check_output_file(path: str | os.PathLike, error: type[XyrtError] = XyrtError) -> Path:
+    """``path`` as a Path, or ``error`` when it names a directory (a file is expected)."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"cannot write {path}: it is a directory; expected a file name")
+    return path
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, error: type[XyrtError] = XyrtError) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
@@ -85,9 +93,7 @@ def atomic_write(path: str | os.PathLike, error: type[XyrtError] = XyrtError) ->
     On any failure the temporary file is removed and ``path`` is untouched; OS errors are raised
     as ``error`` naming the destination.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise error(f"cannot write {path}: it is a directory; expected a file name")
+    path = check_output_file(path, error)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale(path)

@@ -387,9 +387,13 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         warmup=args.warmup,
         threads=args.threads,
     )
+    from xyrt.atomic import check_output_file
+
     for target in (args.json, args.plot):  # fail now, not after a 10-minute measurement
         if target not in (None, "-") and not Path(target).parent.is_dir():
             raise XyrtError(f"cannot write {target}: folder {Path(target).parent} does not exist")
+        if target not in (None, "-"):
+            check_output_file(target)
     if args.plot:
         from xyrt.errors import require
 
@@ -736,6 +740,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FILE_OUTPUT_COMMANDS = ("encode", "decode", "calib", "synth")  # -o names a file
+
+
 def _check_finite(args: argparse.Namespace) -> None:
     """Every float option (``type=float``) must be finite: nan and inf are refused here, once."""
     for name, value in vars(args).items():
@@ -760,6 +767,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--play needs --stream")
     try:
         _check_finite(args)
+        if args.command in FILE_OUTPUT_COMMANDS and getattr(args, "output", None) is not None:
+            from xyrt.atomic import check_output_file
+
+            check_output_file(args.output)  # before any work, not after it
         args.func(args)
     except XyrtError as exc:
         print(f"xyrt {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
