@@ -187,7 +187,7 @@ def _model_copy(tmp_path: Path) -> Path:
         (lambda m: m["source_checkpoint"].pop("sha256"), "missing key 'source_checkpoint.sha256'"),
         (lambda m: m.update(num_quantizers="8"), "num_quantizers is '8', expected positive"),
         (lambda m: m["graphs"]["encoder"].update(sha256=None), "graphs.encoder.sha256 is None"),
-        (lambda m: m["graphs"].pop("decoder"), "missing key 'graphs.decoder'"),
+        (lambda m: m["graphs"]["decoder"].pop("file"), "missing key 'graphs.decoder.file'"),
         (lambda m: m.update(graphs=[]), "graphs is list, expected an object"),
     ],
 )
