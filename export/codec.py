@@ -7,17 +7,20 @@ audio = codec.decode(codes)        # (T x samples_per_code,) float32 at the outp
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from xyrt.config import XYConfig
-from xyrt.errors import AudioError
+from xyrt.errors import AudioError, XyrtError
 from xyrt.export.checkpoint import load_model
 from xyrt.export.model import XYTokenizer
-from xyrt.runtime.backend import ModelInfo
+from xyrt.runtime.backend import Backend, ModelInfo, StageProfiler
 from xyrt.runtime.codec import ChunkedCodec
+
+DTYPES = ("fp32", "bf16")
 
 
 def model_info(cfg: XYConfig) -> ModelInfo:
@@ -30,13 +33,21 @@ def model_info(cfg: XYConfig) -> ModelInfo:
     )
 
 
-class TorchBackend:
-    """Runs windows through `XYTokenizer` in eager PyTorch (float32, inference mode)."""
+class TorchBackend(Backend):
+    """Runs windows through `XYTokenizer` in eager PyTorch (inference mode).
+
+    ``device`` ("cpu", "cuda") moves the model there (default: where it is); ``dtype="bf16"``
+    runs under autocast (the front end, RVQ and
+    iSTFT stay float32). Outputs are numpy on the host: codes int64, audio float32.
+    """
 
     name = "pytorch"
 
-    def __init__(self, model: XYTokenizer) -> None:
-        self.model = model.eval()
+    def __init__(self, model: XYTokenizer, device: str | None = None, dtype: str = "fp32") -> None:
+        if dtype not in DTYPES:
+            raise XyrtError(f"dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+        self.model = model.eval() if device is None else model.eval().to(device)
+        self.autocast = dtype == "bf16"
         self.info = model_info(model.cfg)
 
     @property
@@ -44,22 +55,37 @@ class TorchBackend:
         """Where the model's weights are (windows run there; results come back as numpy)."""
         return next(self.model.parameters()).device
 
-    @torch.inference_mode()
+    def context(self) -> contextlib.ExitStack:
+        """Inference mode, plus bf16 autocast when asked for."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.autocast:
+            stack.enter_context(torch.autocast(self.device.type, torch.bfloat16))
+        return stack
+
+    def tensor(self, array: np.ndarray) -> torch.Tensor:
+        """A numpy input on this backend's device."""
+        return torch.from_numpy(array).to(self.device)
+
     def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        on = self.device
-        mel, mel_lengths = self.model.frontend(
-            torch.from_numpy(wav).to(on), torch.from_numpy(lengths).to(on)
-        )
-        if not bool(torch.isfinite(mel).all()):  # never codes computed from inf/NaN
-            raise AudioError(
-                "the log-mel features of this audio are not finite; scale it to [-1, 1]"
-            )
-        codes, _ = self.model.encode_mel(mel, mel_lengths)
+        with self.context():
+            mel, mel_lengths = self.model.frontend(self.tensor(wav), self.tensor(lengths))
+            if not bool(torch.isfinite(mel).all()):  # never codes computed from inf/NaN
+                raise AudioError(
+                    "the log-mel features of this audio are not finite; scale it to [-1, 1]"
+                )
+            codes, _ = self.model.encode_mel(mel, mel_lengths)
         return codes.cpu().numpy()
 
-    @torch.inference_mode()
     def decode_window(self, codes: np.ndarray) -> np.ndarray:
-        return self.model.decode_codes(torch.from_numpy(codes).to(self.device)).cpu().numpy()
+        with self.context():
+            audio = self.model.decode_codes(self.tensor(codes))
+        return audio.float().cpu().numpy()
+
+    def stage_profiler(self) -> StageProfiler:
+        from xyrt.export.stages import TorchStageProfiler
+
+        return TorchStageProfiler(self)
 
 
 class XYCodec(ChunkedCodec):

@@ -1,4 +1,4 @@
-"""The backend interface every runtime implements.
+"""The backend interface every runtime implements: load, run windows, close.
 
 A backend runs one batch of windows (at most 30 s each) through the network, with the graph I/O
 contract of `xyrt.runtime.graph_io`:
@@ -6,11 +6,18 @@ contract of `xyrt.runtime.graph_io`:
     encode_window(wav (B, P) float32, lengths (B,) int64) -> codes (8, B, P / 1280) int64
     decode_window(codes (8, B, T) int64) -> audio (B, T x samples_per_code) float32
 
+Lifecycle: heavy objects (sessions, engines, device memory) are created lazily by the first run
+or explicitly by `load()`, and released by `close()`; a closed backend loads again when run.
+Backends are context managers (``with backend: ...`` loads on entry and closes on exit).
 `xyrt.runtime.codec.ChunkedCodec` builds the user-facing codec on top of one.
+
+A backend may also time its stages for ``xyrt bench`` (`stage_profiler`); most return None.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,12 +34,54 @@ class ModelInfo:
     codebook_size: int = 1024
 
 
-class Backend(Protocol):
-    """Runs one batch of windows; see the module docstring for shapes."""
+@dataclass(frozen=True)
+class StageTimes:
+    """One profiled run: milliseconds per stage (names from `graph_io.STAGE_SCOPES`) and of
+    the whole run."""
 
+    stages_ms: dict[str, float]
+    total_ms: float
+
+
+class StageProfiler(Protocol):
+    """Per-stage timing of a backend, for ``xyrt bench``."""
+
+    method: str  # how the stage times are measured, as the report states it
+
+    def profile(
+        self, graph: str, jobs: Sequence[tuple[dict[str, np.ndarray], int]]
+    ) -> list[list[StageTimes]]:
+        """For each (feed of ``graph``, runs) job: the times of each of its runs."""
+        ...
+
+
+class Backend(ABC):
+    """Runs one batch of windows; see the module docstring for shapes and lifecycle."""
+
+    name: str = ""
     info: ModelInfo
-    name: str
 
-    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray: ...
+    def load(self) -> Backend:
+        """Create sessions/engines now rather than inside the first run; returns self."""
+        return self
 
-    def decode_window(self, codes: np.ndarray) -> np.ndarray: ...
+    def close(self) -> None:  # noqa: B027 - backends without resources need nothing here
+        """Release sessions, engines and device memory (safe to call twice)."""
+
+    @abstractmethod
+    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """waveform (B, P) float32, lengths (B,) int64 -> codes (8, B, P / 1280) int64."""
+
+    @abstractmethod
+    def decode_window(self, codes: np.ndarray) -> np.ndarray:
+        """codes (8, B, T) int64 -> audio (B, T x samples_per_code_out) float32."""
+
+    def stage_profiler(self) -> StageProfiler | None:
+        """Per-stage timing for ``xyrt bench``, where this backend can give it; else None."""
+        return None
+
+    def __enter__(self) -> Backend:
+        return self.load()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

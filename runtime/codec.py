@@ -47,6 +47,21 @@ class ChunkedCodec:
         self.pad_to_30s = pad_to_30s
         self.progress = progress
 
+    def load(self) -> ChunkedCodec:
+        """Create the backend's sessions/engines now (they are otherwise made on first use)."""
+        self.backend.load()
+        return self
+
+    def close(self) -> None:
+        """Release the backend's sessions, engines and device memory."""
+        self.backend.close()
+
+    def __enter__(self) -> ChunkedCodec:
+        return self.load()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @property
     def output_sample_rate(self) -> int:
         """Sample rate (Hz) of decoded audio: 16000, 24000 or 32000 by variant."""

@@ -16,12 +16,15 @@ second load skips compilation.
 from __future__ import annotations
 
 import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.backend import ModelInfo
+from xyrt.runtime.backend import Backend, ModelInfo, StageProfiler, StageTimes
 from xyrt.runtime.graph_io import (
     CODES,
     DECODER,
@@ -30,6 +33,7 @@ from xyrt.runtime.graph_io import (
     WAVEFORM,
     decoder_feed,
     encoder_feed,
+    stage_of,
 )
 from xyrt.runtime.manifest import METADATA_PREFIX, Manifest, metadata_facts, read_manifest
 
@@ -139,8 +143,9 @@ class CompiledGraph:
         self._request = self._compiled = None
 
 
-class OpenVinoBackend:
-    """`Backend` over OpenVINO on the CPU; graphs are compiled on first use (cached on disk)."""
+class OpenVinoBackend(Backend):
+    """`Backend` over OpenVINO on the CPU; graphs are compiled on first use or by `load()`
+    (cached on disk)."""
 
     name = "openvino"
 
@@ -193,13 +198,51 @@ class OpenVinoBackend:
     def decode_window(self, codes: np.ndarray) -> np.ndarray:
         return self.decoder.run(decoder_feed(codes), WAVEFORM)
 
+    def load(self) -> OpenVinoBackend:
+        self.encoder(), self.decoder()
+        return self
+
     def close(self) -> None:
         """Release the compiled models (a later call compiles again, from the cache)."""
         self.encoder.close()
         self.decoder.close()
 
-    def __enter__(self) -> OpenVinoBackend:
-        return self
+    def stage_profiler(self) -> OpenVinoStageProfiler:
+        return OpenVinoStageProfiler(self)
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+
+class OpenVinoStageProfiler(StageProfiler):
+    """Stage times from OpenVINO's per-node performance counters (``PERF_COUNT``, a second
+    compiled model), summed by module scope (`graph_io.stage_of`)."""
+
+    method = (
+        "OpenVINO performance counters, node time by module scope (a fused node counts in the "
+        "scope OpenVINO names it by)"
+    )
+    backend: OpenVinoBackend
+
+    def profile(
+        self, graph: str, jobs: Sequence[tuple[dict[str, np.ndarray], int]]
+    ) -> list[list[StageTimes]]:
+        """For each (feed, runs): per run, stage -> node ms (real time) and the run's ms."""
+        ov = require("openvino", "openvino", "OpenVINO stage profiling")
+        compiled = self.backend.encoder if graph == ENCODER else self.backend.decoder
+        config = {k: v for k, v in compiled.config.items() if k != "CACHE_DIR"}
+        core = ov.Core()
+        model = core.read_model(str(self.backend.manifest.graph_path(compiled.graph)))
+        request = core.compile_model(model, "CPU", {**config, "PERF_COUNT": True})
+        request = request.create_infer_request()
+        out = []
+        for feed, runs in jobs:
+            per_run = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                request.infer(ov_feed(feed))
+                total = (time.perf_counter() - t0) * 1e3
+                stages: dict[str, float] = defaultdict(float)
+                for node in request.get_profiling_info():
+                    ms = node.real_time.total_seconds() * 1e3
+                    stages[stage_of(node.node_name, graph)] += ms
+                per_run.append(StageTimes(dict(stages), total))
+            out.append(per_run)
+        return out

@@ -1,8 +1,10 @@
 """TensorRT backend (no PyTorch): runs the engines `xyrt build` wrote into ENGINE_DIR.
 
 ENGINE_DIR/engines.json names one serialized engine per graph with the facts it was built for
-(`xyrt.runtime.trt_profiles`); an engine built for another GPU, TensorRT version or graph is
-refused before deserialization. Device memory and streams go through cuda-python.
+(`xyrt.runtime.trt_profiles`); an engine built for another GPU, TensorRT version or graph (the
+model directory it was built from, when still there, now holds another graph) is refused before
+deserialization. Engines are deserialized on first use or by `load()`; `close()` frees their
+execution contexts and CUDA streams. Device memory and streams go through cuda-python.
 
 Needs a GPU, the ``tensorrt`` package and ``cuda-python`` (``pip install xyrt[gpu]`` plus
 TensorRT from NVIDIA's index); none of them is on the CI machine, so the parts that touch them
@@ -11,16 +13,15 @@ are kept thin, and everything around them is tested separately.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
 
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.backend import ModelInfo
-from xyrt.runtime.graph_io import CODES, WAVEFORM, decoder_feed, encoder_feed
+from xyrt.runtime.backend import Backend, ModelInfo
+from xyrt.runtime.graph_io import CODES, DECODER, ENCODER, WAVEFORM, decoder_feed, encoder_feed
 from xyrt.runtime.jsonfile import POSITIVE, Each, read_versioned
-from xyrt.runtime.manifest import sha256_file
+from xyrt.runtime.manifest import read_manifest, sha256_file
 from xyrt.runtime.trt_profiles import (
     ENGINES_FORMAT,
     ENGINES_FORMAT_VERSION,
@@ -104,26 +105,55 @@ def trt_logger():
     return _LOGGER
 
 
-class _Engine:
-    """One deserialized engine and its execution context; runs numpy in, numpy out."""
+def source_graph_sha256(engines: dict, entry: dict) -> str | None:
+    """sha256 the model directory an engine was built from holds now for the engine's graph;
+    None when that directory is gone (nothing to compare), "" when it no longer has the graph."""
+    model_dir = engines.get("model_dir")
+    if not model_dir or not (Path(model_dir) / "manifest.json").is_file():
+        return None
+    graphs = read_manifest(model_dir).data.get("graphs", {})
+    graph = graphs.get(entry.get("source_graph", entry["graph"]))
+    return graph["sha256"] if graph else ""
 
-    def __init__(self, engine_dir: Path, entry: dict, device: DeviceFacts) -> None:
-        check_engine(entry, device)
-        path = engine_dir / entry["file"]
+
+def check_engines(engine_dir: str | Path, engines: dict, device: DeviceFacts) -> None:
+    """`XyrtError` unless every engine in ``engines`` (engines.json of ``engine_dir``) was built
+    on this GPU and TensorRT version from the graph its model directory still holds, and its
+    plan file is the one recorded."""
+    for entry in engines["engines"].values():
+        check_engine(entry, device, source_graph_sha256(engines, entry))
+        path = Path(engine_dir) / entry["file"]
         if not path.is_file() or sha256_file(path) != entry["plan_sha256"]:
             raise XyrtError(f"{path} is missing or modified; rebuild with `xyrt build`")
+
+
+class EngineFromPlan:
+    """One engine of an engine directory: deserialized with its execution context and CUDA
+    stream on `load()` (or the first run), freed by `close()`; runs numpy in, numpy out."""
+
+    def __init__(self, engine_dir: Path, entry: dict) -> None:
+        self.path = engine_dir / entry["file"]
+        self.graph, self.profile = entry["graph"], Profile(**entry["profile"])
+        self.num_quantizers = entry["num_quantizers"]
+        self.engine = self.context = self.stream = None
+
+    def load(self) -> None:
+        if self.engine is not None:
+            return
         self.trt = require("tensorrt", "gpu", "TensorRT engines")
         self.rt = cudart()
         runtime = self.trt.Runtime(trt_logger())
-        self.engine = runtime.deserialize_cuda_engine(path.read_bytes())
-        if self.engine is None:
-            raise XyrtError(f"TensorRT could not deserialize {path}; rebuild with `xyrt build`")
-        self.context = self.engine.create_execution_context()
-        self.graph, self.profile = entry["graph"], Profile(**entry["profile"])
-        self.num_quantizers = entry["num_quantizers"]
+        engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if engine is None:
+            raise XyrtError(
+                f"TensorRT could not deserialize {self.path}; rebuild with `xyrt build`"
+            )
+        self.context = engine.create_execution_context()
         self.stream = _ok(self.rt.cudaStreamCreate())
+        self.engine = engine
 
     def run(self, feeds: dict[str, np.ndarray], output: str) -> np.ndarray:
+        self.load()
         trt, rt = self.trt, self.rt
         device, hosts = [], []  # every buffer stays referenced until the stream is synchronised
         try:
@@ -165,16 +195,13 @@ class _Engine:
                 rt.cudaFree(ptr)
 
     def close(self) -> None:
-        if getattr(self, "stream", None) is not None:
+        """Destroy the CUDA stream, then the execution context and the engine."""
+        if self.stream is not None:
             self.rt.cudaStreamDestroy(self.stream)
-            self.stream = None
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # interpreter shutdown: CUDA may be gone already
-            self.close()
+        self.stream = self.context = self.engine = None
 
 
-class TensorRTBackend:
+class TensorRTBackend(Backend):
     """`Backend` over serialized TensorRT engines (see the module docstring)."""
 
     name = "tensorrt"
@@ -190,8 +217,19 @@ class TensorRTBackend:
             int(model["codebook_size"]),
         )
         self.device = device_facts()
-        self.encoder = _Engine(self.directory, self.engines["engines"]["encoder"], self.device)
-        self.decoder = _Engine(self.directory, self.engines["engines"]["decoder"], self.device)
+        check_engines(self.directory, self.engines, self.device)
+        entries = self.engines["engines"]
+        self.encoder = EngineFromPlan(self.directory, entries[ENCODER])
+        self.decoder = EngineFromPlan(self.directory, entries[DECODER])
+
+    def load(self) -> TensorRTBackend:
+        self.encoder.load()
+        self.decoder.load()
+        return self
+
+    def close(self) -> None:
+        self.encoder.close()
+        self.decoder.close()
 
     def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         return self.encoder.run(encoder_feed(wav, lengths), CODES).astype(np.int64)

@@ -103,3 +103,19 @@ def test_bad_codes_and_audio_are_rejected() -> None:
         codec.decode(np.full((8, 4), 2000))
     with pytest.raises(XyrtError, match="NaN"):
         codec.encode(np.full(16000, np.nan, np.float32))
+
+
+def test_backend_lifecycle_lazy_load_close_and_context_manager() -> None:
+    from xyrt.runtime.onnxrt import OnnxRuntimeBackend
+
+    wav = golden("tiny_16k")["speech_4/wav"]
+    backend = OnnxRuntimeBackend(exported("tiny_16k"))
+    assert not backend.encoder.loaded and not backend.decoder.loaded  # sessions made lazily
+    with backend as entered:
+        assert entered is backend and backend.encoder.loaded and backend.decoder.loaded
+    assert not backend.encoder.loaded and not backend.decoder.loaded  # closed on exit
+    with xyrt.runtime.load(exported("tiny_16k")) as codec:
+        assert codec.backend.encoder.loaded
+        codes = codec.encode(wav)
+    assert not codec.backend.encoder.loaded
+    np.testing.assert_array_equal(codec.encode(wav), codes)  # a closed backend loads again

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 import xyrt.runtime
 from conftest import exported, golden
 from xyrt.errors import XyrtError
-from xyrt.runtime.backend import ModelInfo
+from xyrt.runtime.backend import Backend, ModelInfo
 from xyrt.runtime.codec import ChunkedCodec
 
 
-class ContentCodes:
+class ContentCodes(Backend):
     """A fake backend whose code for a frame depends only on that frame's samples.
 
     With it, streaming must reproduce offline codes exactly whatever the windows are, so any

@@ -4,17 +4,19 @@ directories, ONNX Runtime's TensorRT provider options (the builder: test_trt_bui
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from conftest import quantized
+from conftest import exported, quantized
 from helpers import H100, ORIN
 from xyrt.errors import XyrtError
-from xyrt.runtime.manifest import read_manifest
+from xyrt.runtime.manifest import read_manifest, sha256_file
 from xyrt.runtime.onnxrt import trt_provider_options
-from xyrt.runtime.tensorrt import read_engines
+from xyrt.runtime.tensorrt import check_engines, read_engines
+from xyrt.runtime.trt_build import plan_builds
 from xyrt.runtime.trt_profiles import (
     DeviceFacts,
     Profile,
@@ -122,3 +124,26 @@ def test_ort_tensorrt_provider_options_follow_the_directory() -> None:
     assert opts[0]["trt_engine_cache_path"].endswith("trt-ep-cache")
     assert opts[0]["trt_profile_min_shapes"].startswith("waveform:1x1280")
     assert trt_provider_options(m, ["CPUExecutionProvider"], None, "encoder") is None
+
+
+def test_engines_built_from_a_since_changed_model_directory_are_refused(tmp_path: Path) -> None:
+    model = Path(shutil.copytree(exported("tiny_16k"), tmp_path / "model"))
+    plans = plan_builds(read_manifest(model), "fp32", Profile(), ORIN, None)
+    engines = {"model_dir": str(model), "engines": {}}
+    for graph, plan in plans.items():
+        plan_file = tmp_path / plan["entry"]["file"]
+        plan_file.write_bytes(f"serialized {graph} engine".encode())
+        engines["engines"][graph] = {**plan["entry"], "plan_sha256": sha256_file(plan_file)}
+    check_engines(tmp_path, engines, ORIN)  # same graphs, same machine: accepted
+    with pytest.raises(XyrtError, match=r"built on Orin \(compute 8.7\)"):
+        check_engines(tmp_path, engines, H100)
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["graphs"]["decoder"]["sha256"] = "0" * 64  # as if re-exported since the build
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(XyrtError, match="decoder-fp32-.*built from a different graph"):
+        check_engines(tmp_path, engines, ORIN)
+    # the model directory gone: nothing to compare the graphs with; the plans are still checked
+    check_engines(tmp_path, {**engines, "model_dir": str(tmp_path / "gone")}, ORIN)
+    (tmp_path / plans["encoder"]["entry"]["file"]).write_bytes(b"another engine")
+    with pytest.raises(XyrtError, match="missing or modified"):
+        check_engines(tmp_path, {**engines, "model_dir": str(tmp_path / "gone")}, ORIN)

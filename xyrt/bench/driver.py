@@ -322,13 +322,6 @@ def _measure(name, opts, cfg, dirs, peak, accuracy, log) -> dict:
     except XyrtError as exc:
         log(f"{name}: FAILED: {exc}")
         return {"name": name, "status": "failed", "reason": str(exc)}
-    stage_method = {
-        "torch": "sequential stage timing (PyTorch, synchronised)",
-        "torch-cuda": "sequential stage timing (PyTorch, synchronised)",
-        "tensorrt": "none (end-to-end only)",
-        "openvino": "OpenVINO performance counters, node time by module scope (a fused node "
-        "counts in the scope OpenVINO names it by)",
-    }.get(kind, "ONNX Runtime profiler, kernel time by module scope")
     return {
         "name": name,
         "status": "ok",
@@ -336,7 +329,7 @@ def _measure(name, opts, cfg, dirs, peak, accuracy, log) -> dict:
         "device": "cuda"
         if kind in ("torch-cuda", "tensorrt") or providers in (["cuda"], ["tensorrt"])
         else "cpu",
-        "stage_method": stage_method,
+        "stage_method": raw["stage_method"],
         "peak_rss_mib": raw["peak_rss_mib"],
         "load_seconds": raw["load_seconds"],
         "cases": [summarize(c, cfg, _peak_for(peak, precision)) for c in raw["cases"]],

@@ -6,12 +6,15 @@ Spec: {"backend", "kind": "torch"|"torch-cuda"|"ort"|"openvino"|"tensorrt", "pre
 "fp32"|"bf16"|"f32"|"int8"|...,
 "checkpoint", "model_dir", "pad_to_30s", "providers", "threads", "seconds": [...],
 "batch": [...], "runs", "warmup"}.
-Result: raw latencies (ms) and stage times per (op, seconds, batch); statistics are the
-driver's job.
+Every case runs through the runtime `Backend` the spec names (the same classes `xyrt encode`
+uses); stage times come from its `StageProfiler`, where it has one.
+Result: raw latencies (ms) and stage times per (op, seconds, batch) and how the stages were
+timed; statistics are the driver's job.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import sys
@@ -21,28 +24,37 @@ import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.runtime.audio import speech_clip
-from xyrt.runtime.graph_io import window_feed
+from xyrt.runtime.backend import Backend, StageProfiler, StageTimes
+from xyrt.runtime.graph_io import DECODER, ENCODER, pack_windows, window_feed
 
 STAGE_RUNS = 2  # instrumented/profiled runs per case for the stage breakdown (means)
+NO_STAGES = "none (end-to-end only)"
 
 
-def _runner(spec: dict):
-    from xyrt.bench.runners import OpenVinoRunner, OrtRunner, TorchRunner, TrtRunner
-
+def make_backend(spec: dict) -> Backend:
+    """The runtime backend a worker spec names (PyTorch, ONNX Runtime, OpenVINO or TensorRT),
+    unloaded."""
     if spec["kind"] in ("torch", "torch-cuda"):
+        import torch
+
+        from xyrt.export.checkpoint import load_model
+        from xyrt.export.codec import TorchBackend
+
+        if spec.get("threads"):
+            torch.set_num_threads(spec["threads"])
         device = "cuda" if spec["kind"] == "torch-cuda" else "cpu"
-        return TorchRunner(
-            spec["checkpoint"],
-            spec["pad_to_30s"],
-            spec.get("threads"),
-            device,
-            spec.get("precision", "fp32"),
-        )
+        return TorchBackend(load_model(spec["checkpoint"]), device, spec.get("precision", "fp32"))
     if spec["kind"] == "tensorrt":
-        return TrtRunner(spec["model_dir"])
+        from xyrt.runtime.tensorrt import TensorRTBackend
+
+        return TensorRTBackend(spec["model_dir"])
     if spec["kind"] == "openvino":
-        return OpenVinoRunner(spec["model_dir"], spec["precision"], spec.get("threads"))
-    return OrtRunner(spec["model_dir"], spec.get("providers"), spec.get("threads"))
+        from xyrt.runtime.openvino import OpenVinoBackend
+
+        return OpenVinoBackend(spec["model_dir"], spec["precision"], spec.get("threads"))
+    from xyrt.runtime.onnxrt import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(spec["model_dir"], spec.get("providers"), spec.get("threads"))
 
 
 def peak_rss_mib() -> float:
@@ -72,28 +84,23 @@ def _timed(fn, runs: int, warmup: int) -> list[float]:
     return out
 
 
-def _mean_stages(measured: list[tuple[dict, float]]) -> tuple[dict, float]:
-    names = sorted({k for st, _ in measured for k in st})
-    stages = {k: float(np.mean([st.get(k, 0.0) for st, _ in measured])) for k in names}
-    return stages, float(np.mean([total for _, total in measured]))
+def _mean_stages(measured: list[StageTimes]) -> tuple[dict, float]:
+    names = sorted({k for m in measured for k in m.stages_ms})
+    stages = {k: float(np.mean([m.stages_ms.get(k, 0.0) for m in measured])) for k in names}
+    return stages, float(np.mean([m.total_ms for m in measured]))
 
 
-def _add_stages(runner, jobs: list[tuple[dict, str, tuple]], runs: int) -> None:
+def _add_stages(
+    profiler: StageProfiler | None, jobs: list[tuple[dict, str, tuple]], runs: int
+) -> None:
     """Fill each case's stages_ms / stages_total_ms (means over ``runs`` runs)."""
-    if getattr(runner, "no_stages", False):
+    if profiler is None:
         for case, _, _ in jobs:
             case["stages_ms"], case["stages_total_ms"] = {}, 0.0
         return
-    if hasattr(runner, "encode_stages"):
-        for case, op, args in jobs:
-            fn = runner.encode_stages if op == "encode" else runner.decode_stages
-            case["stages_ms"], case["stages_total_ms"] = _mean_stages(
-                [fn(*args) for _ in range(runs)]
-            )
-        return
-    for op, graph in (("encode", "encoder"), ("decode", "decoder")):
+    for op, graph in (("encode", ENCODER), ("decode", DECODER)):
         mine = [(case, args) for case, o, args in jobs if o == op]
-        results = runner.profile(graph, [(window_feed(graph, *args), runs) for _, args in mine])
+        results = profiler.profile(graph, [(window_feed(graph, *args), runs) for _, args in mine])
         for (case, _), measured in zip(mine, results, strict=True):
             case["stages_ms"], case["stages_total_ms"] = _mean_stages(measured)
 
@@ -101,17 +108,17 @@ def _add_stages(runner, jobs: list[tuple[dict, str, tuple]], runs: int) -> None:
 def run(spec: dict) -> dict:
     """Measure one backend: raw latencies and stage means per case, peak RSS, load time."""
     t0 = time.perf_counter()
-    runner = _runner(spec)
+    backend = make_backend(spec).load()  # sessions/engines now, not inside a timed run
     load_s = time.perf_counter() - t0
     cases, stage_jobs = [], []
     for seconds in spec["seconds"]:
         for batch in spec["batch"]:
-            wav, lengths = runner.pack([speech_clip(seconds)] * batch)
+            wav, lengths = pack_windows([speech_clip(seconds)] * batch, spec["pad_to_30s"])
             frames = int(seconds * INPUT_SAMPLE_RATE) // SAMPLES_PER_CODE_IN
-            codes = runner.encode(wav, lengths)[:, :, :frames]
+            codes = backend.encode_window(wav, lengths)[:, :, :frames]
             codes = np.ascontiguousarray(codes)
             for op, args in (("encode", (wav, lengths)), ("decode", (codes,))):
-                fn = runner.encode if op == "encode" else runner.decode
+                fn = backend.encode_window if op == "encode" else backend.decode_window
                 cases.append(
                     {
                         "op": op,
@@ -130,10 +137,20 @@ def run(spec: dict) -> dict:
         from xyrt.bench.accuracy import save_outputs
 
         acc = spec["accuracy"]
-        save_outputs(acc["out"], runner.encode, runner.decode, runner.pack, acc["reference"])
+        pack = functools.partial(pack_windows, pad_to_30s=spec["pad_to_30s"])
+        save_outputs(
+            acc["out"], backend.encode_window, backend.decode_window, pack, acc["reference"]
+        )
     # after the peak: ORT profiling opens extra sessions
-    _add_stages(runner, stage_jobs, min(spec["runs"], STAGE_RUNS))
-    return {"load_seconds": load_s, "peak_rss_mib": peak_mib, "cases": cases}
+    profiler = backend.stage_profiler()
+    _add_stages(profiler, stage_jobs, min(spec["runs"], STAGE_RUNS))
+    backend.close()
+    return {
+        "load_seconds": load_s,
+        "peak_rss_mib": peak_mib,
+        "stage_method": profiler.method if profiler else NO_STAGES,
+        "cases": cases,
+    }
 
 
 def main() -> None:

@@ -155,12 +155,13 @@ def test_bf16_autocast_keeps_frontend_and_rvq_in_float32() -> None:
     import torch
 
     from conftest import golden
-    from xyrt.bench.runners import TorchRunner
+    from xyrt.export.checkpoint import load_model
+    from xyrt.export.codec import TorchBackend
     from xyrt.runtime.graph_io import pack_windows
 
-    runner = TorchRunner(str(CKPT), pad_to_30s=False, threads=None, device="cpu", dtype="bf16")
+    backend = TorchBackend(load_model(CKPT), device="cpu", dtype="bf16")
     wav, lengths = pack_windows([golden("tiny_16k")["speech_4/wav"]])
-    m = runner.model
+    m = backend.model
     with torch.inference_mode():
         mel32, ml = m.frontend(torch.from_numpy(wav), torch.from_numpy(lengths))
         x = torch.randn(1, 20, 256, generator=torch.Generator().manual_seed(0))
@@ -170,9 +171,9 @@ def test_bf16_autocast_keeps_frontend_and_rvq_in_float32() -> None:
             codes16 = m.quantizer.encode(x, torch.tensor([20]))
     assert mel16.dtype == torch.float32 and torch.equal(mel16, mel32)
     assert torch.equal(codes16, codes32)
-    codes = runner.encode(wav, lengths)
+    codes = backend.encode_window(wav, lengths)
     assert codes.shape == (8, 1, wav.shape[1] // 1280) and codes.max() < 1024
-    audio = runner.decode(np.ascontiguousarray(codes[:, :, :40]))
+    audio = backend.decode_window(np.ascontiguousarray(codes[:, :, :40]))
     assert audio.dtype == np.float32 and audio.shape == (1, 40 * 1280) and np.isfinite(audio).all()
 
 
@@ -183,9 +184,10 @@ def test_cuda_backends_when_present() -> None:
         pytest.skip(
             "no CUDA device on this machine: the pytorch-cuda backends are listed as skipped"
         )
-    from xyrt.bench.runners import TorchRunner
+    from xyrt.export.checkpoint import load_model
+    from xyrt.export.codec import TorchBackend
     from xyrt.runtime.graph_io import pack_windows
 
-    runner = TorchRunner(str(CKPT), pad_to_30s=False, threads=None, device="cuda", dtype="bf16")
+    backend = TorchBackend(load_model(CKPT), device="cuda", dtype="bf16")
     wav, lengths = pack_windows([np.zeros(32000, np.float32)])
-    assert runner.encode(wav, lengths).shape[0] == 8
+    assert backend.encode_window(wav, lengths).shape[0] == 8
