@@ -6,9 +6,9 @@ codes = codec.encode(audio, sample_rate)            # (8, T) int64
 audio = codec.decode(codes)                         # float32 at codec.output_sample_rate
 
 The public surface is `__all__`: `load`, the codec (`ChunkedCodec`), the backend interface
-(`Backend`, `ModelInfo`), streaming (`Stream`, `StreamOptions`, `CodeFrame`; decode:
-`DecodeStream`, `DecodeStreamOptions`) and the graph I/O
-contract (`xyrt.runtime.graph_io`).
+(`Backend`, `ModelInfo`), streaming (`Stream`, `StreamOptions`, `StreamStep`, `CodeFrame`;
+decode: `DecodeStream`, `DecodeStreamOptions`) and the graph I/O contract
+(`xyrt.runtime.graph_io`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from xyrt.runtime import graph_io
 from xyrt.runtime.backend import Backend, ModelInfo
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.decode_stream import DecodeStream, DecodeStreamOptions
-from xyrt.runtime.streaming import CodeFrame, Stream, StreamOptions
+from xyrt.runtime.streaming import CodeFrame, Stream, StreamOptions, StreamStep
 
 RUNTIME_BACKENDS = (
     "onnxruntime",
@@ -83,6 +83,7 @@ __all__ = [
     "ModelInfo",
     "Stream",
     "StreamOptions",
+    "StreamStep",
     "graph_io",
     "load",
 ]

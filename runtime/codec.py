@@ -20,6 +20,7 @@ from xyrt.runtime.backend import Backend
 from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch
 from xyrt.runtime.codes import validate_codes
 from xyrt.runtime.graph_io import pack_windows
+from xyrt.runtime.streaming import Stream, StreamOptions, encode_streams
 
 if TYPE_CHECKING:
     from xyrt.runtime.decode_stream import DecodeStream
@@ -68,27 +69,25 @@ class ChunkedCodec:
         return self.info.output_sample_rate
 
     # -- streaming (see xyrt.runtime.streaming) ------------------------------------------------
-    def create_stream(self, hop: float = 0.32, context: float = 5.0, lookahead: float = 0.32):
+    def create_stream(
+        self, hop: float = 0.32, context: float = 5.0, lookahead: float = 0.32
+    ) -> Stream:
         """A new `Stream`: hop, left context and lookahead in seconds (multiples of 0.08)."""
-        from xyrt.runtime.streaming import Stream, StreamOptions
-
         return Stream(StreamOptions(hop, context, lookahead))
 
-    def is_ready(self, stream) -> bool:
+    def is_ready(self, stream: Stream | DecodeStream) -> bool:
         """Whether ``stream`` (encode or decode) has a step (or, once finished, its tail) ready."""
         from xyrt.runtime.decode_stream import DecodeStream
         from xyrt.runtime.streaming import check_stream
 
         return (stream if isinstance(stream, DecodeStream) else check_stream(stream)).ready()
 
-    def encode_stream(self, stream) -> None:
+    def encode_stream(self, stream: Stream) -> None:
         """Encode one step of ``stream``; its codes are then available from ``pop_codes()``."""
         self.encode_streams([stream])
 
-    def encode_streams(self, streams) -> int:
+    def encode_streams(self, streams: Sequence[Stream]) -> int:
         """One step of every ready stream, batched; returns how many streams stepped."""
-        from xyrt.runtime.streaming import encode_streams
-
         return encode_streams(self.backend, streams)
 
     # -- streaming decode (see xyrt.runtime.decode_stream) -------------------------------------

@@ -1,10 +1,12 @@
 """Audio sources, code sinks and the real-time loop around `xyrt.runtime.streaming`.
 
-Sources yield `Chunk`s stamped with the monotonic time their last sample was captured:
+Sources (the `Source` protocol) yield `Chunk`s stamped with the monotonic time their last sample
+was captured, count overruns and can be stopped:
 - `MicSource`: PortAudio through sounddevice. The callback only copies into a bounded queue;
   a full queue drops the block and counts an overrun (PortAudio's own overflows are counted too).
 - `FileSource`: a file, at real-time pace or as fast as possible.
 - `PcmSource`: raw 16-bit little-endian mono PCM from a binary stream (stdin).
+Sinks (the `Sink` protocol) take every `CodeFrame`: `JsonlSink`, `LoopbackSink`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import numpy as np
 
@@ -25,8 +27,9 @@ from xyrt.checks import finite
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, require
 from xyrt.runtime.audio import check_rate
+from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.decode_stream import DecodeStream
-from xyrt.runtime.streaming import CodeFrame
+from xyrt.runtime.streaming import CodeFrame, Stream
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,24 @@ class Chunk:
     samples: np.ndarray  # (n,) float32 mono
     sample_rate: int
     captured: float  # time.monotonic() when the last sample was captured
+
+
+class Source(Protocol):
+    """Where `run_stream` takes audio from."""
+
+    overruns: int  # blocks lost because the consumer fell behind
+
+    def __iter__(self) -> Iterator[Chunk]: ...
+
+    def stop(self) -> None:
+        """End the iteration at the next chunk (called on Ctrl-C)."""
+        ...
+
+
+class Sink(Protocol):
+    """Where `run_stream` writes every frame, in order."""
+
+    def write(self, frame: CodeFrame) -> None: ...
 
 
 class FileSource:
@@ -55,6 +76,9 @@ class FileSource:
             if self.realtime and due > time.monotonic():
                 time.sleep(due - time.monotonic())
             yield Chunk(piece, self.rate, due if self.realtime else time.monotonic())
+
+    def stop(self) -> None:
+        """Nothing runs in the background: iteration ends when the caller stops iterating."""
 
 
 class PcmSource:
@@ -79,6 +103,9 @@ class PcmSource:
             samples = np.frombuffer(data[:usable], "<i2").astype(np.float32) / 32768.0
             if len(samples):
                 yield Chunk(samples, self.rate, time.monotonic())
+
+    def stop(self) -> None:
+        """Nothing runs in the background: iteration ends when the caller stops iterating."""
 
 
 class MicSource:
@@ -209,7 +236,11 @@ class StreamStats:
 
 
 def run_stream(
-    codec, source, sink, stream, on_update: Callable[[StreamStats], None] | None = None
+    codec: ChunkedCodec,
+    source: Source,
+    sink: Sink,
+    stream: Stream,
+    on_update: Callable[[StreamStats], None] | None = None,
 ) -> StreamStats:
     """Feed ``source`` into ``stream``, encode as frames become ready, write every frame to
     ``sink``. Ctrl-C (KeyboardInterrupt) or the end of the source finishes the stream and emits
@@ -239,13 +270,12 @@ def run_stream(
             captured.append((stream.samples_received, chunk.captured))
             stats.audio_seconds = stream.samples_received / INPUT_SAMPLE_RATE
             emit()
-            stats.overruns = getattr(source, "overruns", 0)
+            stats.overruns = source.overruns
             if on_update:
                 on_update(stats)
     except KeyboardInterrupt:
-        if hasattr(source, "stop"):
-            source.stop()
+        source.stop()
     stream.input_finished()
     emit()
-    stats.overruns = getattr(source, "overruns", 0)
+    stats.overruns = source.overruns
     return stats

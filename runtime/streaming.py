@@ -15,6 +15,10 @@ offline codes; with context and lookahead covering the whole clip they are the o
 
 Every frame (80 ms, 1280 samples at 16 kHz) is emitted exactly once, in order; the result is
 deterministic. Several streams can be encoded together: ``codec.encode_streams([s1, s2])``.
+
+One step of a stream is explicit state: `Stream.next_step()` gives a `StreamStep` (the window's
+samples and which of its frames to keep), any backend encodes the window, and
+`Stream.complete_step(step, codes)` emits the kept frames.
 """
 
 from __future__ import annotations
@@ -86,6 +90,16 @@ class CodeFrame(NamedTuple):
     index: int  # frame number from the start of the stream
     time: float  # start time of the frame in seconds (index x 0.08)
     codes: np.ndarray  # (num_quantizers,) int64
+
+
+@dataclass(frozen=True)
+class StreamStep:
+    """One step of a stream: a window to encode and the frames of it to keep."""
+
+    samples: np.ndarray  # (n,) float32 at 16 kHz: left context + new frames + lookahead
+    first: int  # stream index of the first frame kept
+    count: int  # frames kept
+    offset: int  # position of the first kept frame among the window's codes
 
 
 class Stream:
@@ -173,21 +187,30 @@ class Stream:
         need = (self._emitted + opts.hop_frames) * SAMPLES_PER_CODE_IN + opts.lookahead_samples
         return self._received >= need
 
-    def _next_window(self) -> tuple[np.ndarray, int, int, int]:
-        """(samples, first frame, frames to keep, offset of the first frame in the window)."""
+    def next_step(self) -> StreamStep:
+        """The window of the next step (call when `ready()`); encode its samples, then pass the
+        codes to `complete_step`."""
         opts = self.options
         first = self._emitted
         count = min(opts.hop_frames, self._total_frames() - first)
         start = max(0, first * SAMPLES_PER_CODE_IN - opts.context_samples)
         end = min(self._received, (first + count) * SAMPLES_PER_CODE_IN + opts.lookahead_samples)
         window = self._buffer[start - self._offset : end - self._offset]
-        return window, first, count, (first * SAMPLES_PER_CODE_IN - start) // SAMPLES_PER_CODE_IN
+        offset = (first * SAMPLES_PER_CODE_IN - start) // SAMPLES_PER_CODE_IN
+        return StreamStep(window, first, count, offset)
 
-    def _emit(self, codes: np.ndarray, first: int, count: int) -> None:
-        for k in range(count):
-            index = first + k
-            self._pending.append(CodeFrame(index, index * FRAME_SECONDS, codes[:, k].copy()))
-        self._emitted = first + count
+    def complete_step(self, step: StreamStep, codes: np.ndarray) -> None:
+        """Emit the kept frames of ``step`` from the window's codes (num_quantizers, frames)."""
+        if step.first != self._emitted:
+            raise XyrtError(
+                f"step starting at frame {step.first} completed out of order; the stream has "
+                f"emitted {self._emitted} frames: complete each step once, in order"
+            )
+        kept = codes[:, step.offset : step.offset + step.count]
+        for k in range(step.count):
+            index = step.first + k
+            self._pending.append(CodeFrame(index, index * FRAME_SECONDS, kept[:, k].copy()))
+        self._emitted = step.first + step.count
         keep_from = max(0, self._emitted * SAMPLES_PER_CODE_IN - self.options.context_samples)
         if keep_from > self._offset:
             self._buffer = self._buffer[keep_from - self._offset :]
@@ -212,8 +235,8 @@ def encode_streams(backend: Backend, streams: Sequence[Stream]) -> int:
     ready = [s for s in streams if s.ready()]
     if not ready:
         return 0
-    plans = [s._next_window() for s in ready]
-    codes = backend.encode_window(*pack_windows([p[0] for p in plans]))
-    for row, (stream, (_, first, count, offset)) in enumerate(zip(ready, plans, strict=True)):
-        stream._emit(codes[:, row, offset : offset + count], first, count)
+    steps = [s.next_step() for s in ready]
+    codes = backend.encode_window(*pack_windows([step.samples for step in steps]))
+    for row, (stream, step) in enumerate(zip(ready, steps, strict=True)):
+        stream.complete_step(step, codes[:, row])
     return len(ready)
