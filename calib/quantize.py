@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,16 @@ SCHEME_FACTS = {
         "activations": "float16, float32 islands: " + ", ".join(schemes.FP16_FLOAT_OPS),
     },
 }
-MAX_CALIB_CODES = 375  # a 30 s window
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """What `quantize` wrote: the directory, and per scheme the runtime it targets and the
+    sensitivity report of each graph (also recorded in the manifest's ``quantization``)."""
+
+    directory: Path
+    targets: dict[str, str]  # scheme -> runtime target ("onnxruntime-cpu", "tensorrt", "any")
+    reports: dict[str, dict[str, SensitivityReport]]  # scheme -> graph -> report
 
 
 def quantize(
@@ -82,8 +92,9 @@ def quantize(
     sensitivity: SensitivityOptions | None = None,
     progress: Callable[[str], None] | None = None,
     attention: bool = False,
-) -> Path:
-    """Write a quantized copy of the FP32 export in ``model_dir`` to ``out_dir``; return it.
+) -> Quantized:
+    """Write a quantized copy of the FP32 export in ``model_dir`` to ``out_dir``; return what
+    was written (`Quantized`: the directory and the sensitivity reports).
 
     ``exclude`` adds node-name prefixes kept float; ``calib`` is needed by ``trt-qdq`` and
     ``openvino``. ``attention`` makes ``cpu-dynamic`` quantize the attention products
@@ -102,6 +113,7 @@ def quantize(
     probe = _Probe(source, say)
     with replace_dir(out_dir, EXPORT_DIR) as tmp:
         graphs, targets, info = {}, {}, {}
+        reports: dict[str, dict[str, SensitivityReport]] = {}
         # the first ONNX scheme's graphs are the directory's default encoder/decoder
         default = next((s for s in chosen if s != "openvino"), None)
         for scheme in chosen:
@@ -113,7 +125,10 @@ def quantize(
                 info[scheme]["attention_products"] = "int8 dynamic" if attention else "float32"
             targets[SCHEME_TARGET[scheme]] = {"scheme": scheme, **keys}
             if scheme == "openvino":
-                graphs.update(_openvino_set(source, keys, tmp, probe, calib, exclude, facts, info))
+                reports["openvino"] = {}
+                graphs.update(
+                    _openvino_set(source, keys, tmp, probe, calib, exclude, facts, info, reports)
+                )
                 continue
             for graph, key in keys.items():
                 src = _stage(source.check_graph(graph), tmp / "source")
@@ -136,6 +151,7 @@ def quantize(
                 )
                 graphs[key]["float_nodes"] = len(keep)
                 info[scheme].setdefault("sensitivity", {})[graph] = report.to_dict()
+                reports.setdefault(scheme, {})[graph] = report
                 info[scheme].setdefault("kept_float_groups", {})[graph] = groups
         manifest["graphs"] = graphs
         manifest["targets"] = targets
@@ -150,7 +166,7 @@ def quantize(
         }
         shutil.rmtree(tmp / "source", ignore_errors=True)  # scratch links, not part of the output
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")  # last
-    return out_dir
+    return Quantized(out_dir, {s: SCHEME_TARGET[s] for s in chosen}, reports)
 
 
 def _check_args(model_dir, out_dir, precision, scheme_names, calib) -> tuple[str, ...]:
@@ -210,6 +226,7 @@ def _openvino_set(source, keys, tmp, probe, calib, exclude, facts, info) -> dict
         probe.say(f"{key}: {probe.metric(graph)} {value:.4g}")
         report = SensitivityReport(graph, probe.metric(graph), None, value, final=value)
         info["openvino"].setdefault("sensitivity", {})[graph] = report.to_dict()
+        reports["openvino"][graph] = report
         info["openvino"].setdefault("kept_float_groups", {})[graph] = []
         entry = source.data["graphs"][graph]
         io = {"inputs": entry["inputs"], "outputs": entry["outputs"]}

@@ -96,5 +96,10 @@ def quantized(precision: str) -> Path:
     out = Path(tempfile.mkdtemp()) / precision
     if precision == "int8":
         options = SensitivityOptions(max_groups=1)
-        return quantize(exported("tiny_16k"), out, "int8", calib=calib_set(), sensitivity=options)
-    return quantize(exported("tiny_16k"), out, precision, sensitivity=SensitivityOptions(False))
+        quantized = quantize(
+            exported("tiny_16k"), out, "int8", calib=calib_set(), sensitivity=options
+        )
+        return quantized.directory
+    return quantize(
+        exported("tiny_16k"), out, precision, sensitivity=SensitivityOptions(False)
+    ).directory

@@ -12,7 +12,19 @@ from pathlib import Path
 
 from xyrt import __version__
 from xyrt.config import INPUT_SAMPLE_RATE
-from xyrt.errors import XyrtError
+from xyrt.errors import XyrtError, require
+from xyrt.runtime.audio import load_audio, write_wav
+from xyrt.runtime.codes import load_codes, save_codes
+from xyrt.runtime.decode_io import DevicePlayer, WavWriter, read_frames, run_decode
+
+
+def parse_list(text: str, kind: type, name: str) -> tuple:
+    """'1,5,10' -> (1, 5, 10); `XyrtError` naming the option on bad input."""
+    try:
+        return tuple(kind(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise XyrtError(f"{name} takes a comma-separated list of numbers, got {text!r}") from exc
+
 
 CHECKPOINT_HELP = "original .ckpt file or Hugging Face-layout folder (config.json + weights)"
 
@@ -116,8 +128,6 @@ def _codec(args: argparse.Namespace):
         return _load_runtime(args, batch_size=args.batch_size, progress=progress)
     if args.backend != "auto" or args.precision is not None:
         raise XyrtError("--backend/--precision choose the runtime for --model, not --checkpoint")
-    from xyrt.errors import require
-
     torch = require("torch", "export", "the PyTorch model (--checkpoint)")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -133,16 +143,14 @@ def _codec(args: argparse.Namespace):
 
 
 def _report_backend(codec) -> None:
-    providers = getattr(codec.backend, "providers", None)
-    if providers is not None:
-        used = sorted({p for graph in providers.values() for p in graph})
+    from xyrt.runtime.onnxrt import OnnxRuntimeBackend
+
+    if isinstance(codec.backend, OnnxRuntimeBackend):
+        used = sorted({p for graph in codec.backend.providers.values() for p in graph})
         print(f"ONNX Runtime providers in use: {', '.join(used)}", file=sys.stderr)
 
 
 def _cmd_encode(args: argparse.Namespace) -> None:
-    from xyrt.runtime.audio import load_audio
-    from xyrt.runtime.codes import save_codes
-
     wav = load_audio(args.input)
     codec = _codec(args)
     t0 = time.perf_counter()
@@ -158,9 +166,6 @@ def _cmd_encode(args: argparse.Namespace) -> None:
 
 
 def _cmd_decode(args: argparse.Namespace) -> None:
-    from xyrt.runtime.audio import write_wav
-    from xyrt.runtime.codes import load_codes
-
     if args.stream:
         return _decode_stream(args)
     codec = _codec(args)
@@ -180,7 +185,6 @@ def _cmd_decode(args: argparse.Namespace) -> None:
 def _decode_stream(args: argparse.Namespace) -> None:
     from contextlib import ExitStack
 
-    from xyrt.runtime.decode_io import DevicePlayer, WavWriter, read_frames, run_decode
     from xyrt.runtime.decode_stream import DecodeStream, DecodeStreamOptions
 
     options = DecodeStreamOptions(
@@ -213,8 +217,6 @@ def _decode_stream(args: argparse.Namespace) -> None:
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
-    from xyrt.errors import require
-
     require("torch", "export", "xyrt synth")
     from xyrt.export.synth import synth_checkpoint
 
@@ -240,16 +242,13 @@ def _cmd_convert(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from xyrt.errors import require
-
     require("torch", "export", "xyrt export")
     require("onnx", "export", "xyrt export")
     from xyrt.export.onnx_export import export_onnx
+    from xyrt.runtime.manifest import read_manifest
 
     t0 = time.perf_counter()
     out = export_onnx(args.checkpoint, args.output, args.config, opset=args.opset)
-    from xyrt.runtime.manifest import read_manifest
-
     graphs = read_manifest(out).data["graphs"]
     sizes = ", ".join(f"{k} {v['bytes'] / 2**20:.1f} MiB" for k, v in graphs.items())
     print(f"exported {out} ({sizes}) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -265,8 +264,6 @@ def _run_verify(
     backend: str = "auto",
     precision: str | None = None,
 ) -> None:
-    from xyrt.errors import require
-
     require("torch", "export", "xyrt verify (it compares against the PyTorch model)")
     from xyrt.export.verify import format_report, model_facts, verify_dir
 
@@ -312,7 +309,7 @@ def _cmd_verify(args: argparse.Namespace) -> None:
 
 def _cmd_quantize(args: argparse.Namespace) -> None:
     from xyrt.calib.quantize import quantize
-    from xyrt.calib.sensitivity import SensitivityOptions, SensitivityReport, format_report
+    from xyrt.calib.sensitivity import SensitivityOptions, format_report
 
     calib = None
     if args.calib is not None:
@@ -328,7 +325,7 @@ def _cmd_quantize(args: argparse.Namespace) -> None:
         max_groups=args.max_float_groups,
     )
     t0 = time.perf_counter()
-    out = quantize(
+    result = quantize(
         args.model_dir,
         args.output,
         args.precision,
@@ -339,13 +336,12 @@ def _cmd_quantize(args: argparse.Namespace) -> None:
         progress=lambda msg: print(msg, file=sys.stderr),
         attention=args.quantize_attention,
     )
-    manifest = json.loads((out / "manifest.json").read_text())
-    for scheme, info in manifest["quantization"]["schemes"].items():
-        print(f"[{scheme}] for {info['target']}")
-        for report in info["sensitivity"].values():
-            report.pop("met")
-            print(format_report(SensitivityReport(**report)))
-    print(f"wrote {out} ({args.precision}) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    for scheme, reports in result.reports.items():
+        print(f"[{scheme}] for {result.targets[scheme]}")
+        for report in reports.values():
+            print(format_report(report))
+    took = time.perf_counter() - t0
+    print(f"wrote {result.directory} ({args.precision}) in {took:.1f} s", file=sys.stderr)
 
 
 def _cmd_build(args: argparse.Namespace) -> None:
@@ -366,9 +362,8 @@ def _cmd_build(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-
     from xyrt.bench import models
-    from xyrt.bench.driver import DEFAULT_BACKENDS, BenchOptions, parse_list, run_bench
+    from xyrt.bench.driver import DEFAULT_BACKENDS, BenchOptions, run_bench
     from xyrt.bench.report import format_table, plot
 
     def log(msg: str) -> None:
@@ -380,6 +375,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     if args.pick is not None and not 0 <= args.pick <= 1:
         raise XyrtError(f"--pick takes a fraction in [0, 1], got {args.pick}")
     opts = BenchOptions(  # validate the arguments before building anything
+        checkpoint=args.checkpoint,
+        model_dirs=tuple(args.model or ()),
         backends=backends,
         seconds=parse_list(args.seconds, float, "--seconds"),
         batch=parse_list(args.batch, int, "--batch"),
@@ -395,23 +392,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         if target not in (None, "-"):
             check_output_file(target)
     if args.plot:
-        from xyrt.errors import require
-
         require("matplotlib", "plot", "xyrt bench --plot")
-    if args.checkpoint is not None and not args.checkpoint.exists():
-        raise XyrtError(f"checkpoint not found: {args.checkpoint}")
-    checkpoint, dirs, synthetic = args.checkpoint, list(args.model or []), False
-    if checkpoint is None and not dirs:
-        checkpoint, dirs = models.default_model(log)
-        synthetic = True
-    elif checkpoint is None:
-        checkpoint = models.source_checkpoint(dirs[0])
-    elif not dirs:
-        dirs = [models.export_for(checkpoint, log)]
-    from dataclasses import replace
-
-    opts = replace(opts, checkpoint=checkpoint, model_dirs=tuple(dirs), synthetic=synthetic)
-    report = run_bench(opts, models.model_config(checkpoint, dirs), log)
+    report = run_bench(*models.resolve(opts, log), log)
     if args.pick is not None:
         from xyrt.bench.accuracy import pick
 
@@ -434,7 +416,6 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
 
 def _cmd_stream(args: argparse.Namespace) -> None:
-    from xyrt.runtime.decode_io import DevicePlayer
     from xyrt.runtime.stream_io import (
         FileSource,
         JsonlSink,
@@ -480,9 +461,6 @@ def _cmd_stream(args: argparse.Namespace) -> None:
 
 
 def _cmd_calib(args: argparse.Namespace) -> None:
-    import json
-
-    from xyrt.bench.driver import parse_list
     from xyrt.calib.dataset import CalibOptions, build, save
 
     options = CalibOptions(

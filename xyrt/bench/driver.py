@@ -99,14 +99,6 @@ class BenchOptions:
         check_threads(self.threads, "--threads")
 
 
-def parse_list(text: str, kind: type, name: str) -> tuple:
-    """'1,5,10' -> (1, 5, 10); `XyrtError` naming the option on bad input."""
-    try:
-        return tuple(kind(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise XyrtError(f"{name} takes a comma-separated list of numbers, got {text!r}") from exc
-
-
 def _model_dirs_by_precision(dirs: Sequence[Path]) -> dict[str, Path]:
     from xyrt.runtime.manifest import read_manifest
 

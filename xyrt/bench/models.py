@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+from xyrt.bench.driver import BenchOptions
 from xyrt.config import XYConfig
 from xyrt.errors import XyrtError
 
@@ -84,3 +86,23 @@ def model_config(checkpoint: Path | None, model_dirs: list[Path]) -> XYConfig:
 
         return XYConfig.from_plain(read_manifest(model_dirs[0]).data["config"])
     raise XyrtError("nothing to benchmark: pass --checkpoint and/or --model")
+
+
+def resolve(
+    opts: BenchOptions, log: Callable[[str], None] = print
+) -> tuple[BenchOptions, XYConfig]:
+    """What to measure, filled in: nothing given -> the cached full-size synthetic default
+    (built once); a checkpoint alone -> its cached FP32 export; model directories alone -> the
+    checkpoint they were exported from, if still there. Returns the options and the config."""
+    if opts.checkpoint is not None and not Path(opts.checkpoint).exists():
+        raise XyrtError(f"checkpoint not found: {opts.checkpoint}")
+    checkpoint, dirs, synthetic = opts.checkpoint, list(opts.model_dirs), False
+    if checkpoint is None and not dirs:
+        checkpoint, dirs = default_model(log)
+        synthetic = True
+    elif checkpoint is None:
+        checkpoint = source_checkpoint(dirs[0])
+    elif not dirs:
+        dirs = [export_for(checkpoint, log)]
+    opts = replace(opts, checkpoint=checkpoint, model_dirs=tuple(dirs), synthetic=synthetic)
+    return opts, model_config(checkpoint, dirs)
