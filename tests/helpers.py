@@ -1,8 +1,99 @@
-"""Shared test data that is not a fixture: device facts of real GPUs for TensorRT cache keys."""
+"""Test helpers shared by the test modules: the golden tiny checkpoints, the published
+implementation's outputs, models exported/quantized once per session, and device facts of real
+GPUs for TensorRT cache keys. Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
 from xyrt.runtime.trt_profiles import DeviceFacts
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN_MODELS = ["tiny_16k", "tiny_moss_ttsd_24k"]
+CLIPS = [
+    "speech_0",
+    "speech_1",
+    "speech_2",
+    "speech_3",
+    "speech_4",
+    "speech_5",
+    "short_quarter_second",
+    "exact_frames",
+    "silence",
+    "chirp_loud",
+    "noise_quiet",
+    "long_concat",
+]
+SPEECH = [f"speech_{i}" for i in range(6)]
+
+
+@cache
+def golden(name: str) -> dict[str, np.ndarray]:
+    with np.load(FIXTURES / name / "golden.npz") as g:
+        return {k: g[k] for k in g.files}
+
+
+@cache
+def codec(name: str):
+    from xyrt.export.codec import XYCodec
+
+    return XYCodec.from_checkpoint(FIXTURES / name / "model.ckpt")
+
+
+@cache
+def exported(name: str) -> Path:
+    """The golden checkpoint exported to ONNX once per test session."""
+    import tempfile
+
+    from xyrt.export.onnx_export import export_onnx
+
+    out = Path(tempfile.mkdtemp(prefix=f"xyrt-{name}-")) / "onnx"
+    return export_onnx(FIXTURES / name / "model.ckpt", out)
+
+
+@cache
+def reference_margins(name: str, clip: str, overlap: int) -> np.ndarray:
+    """Tie margins (8, T) of the PyTorch reference codes of a golden clip."""
+    from xyrt.export.verify import _MarginBackend
+    from xyrt.runtime.codec import ChunkedCodec
+
+    stacked = ChunkedCodec(_MarginBackend(codec(name).model)).encode(
+        golden(name)[f"{clip}/wav"], overlap=overlap
+    )
+    return stacked[8:]
+
+
+@cache
+def calib_set():
+    """A small calibration set from the bundled default audio (1 s and 3 s windows)."""
+    from xyrt.calib.dataset import CalibOptions, build
+
+    return build(None, CalibOptions(window_seconds=(1.0, 3.0), max_windows=4))
+
+
+@cache
+def quantized(precision: str) -> Path:
+    """tiny_16k quantized once per session: int8 (both schemes, sensitivity on, at most one
+    group left float) or fp16 (no sensitivity pass)."""
+    import tempfile
+
+    from xyrt.calib.quantize import quantize
+    from xyrt.calib.sensitivity import SensitivityOptions
+
+    out = Path(tempfile.mkdtemp()) / precision
+    if precision == "int8":
+        options = SensitivityOptions(max_groups=1)
+        quantized = quantize(
+            exported("tiny_16k"), out, "int8", calib=calib_set(), sensitivity=options
+        )
+        return quantized.directory
+    return quantize(
+        exported("tiny_16k"), out, precision, sensitivity=SensitivityOptions(False)
+    ).directory
+
 
 ORIN = DeviceFacts("Orin", "8.7", "10.3.0")
 H100 = DeviceFacts("NVIDIA H100 80GB HBM3", "9.0", "11.0.0")

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 import xyrt.runtime
-from conftest import FIXTURES, golden
+from helpers import FIXTURES, codec, exported, golden
 from xyrt.cli import main
 from xyrt.runtime.audio import write_wav
 
@@ -192,7 +192,6 @@ def test_export_then_encode_decode_with_model_dir(tmp_path: Path, capsys) -> Non
 
 
 def test_verify_passes_and_fails(tmp_path: Path, capsys) -> None:
-    from conftest import exported
     from xyrt.export.synth import synth_checkpoint
 
     model_dir = exported("tiny_16k")
@@ -221,7 +220,6 @@ def test_verify_passes_and_fails(tmp_path: Path, capsys) -> None:
 
 
 def test_verification_collects_every_failure(tmp_path: Path) -> None:
-    from conftest import codec
     from xyrt.export.onnx_export import export_onnx
     from xyrt.export.synth import synth_checkpoint
     from xyrt.export.verify import format_report, verification_clips, verify_codec
@@ -238,3 +236,62 @@ def test_verification_collects_every_failure(tmp_path: Path) -> None:
     assert all(not r.ok for r in results)
     assert all(any("beyond float32 ties" in f for f in r.failures) for r in results)
     assert "0/3 clips passed" in format_report(results)
+
+
+def test_missing_checkpoint_is_reported_before_its_config(tmp_path: Path, capsys) -> None:
+    wav = xyrt.runtime.audio.write_wav(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    args = ["encode", "--checkpoint", str(tmp_path / "typo.ckpt"), str(wav), "-o", "c.npy"]
+    assert main(args) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_cli_checks_before_loading(tmp_path: Path, capsys) -> None:
+    wav = tmp_path / "a.wav"
+    xyrt.runtime.audio.write_wav(wav, golden("tiny_16k")["speech_4/wav"], 16000)
+    assert (
+        main(
+            [
+                "encode",
+                "--model",
+                str(exported("tiny_16k")),
+                "--providers",
+                "cpu",
+                str(wav),
+                "-o",
+                str(tmp_path / "c.npy"),
+            ]
+        )
+        == 0
+    )
+    assert "providers in use: CPUExecutionProvider" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "encode",
+                "--checkpoint",
+                str(FIXTURES / "tiny_16k" / "model.ckpt"),
+                "--threads",
+                "0",
+                str(wav),
+                "-o",
+                "x",
+            ]
+        )
+        == 1
+    )
+    assert "--threads must be at least 1" in capsys.readouterr().err
+    assert main(["bench", "--checkpoint", str(tmp_path / "none.ckpt")]) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "bench",
+                "--checkpoint",
+                str(FIXTURES / "tiny_16k" / "model.ckpt"),
+                "--plot",
+                str(tmp_path / "no" / "p.png"),
+            ]
+        )
+        == 1
+    )
+    assert "does not exist" in capsys.readouterr().err

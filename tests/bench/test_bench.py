@@ -10,7 +10,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, exported
+from helpers import FIXTURES, exported
 from xyrt.bench.report import JSON_SCHEMA
 from xyrt.cli import main
 
@@ -154,7 +154,7 @@ def test_bf16_autocast_keeps_frontend_and_rvq_in_float32() -> None:
     import numpy as np
     import torch
 
-    from conftest import golden
+    from helpers import golden
     from xyrt.export.checkpoint import load_model
     from xyrt.export.codec import TorchBackend
     from xyrt.runtime.graph_io import pack_windows

@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 import xyrt.runtime
-from conftest import calib_set, codec, exported, golden, quantized
+from helpers import calib_set, codec, exported, golden, quantized
 from xyrt.calib.dataset import save
 from xyrt.calib.quantize import FLOAT_SCOPES, quantize
 from xyrt.calib.schemes import qdq_properties

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES, golden
+from helpers import FIXTURES, golden
 from xyrt.errors import CheckpointError, ConfigError
 from xyrt.export.checkpoint import load_model, read_state_dict
 from xyrt.export.codec import XYCodec

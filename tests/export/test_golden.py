@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CLIPS, SPEECH, codec, golden
+from helpers import CLIPS, SPEECH, codec, golden
 
 
 @pytest.mark.parametrize("overlap", [10, 0])

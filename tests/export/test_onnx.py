@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -10,7 +11,8 @@ import pytest
 import torch
 
 import xyrt.runtime
-from conftest import CLIPS, FIXTURES, SPEECH, codec, exported, golden, reference_margins
+from helpers import CLIPS, FIXTURES, SPEECH, codec, exported, golden, reference_margins
+from xyrt.errors import XyrtError
 from xyrt.export.graphs import FusedRVQDecode, FusedRVQEncode
 from xyrt.runtime.compare import compare_codes, max_error_ratio
 from xyrt.runtime.manifest import sha256_file
@@ -198,3 +200,28 @@ def test_full_size_export_runs_in_onnxruntime(fullsize_checkpoint, tmp_path) -> 
     codes = ort_codec.encode(wav)
     assert compare_codes(ref.encode(wav), codes).identical > 0.99
     assert max_error_ratio(ref.decode(codes), ort_codec.decode(codes)) < 1e-4
+
+
+def test_external_data_is_written_hashed_and_checked(tmp_path: Path, monkeypatch) -> None:
+    import xyrt.export.onnx_export as ox
+
+    monkeypatch.setattr(ox, "EXTERNAL_DATA_BYTES", 0)  # as if the graphs were over 2 GB
+    out = ox.export_onnx(FIXTURES / "tiny_16k" / "model.ckpt", tmp_path / "ext")
+    assert (out / "encoder.onnx.data").is_file() and (out / "decoder.onnx.data").is_file()
+    wav = golden("tiny_16k")["speech_4/wav"]
+    np.testing.assert_array_equal(
+        xyrt.runtime.load(out).encode(wav), xyrt.runtime.load(exported("tiny_16k")).encode(wav)
+    )
+    with open(out / "encoder.onnx.data", "r+b") as f:
+        f.seek(100)
+        f.write(b"\xff\xff\xff\xff")
+    with pytest.raises(XyrtError, match="encoder.onnx.data has sha256"):
+        xyrt.runtime.load(out).encode(wav)
+    # exporting again into the same folder leaves no stale data files behind
+    monkeypatch.setattr(ox, "EXTERNAL_DATA_BYTES", 1 << 40)
+    ox.export_onnx(FIXTURES / "tiny_16k" / "model.ckpt", out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "decoder.onnx",
+        "encoder.onnx",
+        "manifest.json",
+    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import FIXTURES
+from helpers import FIXTURES
 from xyrt.config import XYConfig, builtin_config_path
 from xyrt.export.model import XYTokenizer
 

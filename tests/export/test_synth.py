@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES, golden
+from helpers import FIXTURES, golden
 from xyrt.config import XYConfig
+from xyrt.errors import ConfigError
 from xyrt.export.checkpoint import read_state_dict
 from xyrt.export.codec import XYCodec
 from xyrt.export.synth import synth_checkpoint, synth_model
@@ -75,3 +76,12 @@ def test_full_size_synth_encodes_and_decodes_10s(fullsize_checkpoint: Path) -> N
     assert codes.shape == (8, 125) and codes.min() >= 0 and codes.max() < 1024
     audio = codec.decode(codes)
     assert audio.shape == (160000,) and np.isfinite(audio).all()
+
+
+def test_synth_refuses_to_replace_a_different_config(tmp_path: Path) -> None:
+    from xyrt.export.synth import synth_checkpoint
+
+    (tmp_path / "config.yaml").write_text("sample_rate: 16000\n")
+    with pytest.raises(ConfigError, match="exists and differs"):
+        synth_checkpoint(tmp_path / "model.ckpt", FIXTURES / "tiny_16k" / "config.yaml")
+    assert not (tmp_path / "model.ckpt").exists()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import SPEECH, golden
+from helpers import SPEECH, golden
 from xyrt.errors import AudioError
 from xyrt.runtime import audio as audio_mod
 from xyrt.runtime.audio import MAX_SECONDS, bundled_speech, load_audio, prepare_audio, write_wav

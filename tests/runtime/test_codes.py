@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +149,10 @@ def test_load_rejects_float_file(tmp_path: Path) -> None:
     np.save(tmp_path / "f.npy", np.zeros((8, 4), np.float32))
     with pytest.raises(CodesError, match=r"f\.npy: codes have dtype float32"):
         load_codes(tmp_path / "f.npy")
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path: Path) -> None:
+    path = save_codes(tmp_path / "c.npy", np.zeros((8, 3), np.int64))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

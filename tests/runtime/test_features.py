@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import CLIPS, golden
+from helpers import CLIPS, golden
 from xyrt.config import N_FRAMES, N_MELS, N_SAMPLES
 from xyrt.errors import AudioError
 from xyrt.runtime.features import _hz_to_mel, _mel_to_hz, log_mel, mel_filters

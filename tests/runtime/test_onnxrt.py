@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import xyrt.runtime
-from conftest import exported, golden
+from helpers import exported, golden
 from xyrt.errors import XyrtError
 
 
@@ -119,3 +119,9 @@ def test_backend_lifecycle_lazy_load_close_and_context_manager() -> None:
         codes = codec.encode(wav)
     assert not codec.backend.encoder.loaded
     np.testing.assert_array_equal(codec.encode(wav), codes)  # a closed backend loads again
+
+
+def test_manifest_that_is_not_an_object(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(XyrtError, match="not an xyrt manifest"):
+        xyrt.runtime.load(tmp_path)

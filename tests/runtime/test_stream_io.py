@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import xyrt.runtime
-from conftest import exported, golden
+from helpers import exported, golden
 from xyrt.runtime.audio import write_wav
 from xyrt.runtime.stream_io import FileSource, JsonlSink, PcmSource, run_stream
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import exported, quantized
-from helpers import H100, ORIN
+from helpers import H100, ORIN, exported, quantized
 from xyrt.errors import XyrtError
 from xyrt.runtime.manifest import read_manifest, sha256_file
 from xyrt.runtime.onnxrt import trt_provider_options

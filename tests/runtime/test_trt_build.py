@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 import xyrt.runtime
-from conftest import exported, golden, quantized
-from helpers import H100, ORIN
+from helpers import H100, ORIN, exported, golden, quantized
 from xyrt.cli import main
 from xyrt.errors import XyrtError
 from xyrt.runtime.manifest import read_manifest
