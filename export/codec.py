@@ -91,14 +91,9 @@ class TorchBackend(Backend):
 class XYCodec(ChunkedCodec):
     """Offline encode/decode with the PyTorch model (see `ChunkedCodec` for the options)."""
 
-    def __init__(
-        self,
-        model: XYTokenizer,
-        batch_size: int = 4,
-        pad_to_30s: bool = False,
-        progress: bool = False,
-    ) -> None:
-        super().__init__(TorchBackend(model), batch_size, pad_to_30s, progress)
+    def __init__(self, model: XYTokenizer, **options: int | bool) -> None:
+        """``options``: ``batch_size``, ``pad_to_30s``, ``progress`` of `ChunkedCodec`."""
+        super().__init__(TorchBackend(model), **options)
         self.model = model
         self.cfg: XYConfig = model.cfg
 

@@ -11,17 +11,15 @@ import numpy as np
 import torch
 
 from xyrt.export.codec import TorchBackend
-from xyrt.runtime.backend import StageTimes
+from xyrt.runtime.backend import StageProfiler, StageTimes
 from xyrt.runtime.graph_io import CODES, ENCODER, LENGTHS, WAVEFORM
 
 
-class TorchStageProfiler:
+class TorchStageProfiler(StageProfiler):
     """`StageProfiler` of a `TorchBackend`: sequential stage timing (synchronised)."""
 
     method = "sequential stage timing (PyTorch, synchronised)"
-
-    def __init__(self, backend: TorchBackend) -> None:
-        self.backend = backend
+    backend: TorchBackend
 
     def profile(
         self, graph: str, jobs: Sequence[tuple[dict[str, np.ndarray], int]]

@@ -19,7 +19,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
@@ -41,18 +40,6 @@ class StageTimes:
 
     stages_ms: dict[str, float]
     total_ms: float
-
-
-class StageProfiler(Protocol):
-    """Per-stage timing of a backend, for ``xyrt bench``."""
-
-    method: str  # how the stage times are measured, as the report states it
-
-    def profile(
-        self, graph: str, jobs: Sequence[tuple[dict[str, np.ndarray], int]]
-    ) -> list[list[StageTimes]]:
-        """For each (feed of ``graph``, runs) job: the times of each of its runs."""
-        ...
 
 
 class Backend(ABC):
@@ -85,3 +72,18 @@ class Backend(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class StageProfiler(ABC):
+    """Per-stage timing of a backend, for ``xyrt bench`` (`Backend.stage_profiler`)."""
+
+    method: str = ""  # how the stage times are measured, as the report states it
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @abstractmethod
+    def profile(
+        self, graph: str, jobs: Sequence[tuple[dict[str, np.ndarray], int]]
+    ) -> list[list[StageTimes]]:
+        """For each (feed of ``graph``, runs) job: the times of each of its runs."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.backend import Backend, ModelInfo, StageTimes
+from xyrt.runtime.backend import Backend, ModelInfo, StageProfiler, StageTimes
 from xyrt.runtime.graph_io import (
     CODES,
     ENCODER,
@@ -231,14 +231,12 @@ class OnnxRuntimeBackend(Backend):
         return self.decoder().run([WAVEFORM], decoder_feed(codes))[0]
 
 
-class OrtStageProfiler:
+class OrtStageProfiler(StageProfiler):
     """Stage times from ONNX Runtime's profiler: kernel time summed by the module scope of each
     node (`graph_io.stage_of`). Profiled runs cost a little more than unprofiled ones."""
 
     method = "ONNX Runtime profiler, kernel time by module scope"
-
-    def __init__(self, backend: OnnxRuntimeBackend) -> None:
-        self.backend = backend
+    backend: OnnxRuntimeBackend
 
     def profile(
         self, graph: str, jobs: Sequence[tuple[dict[str, np.ndarray], int]]

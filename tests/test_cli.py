@@ -16,6 +16,8 @@ from helpers import FIXTURES, codec, exported, golden
 from xyrt.cli import main
 from xyrt.runtime.audio import write_wav
 
+CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
+
 
 def _wav(tmp_path: Path, clip: str, name: str = "in.wav") -> Path:
     return write_wav(tmp_path / name, golden("tiny_16k")[f"{clip}/wav"], 16000)
@@ -101,7 +103,7 @@ def _fails(args: list[str], capsys, pattern: str) -> None:
 
 
 def test_errors_are_one_clear_line_and_write_nothing(tmp_path: Path, capsys) -> None:
-    ckpt = str(FIXTURES / "tiny_16k" / "model.ckpt")
+    ckpt = str(CKPT)
     out = tmp_path / "out.npy"
     lone = tmp_path / "lone.ckpt"
     shutil.copy(ckpt, lone)
@@ -211,10 +213,7 @@ def test_verify_passes_and_fails(tmp_path: Path, capsys) -> None:
             str(other.resolve()), str((FIXTURES / "tiny_16k" / "model.ckpt").resolve())
         )
     )
-    assert (
-        main(["verify", str(other_dir), "--checkpoint", str(FIXTURES / "tiny_16k" / "model.ckpt")])
-        == 1
-    )
+    assert main(["verify", str(other_dir), "--checkpoint", str(CKPT)]) == 1
     err = capsys.readouterr().err
     assert "is not the checkpoint" in err
 
@@ -269,7 +268,7 @@ def test_cli_checks_before_loading(tmp_path: Path, capsys) -> None:
             [
                 "encode",
                 "--checkpoint",
-                str(FIXTURES / "tiny_16k" / "model.ckpt"),
+                str(CKPT),
                 "--threads",
                 "0",
                 str(wav),
@@ -287,7 +286,7 @@ def test_cli_checks_before_loading(tmp_path: Path, capsys) -> None:
             [
                 "bench",
                 "--checkpoint",
-                str(FIXTURES / "tiny_16k" / "model.ckpt"),
+                str(CKPT),
                 "--plot",
                 str(tmp_path / "no" / "p.png"),
             ]
