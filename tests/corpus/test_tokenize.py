@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import exported
+from helpers import exported
 
 ray = pytest.importorskip("ray", reason="xyrt[scale] (ray[data]) is not installed")
 pq = pytest.importorskip("pyarrow.parquet", reason="xyrt[scale] (pyarrow) is not installed")

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 import xyrt.runtime
-from conftest import exported, golden
+from helpers import exported, golden
 from xyrt.errors import CodesError
 from xyrt.runtime.audio import write_wav
 from xyrt.runtime.decode_io import WavWriter, read_frames, run_decode

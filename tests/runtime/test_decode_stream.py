@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import xyrt.runtime
-from conftest import exported, golden
+from helpers import exported, golden
 from xyrt.errors import CodesError, XyrtError
 from xyrt.runtime.backend import ModelInfo
 from xyrt.runtime.codec import ChunkedCodec
