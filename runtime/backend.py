@@ -19,6 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -72,6 +73,30 @@ class Backend(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class LazyGraph(Protocol):
+    """A lazy loader of one graph: calling it builds the session (once) and returns it;
+    `close()` drops it."""
+
+    def __call__(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class GraphPairBackend(Backend):
+    """A `Backend` whose encoder and decoder are `LazyGraph` loaders (ONNX Runtime, OpenVINO)."""
+
+    encoder: LazyGraph
+    decoder: LazyGraph
+
+    def load(self) -> GraphPairBackend:
+        self.encoder(), self.decoder()
+        return self
+
+    def close(self) -> None:
+        self.encoder.close()
+        self.decoder.close()
 
 
 class StageProfiler(ABC):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.backend import Backend, ModelInfo, StageProfiler, StageTimes
+from xyrt.runtime.backend import GraphPairBackend, ModelInfo, StageProfiler, StageTimes
 from xyrt.runtime.graph_io import (
     CODES,
     ENCODER,
@@ -174,7 +174,7 @@ class SessionFromOnnx:
         self._session = None
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(GraphPairBackend):
     """`Backend` over ONNX Runtime; sessions are created on first use (or by `load()`)."""
 
     name = "onnxruntime"
@@ -212,14 +212,6 @@ class OnnxRuntimeBackend(Backend):
     def providers(self) -> dict[str, list[str]]:
         """Providers each session actually uses (creates the sessions)."""
         return {"encoder": self.encoder.active_providers, "decoder": self.decoder.active_providers}
-
-    def load(self) -> OnnxRuntimeBackend:
-        self.encoder(), self.decoder()
-        return self
-
-    def close(self) -> None:
-        self.encoder.close()
-        self.decoder.close()
 
     def stage_profiler(self) -> OrtStageProfiler:
         return OrtStageProfiler(self)

@@ -24,17 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.backend import Backend, ModelInfo, StageProfiler, StageTimes
-from xyrt.runtime.graph_io import (
-    CODES,
-    DECODER,
-    ENCODER,
-    GRAPHS,
-    WAVEFORM,
-    decoder_feed,
-    encoder_feed,
-    stage_of,
-)
+from xyrt.runtime import graph_io
+from xyrt.runtime.backend import GraphPairBackend, ModelInfo, StageProfiler, StageTimes
 from xyrt.runtime.manifest import METADATA_PREFIX, Manifest, metadata_facts, read_manifest
 
 PRECISIONS = ("f32", "bf16", "int8")
@@ -59,7 +50,7 @@ def int8_graphs(manifest: Manifest) -> tuple[str, dict[str, str]]:
     targets = manifest.data.get("targets", {})
     for target in INT8_TARGETS:
         if target in targets:
-            return target, {g: targets[target][g] for g in GRAPHS}
+            return target, {g: targets[target][g] for g in graph_io.GRAPHS}
     raise XyrtError(
         f"{manifest.directory} has no int8 graphs for OpenVINO (manifest targets: "
         f"{sorted(targets) or 'none'}); make them with `xyrt quantize --scheme openvino` "
@@ -143,9 +134,9 @@ class CompiledGraph:
         self._request = self._compiled = None
 
 
-class OpenVinoBackend(Backend):
+class OpenVinoBackend(GraphPairBackend):
     """`Backend` over OpenVINO on the CPU; graphs are compiled on first use or by `load()`
-    (cached on disk)."""
+    (cached on disk), released by `close()` (a later call compiles again, from the cache)."""
 
     name = "openvino"
 
@@ -171,7 +162,7 @@ class OpenVinoBackend(Backend):
                 "float32 export (xyrt export), int8 runs a quantized one"
             )
         else:
-            self.target, graphs = None, {g: g for g in GRAPHS}
+            self.target, graphs = None, {g: g for g in graph_io.GRAPHS}
         if precision == "bf16" and not cpu_supports("BF16"):
             raise XyrtError(
                 "OpenVINO bf16 needs a CPU with AVX512-BF16 or AMX; this CPU does not report "
@@ -185,7 +176,8 @@ class OpenVinoBackend(Backend):
         self.cache_dir = cache
         config = compile_config(precision, threads, cache)
         self.encoder, self.decoder = (
-            CompiledGraph(self.manifest, graphs[g], config) for g in (ENCODER, DECODER)
+            CompiledGraph(self.manifest, graphs[g], config)
+            for g in (graph_io.ENCODER, graph_io.DECODER)
         )
         m = self.manifest
         self.info = ModelInfo(
@@ -193,19 +185,10 @@ class OpenVinoBackend(Backend):
         )
 
     def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        return self.encoder.run(encoder_feed(wav, lengths), CODES)
+        return self.encoder.run(graph_io.encoder_feed(wav, lengths), graph_io.CODES)
 
     def decode_window(self, codes: np.ndarray) -> np.ndarray:
-        return self.decoder.run(decoder_feed(codes), WAVEFORM)
-
-    def load(self) -> OpenVinoBackend:
-        self.encoder(), self.decoder()
-        return self
-
-    def close(self) -> None:
-        """Release the compiled models (a later call compiles again, from the cache)."""
-        self.encoder.close()
-        self.decoder.close()
+        return self.decoder.run(graph_io.decoder_feed(codes), graph_io.WAVEFORM)
 
     def stage_profiler(self) -> OpenVinoStageProfiler:
         return OpenVinoStageProfiler(self)
@@ -226,7 +209,7 @@ class OpenVinoStageProfiler(StageProfiler):
     ) -> list[list[StageTimes]]:
         """For each (feed, runs): per run, stage -> node ms (real time) and the run's ms."""
         ov = require("openvino", "openvino", "OpenVINO stage profiling")
-        compiled = self.backend.encoder if graph == ENCODER else self.backend.decoder
+        compiled = self.backend.encoder if graph == graph_io.ENCODER else self.backend.decoder
         config = {k: v for k, v in compiled.config.items() if k != "CACHE_DIR"}
         core = ov.Core()
         model = core.read_model(str(self.backend.manifest.graph_path(compiled.graph)))
@@ -242,7 +225,7 @@ class OpenVinoStageProfiler(StageProfiler):
                 stages: dict[str, float] = defaultdict(float)
                 for node in request.get_profiling_info():
                     ms = node.real_time.total_seconds() * 1e3
-                    stages[stage_of(node.node_name, graph)] += ms
+                    stages[graph_io.stage_of(node.node_name, graph)] += ms
                 per_run.append(StageTimes(dict(stages), total))
             out.append(per_run)
         return out

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 
 import xyrt.runtime
-from conftest import exported, golden
+from helpers import exported, golden
 from xyrt.calib.quantize import FLOAT_SCOPES
 from xyrt.calib.schemes import activation_matmuls
 from xyrt.cli import main

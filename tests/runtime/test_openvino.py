@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CLIPS, SPEECH, exported, golden, quantized, reference_margins
+from helpers import CLIPS, SPEECH, exported, golden, quantized, reference_margins
 from xyrt.errors import XyrtError
 from xyrt.runtime.compare import compare_codes, max_error_ratio
 
@@ -100,7 +100,7 @@ def test_openvino_int8_shape_determinism_agreement() -> None:
 @cache
 def nncf_int8() -> Path:
     """tiny_16k quantized once by the openvino scheme (NNCF -> OpenVINO IR) only."""
-    from conftest import calib_set
+    from helpers import calib_set
     from xyrt.calib.quantize import quantize
     from xyrt.calib.sensitivity import SensitivityOptions
 
@@ -108,7 +108,7 @@ def nncf_int8() -> Path:
     out = Path(tempfile.mkdtemp()) / "int8-ov"
     return quantize(
         exported("tiny_16k"), out, "int8", ["openvino"], calib_set(), (), SensitivityOptions(False)
-    )
+    ).directory
 
 
 def test_nncf_ir_scheme_manifest_and_run(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, exported
+from helpers import FIXTURES, exported
 from xyrt.bench.accuracy import pick
 from xyrt.bench.report import format_table
 from xyrt.cli import main
