@@ -7,7 +7,7 @@
 
 Audio: the bundled held-out speech repeated to 10 s / 30 s. Each line is printed as soon as
 its path is measured (a long run on a busy machine still leaves what it finished). Published =
-PyTorch with the window padded to 30 s (`xyrt.bench.runners.TorchRunner`). With `xyrt synth`
+PyTorch (`xyrt.export.codec.TorchBackend`) with the window padded to 30 s. With `xyrt synth`
 checkpoints the weights are SYNTHETIC: timings are real, agreement is a lower bound.
 """
 
@@ -34,12 +34,17 @@ def clip(seconds: float) -> np.ndarray:
 def runner(path: str, args):
     """(encode(wav), decode(codes)) of one path, loaded."""
     if path == "published":
-        from xyrt.bench.runners import TorchRunner
+        import torch
+
+        from xyrt.export.checkpoint import load_model
+        from xyrt.export.codec import TorchBackend
         from xyrt.runtime.manifest import read_manifest
 
+        if args.threads:
+            torch.set_num_threads(args.threads)
         ckpt = read_manifest(args.fp32).data["source_checkpoint"]["path"]
-        r = TorchRunner(ckpt, pad_to_30s=True, threads=args.threads)
-        return lambda w: r.encode(*r.pack([w])), r.decode
+        t = TorchBackend(load_model(ckpt))
+        return lambda w: t.encode_window(*pack_windows([w], pad_to_30s=True)), t.decode_window
     if path.startswith("ort"):
         from xyrt.runtime.onnxrt import OnnxRuntimeBackend
 
