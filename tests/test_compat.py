@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES, exported, golden, reference_margins
+from helpers import FIXTURES, exported, golden, reference_margins
 from xyrt.compat import XY_Tokenizer
 from xyrt.errors import XyrtError
 from xyrt.runtime.compare import compare_codes, max_error_ratio

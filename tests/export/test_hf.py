@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES, golden, reference_margins
+from helpers import FIXTURES, golden, reference_margins
 from xyrt.cli import main
 from xyrt.config import XYConfig
 from xyrt.errors import CheckpointError, ConfigError, XyrtError
