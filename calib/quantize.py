@@ -211,8 +211,11 @@ def _stage(path: Path, folder: Path) -> Path:
     return folder / path.name
 
 
-def _openvino_set(source, keys, tmp, probe, calib, exclude, facts, info) -> dict[str, dict]:
-    """The ``openvino`` scheme: NNCF-quantized IRs; their manifest entries, by key."""
+def _openvino_set(
+    source, keys, tmp, probe, calib, exclude, facts, info, reports
+) -> dict[str, dict]:
+    """The ``openvino`` scheme: NNCF-quantized IRs; their manifest entries, by key (their
+    measured reports go into ``info`` and ``reports``)."""
     entries = {}
     for graph, key in keys.items():
         probe.say(f"openvino: quantizing {key} with NNCF")

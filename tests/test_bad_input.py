@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 
 import xyrt.runtime
-from conftest import FIXTURES, calib_set, exported, golden
+from helpers import FIXTURES, calib_set, exported, golden
 from xyrt.calib.dataset import CalibOptions, load, save
 from xyrt.calib.sensitivity import SensitivityOptions
 from xyrt.checks import max_threads
@@ -62,7 +62,7 @@ def test_loud_audio_within_the_bound_gives_real_codes() -> None:
 
 
 def test_torch_front_end_never_codes_from_non_finite_features(monkeypatch) -> None:
-    from conftest import codec
+    from helpers import codec
 
     model = codec("tiny_16k").model
     real = model.frontend.forward

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import xyrt.runtime
-from conftest import FIXTURES, exported, golden
+from helpers import FIXTURES, exported, golden
 from xyrt.cli import main
 from xyrt.errors import XyrtError
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import xyrt.runtime
-from conftest import FIXTURES, exported, golden
+from helpers import FIXTURES, exported, golden
 from xyrt.errors import XyrtError
 from xyrt.export.onnx_export import export_onnx
 
