@@ -20,8 +20,6 @@ import torch
 
 from xyrt.compat import XY_Tokenizer  # was: from XY_Tokenizer.xy_tokenizer.model import ...
 from xyrt.export.codec import XYCodec
-from xyrt.export.verify import _MarginBackend
-from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.compare import compare_codes
 
 GOLDEN = Path(__file__).resolve().parents[1] / "tests/fixtures/tiny_moss_ttsd_24k/golden.npz"
@@ -41,8 +39,7 @@ def load_tokenizer(spt_config_path: str, spt_checkpoint_path: str, model_dir: st
 def margins(reference: XYCodec, clip: str, golden) -> np.ndarray:
     """Float32 tie margins of the reference codes (golden.npz stores none): a frame may differ
     only where its first differing stage is a near-tie (docs/SPEC.md, runtime/compare.py)."""
-    stacked = ChunkedCodec(_MarginBackend(reference.model)).encode(golden[f"{clip}/wav"])
-    return stacked[len(stacked) // 2 :]
+    return reference.encode_reference(golden[f"{clip}/wav"]).margins
 
 
 def main() -> int:

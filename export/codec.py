@@ -8,17 +8,19 @@ audio = codec.decode(codes)        # (T x samples_per_code,) float32 at the outp
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from xyrt.config import XYConfig
+from xyrt.config import INPUT_SAMPLE_RATE, XYConfig
 from xyrt.errors import AudioError, XyrtError
 from xyrt.export.checkpoint import load_model
 from xyrt.export.model import XYTokenizer
 from xyrt.runtime.backend import Backend, ModelInfo, StageProfiler
 from xyrt.runtime.codec import ChunkedCodec
+from xyrt.runtime.compare import ReferenceCodes
 
 DTYPES = ("fp32", "bf16")
 
@@ -69,13 +71,27 @@ class TorchBackend(Backend):
 
     def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         with self.context():
-            mel, mel_lengths = self.model.frontend(self.tensor(wav), self.tensor(lengths))
-            if not bool(torch.isfinite(mel).all()):  # never codes computed from inf/NaN
-                raise AudioError(
-                    "the log-mel features of this audio are not finite; scale it to [-1, 1]"
-                )
-            codes, _ = self.model.encode_mel(mel, mel_lengths)
+            codes, _ = self.model.encode_mel(*self.finite_mel(wav, lengths))
         return codes.cpu().numpy()
+
+    def finite_mel(self, wav: np.ndarray, lengths: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """The log-mel front end; never codes computed from inf/NaN features."""
+        mel, mel_lengths = self.model.frontend(self.tensor(wav), self.tensor(lengths))
+        if not bool(torch.isfinite(mel).all()):
+            raise AudioError(
+                "the log-mel features of this audio are not finite; scale it to [-1, 1]"
+            )
+        return mel, mel_lengths
+
+    def encode_window_with_margins(
+        self, wav: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`encode_window` plus each code's tie margin: codes (8, B, T) int64 and margins
+        (8, B, T) float32 (see `xyrt.runtime.compare.ReferenceCodes`)."""
+        with self.context():
+            x, code_lengths = self.model.latents(*self.finite_mel(wav, lengths))
+            codes, margins = self.model.quantizer.encode_with_margins(x, code_lengths)
+        return codes.cpu().numpy(), margins.float().cpu().numpy()
 
     def decode_window(self, codes: np.ndarray) -> np.ndarray:
         with self.context():
@@ -96,6 +112,19 @@ class XYCodec(ChunkedCodec):
         super().__init__(TorchBackend(model), **options)
         self.model = model
         self.cfg: XYConfig = model.cfg
+
+    def encode_reference(
+        self,
+        audio: np.ndarray | Sequence[np.ndarray],
+        sample_rate: int = INPUT_SAMPLE_RATE,
+        overlap: float = 10.0,
+    ) -> ReferenceCodes | list[ReferenceCodes]:
+        """`encode` with each code's float32 tie margin: the reference against which other
+        backends are judged (`xyrt.runtime.compare.compare_codes`); a list for a list."""
+        window_fn = TorchBackend(self.model).encode_window_with_margins
+        single, out = self.encode_with(window_fn, audio, sample_rate, overlap)
+        refs = [ReferenceCodes(codes, margins) for codes, margins in out]
+        return refs[0] if single else refs
 
     @classmethod
     def from_checkpoint(

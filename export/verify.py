@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError
 from xyrt.export.checkpoint import checkpoint_sha256, load_model
-from xyrt.export.codec import TorchBackend, XYCodec
+from xyrt.export.codec import XYCodec
 from xyrt.export.model import XYTokenizer
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.compare import (
@@ -31,18 +30,6 @@ from xyrt.runtime.compare import (
 from xyrt.runtime.manifest import read_manifest
 
 AUDIO_TOLERANCE = 1e-3  # max |error| / peak for float32 graphs
-
-
-class _MarginBackend(TorchBackend):
-    """Reference encode that returns codes and their tie margins stacked: (2 x 8, B, T)."""
-
-    @torch.inference_mode()
-    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        m = self.model
-        mel, mel_lengths = m.frontend(torch.from_numpy(wav), torch.from_numpy(lengths))
-        x, code_lengths = m.latents(mel, mel_lengths)
-        codes, margins = m.quantizer.encode_with_margins(x, code_lengths)
-        return torch.cat([codes.double(), margins.double()]).numpy()
 
 
 def verification_clips(seconds_long: float = 45.0, heldout: bool = False) -> dict[str, np.ndarray]:
@@ -102,22 +89,20 @@ def verify_codec(
     ``audio_tolerance`` x peak. Quantized ones must reach ``min_stage0`` identical first-stage
     codes; their audio error and SNR are reported, not judged.
     """
-    margin_codec = ChunkedCodec(_MarginBackend(reference_model))
     ref_codec = XYCodec(reference_model)
-    stages = reference_model.cfg.num_quantizers
     results = []
     for name, wav in clips.items():
         if progress:
             progress(name)
-        stacked = margin_codec.encode(wav)
-        ref_codes, margins = stacked[:stages].astype(np.int64), stacked[stages:]
+        reference = ref_codec.encode_reference(wav)
+        ref_codes = reference.codes
         got = candidate.encode(wav)
-        agreement = compare_codes(ref_codes, got, margins, tie_tolerance)
+        agreement = compare_codes(reference, got, tie_tolerance=tie_tolerance)
         ref_audio = ref_codec.decode(ref_codes)
         got_audio = candidate.decode(ref_codes)
         failures = []
-        if min_stage0 is None and agreement.unexplained:
-            failures.append(f"{agreement.unexplained} frames differ beyond float32 ties")
+        if min_stage0 is None and not agreement.ok:
+            failures.append(f"codes differ beyond float32 near-ties: {agreement.describe(3)}")
         if min_stage0 is not None and agreement.per_stage[0] < min_stage0:
             failures.append(
                 f"stage-0 codes {100 * agreement.per_stage[0]:.1f}% identical < "

@@ -8,7 +8,7 @@ stitching, and the streaming entry points (`create_stream`, `is_ready`, `encode_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -128,6 +128,25 @@ class ChunkedCodec:
     ) -> np.ndarray | list[np.ndarray]:
         """One clip ((n,) or (n, channels), any rate) or a list of clips -> codes
         (8, floor(n / 1280)) int64 at 16 kHz (a list for a list)."""
+        single, out = self.encode_with(
+            lambda wav, lengths: (self.backend.encode_window(wav, lengths),),
+            audio,
+            sample_rate,
+            overlap,
+        )
+        codes = [parts[0] for parts in out]
+        return codes[0] if single else codes
+
+    def encode_with(
+        self,
+        window_fn: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]],
+        audio: np.ndarray | Sequence[np.ndarray],
+        sample_rate: int = INPUT_SAMPLE_RATE,
+        overlap: float = 10.0,
+    ) -> tuple[bool, list[tuple[np.ndarray, ...]]]:
+        """`encode` through ``window_fn(wav (B, P), lengths (B,))``, which returns one or more
+        per-code arrays (stages, B, P / 1280) (codes and, e.g., their tie margins), each
+        stitched per clip. Returns (whether ``audio`` was a single clip, per clip the arrays)."""
         single = not isinstance(audio, (list, tuple))  # an array is one clip, (n,) or (n, ch)
         clips = [prepare_audio(c, sample_rate) for c in ([audio] if single else list(audio))]
         for c in clips:
@@ -139,20 +158,22 @@ class ChunkedCodec:
         plans = [encode_plan(len(c), overlap) for c in clips]
         jobs = [(i, w) for i, plan in enumerate(plans) for w in plan]
         order = sorted(range(len(jobs)), key=lambda j: jobs[j][1].start - jobs[j][1].stop)
-        pieces: list[np.ndarray] = [np.empty(0)] * len(jobs)
+        pieces: list[tuple[np.ndarray, ...]] = [()] * len(jobs)
         with self._bar(len(jobs), "encode") as bar:
             for b in range(0, len(order), self.batch_size):
                 idx = order[b : b + self.batch_size]
                 segs = [clips[jobs[j][0]][jobs[j][1].start : jobs[j][1].stop] for j in idx]
-                codes = self.backend.encode_window(*pack_windows(segs, self.pad_to_30s))
+                outputs = window_fn(*pack_windows(segs, self.pad_to_30s))
                 for row, j in enumerate(idx):
-                    pieces[j] = codes[:, row]
+                    pieces[j] = tuple(a[:, row] for a in outputs)
                 bar.update(len(idx))
         out, k = [], 0
         for clip, plan in zip(clips, plans, strict=True):
-            out.append(stitch(pieces[k : k + len(plan)], plan, num_codes(len(clip))))
+            mine = pieces[k : k + len(plan)]
+            total = num_codes(len(clip))
+            out.append(tuple(stitch(parts, plan, total) for parts in zip(*mine, strict=True)))
             k += len(plan)
-        return out[0] if single else out
+        return single, out
 
     def decode(
         self, codes: np.ndarray | Sequence[np.ndarray], overlap: float = 10.0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import GOLDEN_MODELS
+from helpers import GOLDEN_MODELS, TIES
 
 
 @pytest.fixture(params=GOLDEN_MODELS)
@@ -20,3 +20,10 @@ def fullsize_checkpoint(tmp_path_factory) -> Path:
     from xyrt.export.synth import synth_checkpoint
 
     return synth_checkpoint(tmp_path_factory.mktemp("fullsize") / "model.ckpt", seed=0)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if TIES:
+        terminalreporter.write_sep("-", f"float32 near-tie frames excused: {len(TIES)}")
+        for line in TIES:
+            terminalreporter.write_line(line)

@@ -11,10 +11,20 @@ import pytest
 import torch
 
 import xyrt.runtime
-from helpers import CLIPS, FIXTURES, SPEECH, codec, exported, golden, reference_margins
+from helpers import (
+    CLIPS,
+    FIXTURES,
+    SPEECH,
+    codec,
+    expect_codes,
+    exported,
+    golden,
+    golden_reference,
+    ort_codec,
+)
 from xyrt.errors import XyrtError
 from xyrt.export.graphs import FusedRVQDecode, FusedRVQEncode
-from xyrt.runtime.compare import compare_codes, max_error_ratio
+from xyrt.runtime.compare import ReferenceCodes, compare_codes, max_error_ratio
 from xyrt.runtime.manifest import sha256_file
 
 # Ops TensorRT's ONNX parser supports that these graphs may use. No STFT, DFT, Col2Im, and no
@@ -67,32 +77,30 @@ FORBIDDEN_OPS = {"STFT", "DFT", "Col2Im", "Loop", "If", "Scan"}
 COMPLEX = {onnx.TensorProto.COMPLEX64, onnx.TensorProto.COMPLEX128}
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize("overlap", [10, 0])
 @pytest.mark.parametrize("clip", CLIPS)
 def test_onnxruntime_codes_match_golden(golden_name: str, clip: str, overlap: int) -> None:
     g = golden(golden_name)
-    ort_codec = xyrt.runtime.load(exported(golden_name))
-    codes = ort_codec.encode(g[f"{clip}/wav"], overlap=overlap)
-    ref = g[f"{clip}/codes_ov{overlap}"]
-    agreement = compare_codes(ref, codes, reference_margins(golden_name, clip, overlap))
+    ort = ort_codec(exported(golden_name))
+    codes = ort.encode(g[f"{clip}/wav"], overlap=overlap)
+    ref = golden_reference(golden_name, clip, overlap)
     # identical, except a frame whose first differing stage is a float32 tie in the reference
-    assert agreement.unexplained == 0, agreement
-    assert agreement.frames_differing <= 1, agreement
-    audio = ort_codec.decode(ref, overlap=overlap)
+    label = f"onnxruntime {golden_name} {clip} overlap {overlap}"
+    assert expect_codes(ref, codes, label).frames_differing <= 1
+    audio = ort.decode(ref.codes, overlap=overlap)
     assert audio.shape == g[f"{clip}/recon_ov{overlap}"].shape
     assert max_error_ratio(g[f"{clip}/recon_ov{overlap}"], audio) < 1e-5  # issue asks 1e-3
 
 
+@pytest.mark.golden
 def test_onnxruntime_ragged_batch(golden_name: str) -> None:
     g = golden(golden_name)
-    out = xyrt.runtime.load(exported(golden_name), batch_size=6).encode(
-        [g[f"{s}/wav"] for s in SPEECH]
-    )
+    out = ort_codec(exported(golden_name), batch_size=6).encode([g[f"{s}/wav"] for s in SPEECH])
     for s, codes in zip(SPEECH, out, strict=True):
-        agreement = compare_codes(
-            g[f"batch/{s}/codes_ov10"], codes, reference_margins(golden_name, s, 10)
-        )
-        assert agreement.unexplained == 0 and agreement.frames_differing <= 1
+        ref = golden_reference(golden_name, s, 10, batch=True)
+        label = f"onnxruntime {golden_name} {s} batch of 6"
+        assert expect_codes(ref, codes, label).frames_differing <= 1
 
 
 def test_graphs_use_only_allowed_ops_and_no_complex_types() -> None:
@@ -162,19 +170,17 @@ def test_fused_encode_equals_reference_rvq() -> None:
         ref, margins = model.quantizer.encode_with_margins(x, lengths)
         fused = FusedRVQEncode(model)(x, lengths)
     for b, n in enumerate(lengths.tolist()):
-        agreement = compare_codes(
-            ref[:, b, :n].numpy(), fused[:, b, :n].numpy(), margins[:, b, :n].numpy()
-        )
-        assert agreement.unexplained == 0
+        reference = ReferenceCodes(ref[:, b, :n].numpy(), margins[:, b, :n].numpy())
+        assert compare_codes(reference, fused[:, b, :n].numpy()).ok
 
 
 @pytest.mark.parametrize("samples", [1280, 480000])
 def test_encoder_dynamic_shapes_one_code_to_full_window(samples: int) -> None:
-    ort_codec = xyrt.runtime.load(exported("tiny_16k"))
+    ort = xyrt.runtime.load(exported("tiny_16k"))
     wav = np.resize(golden("tiny_16k")["speech_3/wav"], samples).astype(np.float32)
-    assert ort_codec.encode(wav).shape == (8, samples // 1280)
+    assert ort.encode(wav).shape == (8, samples // 1280)
     ref = codec("tiny_16k").encode(wav)
-    assert np.mean(ort_codec.encode(wav) == ref) > 0.99
+    assert np.mean(ort.encode(wav) == ref) > 0.99
 
 
 @pytest.mark.parametrize("frames, batch", [(1, 1), (375, 2)])
@@ -196,10 +202,10 @@ def test_full_size_export_runs_in_onnxruntime(fullsize_checkpoint, tmp_path) -> 
     out = export_onnx(fullsize_checkpoint, tmp_path / "onnx")
     wav = load_audio(bundled_speech()["speech_3"])[:160000]
     ref = XYCodec.from_checkpoint(fullsize_checkpoint)
-    ort_codec = xyrt.runtime.load(out)
-    codes = ort_codec.encode(wav)
+    ort = xyrt.runtime.load(out)
+    codes = ort.encode(wav)
     assert compare_codes(ref.encode(wav), codes).identical > 0.99
-    assert max_error_ratio(ref.decode(codes), ort_codec.decode(codes)) < 1e-4
+    assert max_error_ratio(ref.decode(codes), ort.decode(codes)) < 1e-4
 
 
 def test_external_data_is_written_hashed_and_checked(tmp_path: Path, monkeypatch) -> None:
