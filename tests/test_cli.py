@@ -234,7 +234,7 @@ def test_verification_collects_every_failure(tmp_path: Path) -> None:
     results = verify_codec(codec("tiny_16k").model, candidate, clips)
     assert [r.name for r in results] == ["speech_0", "silence", "long"]
     assert all(not r.ok for r in results)
-    assert all(any("beyond float32 ties" in f for f in r.failures) for r in results)
+    assert all(any("beyond float32 near-ties" in f for f in r.failures) for r in results)
     assert "0/3 clips passed" in format_report(results)
 
 
