@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import CLIPS, SPEECH, exported, golden, quantized, reference_margins
+from helpers import (
+    CLIPS,
+    SPEECH,
+    expect_codes,
+    exported,
+    golden,
+    golden_reference,
+    quantized,
+)
 from xyrt.errors import XyrtError
 from xyrt.runtime.compare import compare_codes, max_error_ratio
 
@@ -40,30 +48,30 @@ def _needs_bf16() -> None:
         pytest.skip("this CPU has no AVX512-BF16/AMX (OpenVINO does not list BF16)")
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize("overlap", [10, 0])
 @pytest.mark.parametrize("clip", CLIPS)
 def test_openvino_f32_codes_match_golden(golden_name: str, clip: str, overlap: int) -> None:
     g = golden(golden_name)
     codec = _load(exported(golden_name), "f32")
     codes = codec.encode(g[f"{clip}/wav"], overlap=overlap)
-    ref = g[f"{clip}/codes_ov{overlap}"]
-    agreement = compare_codes(ref, codes, reference_margins(golden_name, clip, overlap))
+    ref = golden_reference(golden_name, clip, overlap)
     # identical, except frames whose first differing stage is a float32 tie in the reference
-    assert agreement.unexplained == 0, agreement
-    assert agreement.frames_differing <= 2, agreement
-    audio = codec.decode(ref, overlap=overlap)
+    label = f"openvino {golden_name} {clip} overlap {overlap}"
+    assert expect_codes(ref, codes, label).frames_differing <= 2
+    audio = codec.decode(ref.codes, overlap=overlap)
     assert audio.shape == g[f"{clip}/recon_ov{overlap}"].shape
     assert max_error_ratio(g[f"{clip}/recon_ov{overlap}"], audio) < 1e-4
 
 
+@pytest.mark.golden
 def test_openvino_ragged_batch_matches_golden(golden_name: str) -> None:
     g = golden(golden_name)
     out = _load(exported(golden_name), batch_size=6).encode([g[f"{s}/wav"] for s in SPEECH])
     for s, codes in zip(SPEECH, out, strict=True):
-        agreement = compare_codes(
-            g[f"batch/{s}/codes_ov10"], codes, reference_margins(golden_name, s, 10)
-        )
-        assert agreement.unexplained == 0 and agreement.frames_differing <= 2
+        ref = golden_reference(golden_name, s, 10, batch=True)
+        label = f"openvino {golden_name} {s} batch of 6"
+        assert expect_codes(ref, codes, label).frames_differing <= 2
 
 
 def _low_precision_checks(codec, reference) -> None:
