@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import codec, golden
+from helpers import codec, golden
 from xyrt.errors import XyrtError
 from xyrt.runtime.compare import (
     TIE_TOLERANCE,
