@@ -149,7 +149,9 @@ def verify_dir(
     directory (TensorRT) against the source checkpoint: fp32 ONNX exactly (up to float32 ties),
     every other precision and TensorRT by ``min_stage0`` first-stage agreement on held-out
     speech, with per-stage agreement and SNR reported. ``backend``/``precision`` pick the
-    runtime (OpenVINO: f32 is judged exactly, bf16 and int8 by first-stage agreement)."""
+    runtime (OpenVINO: f32 is judged exactly, bf16 and int8 by first-stage agreement). Every
+    graph file is hashed in full (loads trust a file whose stat is unchanged since it last
+    matched)."""
     import xyrt.runtime
 
     data, stored, _ = model_facts(model_dir)
@@ -163,6 +165,10 @@ def verify_dir(
         raise XyrtError(
             f"{checkpoint} is not the checkpoint {model_dir} was exported from (sha256 differs)"
         )
+    if (Path(model_dir) / "manifest.json").is_file():  # every graph re-hashed, stamps or not
+        manifest = read_manifest(model_dir)
+        for graph in manifest.data["graphs"]:
+            manifest.check_graph(graph, rehash=True)
     reference = load_model(checkpoint, config)
     if backend == "openvino":
         candidate = xyrt.runtime.load(model_dir, backend="openvino", precision=precision)

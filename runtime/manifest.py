@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xyrt.errors import XyrtError, require
+from xyrt.runtime.filecheck import sha256_file, verify_file
 from xyrt.runtime.jsonfile import POSITIVE, Each, Nullable, read_versioned
 
 FORMAT = "xyrt-onnx"
@@ -38,15 +38,6 @@ SCHEMA = {  # what the runtime reads from manifest.json, checked once at read
     "targets?": Each({"encoder": str, "decoder": str}),
 }
 EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's limit is 2 GiB: larger graphs use external data
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
-    """Hex sha256 of a file, read in 16 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def metadata_facts(manifest: dict[str, Any]) -> dict[str, str]:
@@ -101,8 +92,10 @@ class Manifest:
             )
         return self.directory / graphs[name]["file"]
 
-    def check_graph(self, name: str) -> Path:
-        """Path of the graph after checking that it exists and its sha256 is the manifest's."""
+    def check_graph(self, name: str, rehash: bool = False) -> Path:
+        """Path of the graph after checking that it exists and its sha256 is the manifest's
+        (files unchanged since they last matched are not re-read unless ``rehash``:
+        `xyrt.runtime.filecheck`)."""
         path = self.graph_path(name)
         if not path.is_file():
             raise XyrtError(f"{path} is missing; re-run xyrt export into {self.directory}")
@@ -113,12 +106,7 @@ class Manifest:
         for file, want in files:
             if not file.is_file():
                 raise XyrtError(f"{file} is missing; re-run xyrt export into {self.directory}")
-            got = sha256_file(file)
-            if got != want:
-                raise XyrtError(
-                    f"{file} has sha256 {got[:12]}..., but manifest.json expects {want[:12]}...: "
-                    "the file was modified or belongs to another export; re-run xyrt export"
-                )
+            verify_file(file, want, rehash)
         return path
 
 

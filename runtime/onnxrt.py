@@ -30,6 +30,7 @@ from xyrt.runtime.graph_io import (
     stage_of,
 )
 from xyrt.runtime.manifest import METADATA_PREFIX, Manifest, metadata_facts, read_manifest
+from xyrt.runtime.ort_cache import cached_session
 
 CPU = "CPUExecutionProvider"
 PROVIDER_ALIASES = {
@@ -97,7 +98,10 @@ def trt_provider_options(
 
 
 class SessionFromOnnx:
-    """Lazy loader: builds the InferenceSession on first call, checks metadata and providers."""
+    """Lazy loader: builds the InferenceSession on first call, checks metadata and providers.
+
+    On CPU alone, ORT's optimised graph is cached (`xyrt.runtime.ort_cache`; ``cache=False``
+    optimises on every load); ``origin`` then says how the session was made."""
 
     def __init__(
         self,
@@ -106,10 +110,13 @@ class SessionFromOnnx:
         providers: list[str],
         threads: int | None = None,
         provider_options: list[dict] | None = None,
+        cache: bool = True,
     ) -> None:
         self.manifest, self.graph = manifest, graph
         self.providers, self.threads = providers, threads
         self.provider_options = provider_options
+        self.cache = cache and providers == [CPU]
+        self.origin: str | None = None  # "cached", "built", "uncached" or "direct"
         self._session = None
 
     def __call__(self):
@@ -119,16 +126,25 @@ class SessionFromOnnx:
                 path = self.manifest.check_graph(self.graph)
             except OSError as exc:
                 raise XyrtError(f"cannot read the {self.graph} graph: {exc}") from exc
-            options = ort.SessionOptions()
-            if self.threads:
-                options.intra_op_num_threads = self.threads
-            try:
-                session = ort.InferenceSession(
-                    str(path),
-                    options,
-                    providers=self.providers,
-                    provider_options=self.provider_options,
+
+            def options():
+                opts = ort.SessionOptions()
+                if self.threads:
+                    opts.intra_op_num_threads = self.threads
+                return opts
+
+            def create(model: str, opts):
+                return ort.InferenceSession(
+                    model, opts, providers=self.providers, provider_options=self.provider_options
                 )
+
+            try:
+                if self.cache:
+                    entry = self.manifest.data["graphs"][self.graph]
+                    sha = entry["sha256"] + (entry.get("external_data_sha256") or "")
+                    session, self.origin = cached_session(ort, path, sha, options, create)
+                else:
+                    session, self.origin = create(str(path), options()), "direct"
             except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
                 raise XyrtError(f"ONNX Runtime cannot load {path}: {exc}") from exc
             self._check(session, path)
@@ -175,7 +191,8 @@ class SessionFromOnnx:
 
 
 class OnnxRuntimeBackend(GraphPairBackend):
-    """`Backend` over ONNX Runtime; sessions are created on first use (or by `load()`)."""
+    """`Backend` over ONNX Runtime; sessions are created on first use (or by `load()`; both
+    at once by `open`). ``cache``: keep ORT's optimised graphs in the xyrt cache (CPU only)."""
 
     name = "onnxruntime"
 
@@ -186,6 +203,7 @@ class OnnxRuntimeBackend(GraphPairBackend):
         threads: int | None = None,
         target: str | None = None,
         trt_cache: str | Path | None = None,
+        cache: bool = True,
     ) -> None:
         self.manifest = read_manifest(model_dir)
         chosen = resolve_providers(providers)
@@ -200,6 +218,7 @@ class OnnxRuntimeBackend(GraphPairBackend):
                 chosen,
                 threads,
                 trt_provider_options(self.manifest, chosen, trt_cache, g),
+                cache,
             )
             for g in GRAPHS
         )
@@ -207,6 +226,15 @@ class OnnxRuntimeBackend(GraphPairBackend):
         self.info = ModelInfo(
             m.output_sample_rate, m.samples_per_code_out, m.num_quantizers, m.codebook_size
         )
+
+    def open(self) -> OnnxRuntimeBackend:
+        """Create both sessions now, side by side (ORT releases the GIL while it loads)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            for future in [pool.submit(self.encoder), pool.submit(self.decoder)]:
+                future.result()
+        return self
 
     @property
     def providers(self) -> dict[str, list[str]]:

@@ -19,9 +19,10 @@ import numpy as np
 
 from xyrt.errors import XyrtError, require
 from xyrt.runtime.backend import Backend, ModelInfo
+from xyrt.runtime.filecheck import verify_file
 from xyrt.runtime.graph_io import CODES, DECODER, ENCODER, WAVEFORM, decoder_feed, encoder_feed
 from xyrt.runtime.jsonfile import POSITIVE, Each, read_versioned
-from xyrt.runtime.manifest import read_manifest, sha256_file
+from xyrt.runtime.manifest import read_manifest
 from xyrt.runtime.trt_profiles import (
     ENGINES_FORMAT,
     ENGINES_FORMAT_VERSION,
@@ -123,8 +124,10 @@ def check_engines(engine_dir: str | Path, engines: dict, device: DeviceFacts) ->
     for entry in engines["engines"].values():
         check_engine(entry, device, source_graph_sha256(engines, entry))
         path = Path(engine_dir) / entry["file"]
-        if not path.is_file() or sha256_file(path) != entry["plan_sha256"]:
-            raise XyrtError(f"{path} is missing or modified; rebuild with `xyrt build`")
+        try:  # hashed once, then trusted while its stat is unchanged (xyrt.runtime.filecheck)
+            verify_file(path, entry["plan_sha256"], expected_by="engines.json")
+        except (OSError, XyrtError) as exc:
+            raise XyrtError(f"{path} is missing or modified; rebuild with `xyrt build`") from exc
 
 
 class EngineFromPlan:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from helpers import GOLDEN_MODELS, TIES
+
+# xyrt's own cache (hash stamps, ORT's optimised graphs): a fresh folder for each test session
+os.environ["XYRT_CACHE"] = tempfile.mkdtemp(prefix="xyrt-cache-")
 
 
 @pytest.fixture(params=GOLDEN_MODELS)

@@ -194,11 +194,17 @@ def test_export_then_encode_decode_with_model_dir(tmp_path: Path, capsys) -> Non
     )
 
 
-def test_verify_passes_and_fails(tmp_path: Path, capsys) -> None:
+def test_verify_passes_and_fails(tmp_path: Path, capsys, monkeypatch) -> None:
+    import xyrt.runtime.filecheck as fc
     from xyrt.export.synth import synth_checkpoint
 
     model_dir = exported("tiny_16k")
+    xyrt.runtime.load(model_dir).decode(np.zeros((8, 2), np.int64))  # graphs hashed, stamped
+    hashed: list[str] = []
+    real = fc.sha256_file
+    monkeypatch.setattr(fc, "sha256_file", lambda p, *a: hashed.append(Path(p).name) or real(p))
     assert main(["verify", str(model_dir)]) == 0
+    assert {"encoder.onnx", "decoder.onnx"} <= set(hashed)  # verify re-reads every graph
     report = capsys.readouterr().out
     assert "12/12 clips passed" in report and "s7" in report
     # a checkpoint with other weights but the same layout: everything must be reported, not

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -10,11 +9,7 @@ from pathlib import Path
 from xyrt.bench.driver import BenchOptions
 from xyrt.config import XYConfig
 from xyrt.errors import XyrtError
-
-
-def cache_dir() -> Path:
-    """$XYRT_CACHE, else ~/.cache/xyrt."""
-    return Path(os.environ.get("XYRT_CACHE", Path.home() / ".cache" / "xyrt"))
+from xyrt.runtime.filecheck import cache_dir
 
 
 def default_model(log: Callable[[str], None] = print) -> tuple[Path, list[Path]]:
