@@ -11,10 +11,12 @@ Every measurement runs in its own process (nothing shared in memory), in this or
   warm-parallel   the same, with both sessions created side by side (`OnnxRuntimeBackend.open`)
 Each process then encodes the clip twice and reports the second encode's time: "ready" is given
 as a ratio to it (the 10 s encode time of the same process), and to the FP32 model's encode
-time when one was measured in the run. The page-cache residency of every graph and cache file
-is reported before each measurement (`fincore`); ``--evict`` drops those files from the page cache
-first (posix_fadvise DONTNEED: those files only), for a cold-disk measurement. The codes of every
-process are compared with the "before" process's codes (identical except float32 near-ties).
+time when one was measured in the run (median over its processes); "cpu/enc cpu" sets the CPU
+seconds of getting ready against those of the encode, which a busy machine disturbs less.
+The page-cache residency of every graph and cache file is reported before each measurement
+(`fincore`); ``--evict`` drops those files from the page cache first (posix_fadvise DONTNEED:
+those files only), for a cold-disk measurement. The codes of every process are compared with the
+"before" process's codes.
 """
 
 from __future__ import annotations
@@ -60,9 +62,9 @@ def child(model_dir: str, mode: str, seconds: float, codes_out: str) -> None:
     t2 = time.perf_counter()
     codes = codec.encode(wav)
     first_s = time.perf_counter() - t2
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
     codec.encode(wav)
-    encode_s = time.perf_counter() - t3
+    encode_s, encode_cpu = time.perf_counter() - t3, time.process_time() - c3
     np.save(codes_out, codes)
     record = {
         "mode": mode,
@@ -73,6 +75,7 @@ def child(model_dir: str, mode: str, seconds: float, codes_out: str) -> None:
         "ready_cpu_s": ready_cpu,
         "first_encode_s": first_s,
         "encode_s": encode_s,
+        "encode_cpu_s": encode_cpu,
         "origin": {"encoder": backend.encoder.origin, "decoder": backend.decoder.origin},
     }
     print(json.dumps(record), flush=True)
@@ -159,7 +162,8 @@ def main() -> None:
         f"beside it): compare ratios, not seconds"
     )
     head = f"{'model':<10}{'mode':<15}{'encoder':>8}{'decoder':>8}{'ready':>8}{'cpu':>7}"
-    head += f"{'encode':>8}{'ready/enc':>10}{'vs fp32 enc':>12}  codes vs before; page cache"
+    head += f"{'encode':>8}{'ready/enc':>10}{'vs fp32 enc':>12}{'cpu/enc cpu':>12}"
+    head += "  codes vs before; page cache"
     print(head + "\n" + "-" * len(head))
     failed = False
     for precision, rows in results.values():
@@ -176,6 +180,7 @@ def main() -> None:
             line += f"{r['ready_s']:>8.2f}{r['ready_cpu_s']:>7.2f}{r['encode_s']:>8.2f}"
             line += f"{r['ready_s'] / r['encode_s']:>10.2f}"
             line += f"{r['ready_s'] / base:>12.2f}" if base else f"{'-':>12}"
+            line += f"{r['ready_cpu_s'] / r['encode_cpu_s']:>12.2f}"
             print(line + f"  {same}; {r['page_cache']}")
         target = TARGET_RATIO.get(precision)
         if target and base:
