@@ -92,6 +92,17 @@ class Manifest:
             )
         return self.directory / graphs[name]["file"]
 
+    def check_metadata(self, meta: dict[str, str], graph: str, path: Path) -> None:
+        """`XyrtError` unless a loaded graph's metadata (``meta``: its xyrt.* facts) are this
+        manifest's and name ``graph``: a file from another export is refused."""
+        want = metadata_facts(self.data)
+        wrong = {k: (meta.get(k), v) for k, v in want.items() if meta.get(k) != v}
+        if wrong or meta.get(METADATA_PREFIX + "graph") != graph:
+            raise XyrtError(
+                f"{path} metadata does not match {self.directory}/manifest.json "
+                f"(graph vs manifest: {wrong}); the file belongs to another export"
+            )
+
     def check_graph(self, name: str, rehash: bool = False) -> Path:
         """Path of the graph after checking that it exists and its sha256 is the manifest's
         (files unchanged since they last matched are not re-read unless ``rehash``:

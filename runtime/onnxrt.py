@@ -29,7 +29,7 @@ from xyrt.runtime.graph_io import (
     encoder_feed,
     stage_of,
 )
-from xyrt.runtime.manifest import METADATA_PREFIX, Manifest, metadata_facts, read_manifest
+from xyrt.runtime.manifest import Manifest, read_manifest
 from xyrt.runtime.ort_cache import cached_session
 
 CPU = "CPUExecutionProvider"
@@ -153,13 +153,7 @@ class SessionFromOnnx:
 
     def _check(self, session, path: Path) -> None:
         meta = session.get_modelmeta().custom_metadata_map
-        want = metadata_facts(self.manifest.data)
-        wrong = {k: (meta.get(k), v) for k, v in want.items() if meta.get(k) != v}
-        if wrong or meta.get(METADATA_PREFIX + "graph") != self.graph:
-            raise XyrtError(
-                f"{path} metadata does not match {self.manifest.directory}/manifest.json "
-                f"(graph vs manifest: {wrong}); the file belongs to another export"
-            )
+        self.manifest.check_metadata(meta, self.graph, path)
         entry = self.manifest.data["graphs"][self.graph]
         for group, nodes in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
             have, want = [n.name for n in nodes], [io["name"] for io in entry[group]]

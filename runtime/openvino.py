@@ -26,7 +26,7 @@ import numpy as np
 from xyrt.errors import XyrtError, require
 from xyrt.runtime import graph_io
 from xyrt.runtime.backend import GraphPairBackend, ModelInfo, StageProfiler, StageTimes
-from xyrt.runtime.manifest import METADATA_PREFIX, Manifest, metadata_facts, read_manifest
+from xyrt.runtime.manifest import Manifest, read_manifest
 
 PRECISIONS = ("f32", "bf16", "int8")
 OPENVINO_TARGET = "openvino-cpu"  # manifest target of the int8 graphs OpenVINO runs
@@ -110,13 +110,7 @@ class CompiledGraph:
                 k: str(v.astype(str)) if hasattr(v, "astype") else str(v)
                 for k, v in model.get_rt_info(["framework"]).astype(dict).items()
             }
-        want = metadata_facts(self.manifest.data)
-        wrong = {k: (meta.get(k), v) for k, v in want.items() if meta.get(k) != v}
-        if wrong or meta.get(METADATA_PREFIX + "graph") != self.graph:
-            raise XyrtError(
-                f"{path} metadata does not match {self.manifest.directory}/manifest.json "
-                f"(graph vs manifest: {wrong}); the file belongs to another export"
-            )
+        self.manifest.check_metadata(meta, self.graph, path)
 
     def run(self, feed: dict[str, np.ndarray], output: str) -> np.ndarray:
         request = self()
