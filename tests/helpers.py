@@ -129,3 +129,18 @@ def quantized(precision: str) -> Path:
 
 ORIN = DeviceFacts("Orin", "8.7", "10.3.0")
 H100 = DeviceFacts("NVIDIA H100 80GB HBM3", "9.0", "11.0.0")
+
+
+def run_bench(args: list[str]) -> tuple[dict, str]:
+    """`xyrt bench ARGS` in-process (``args`` must include ``--json PATH``): its JSON report and
+    what it printed."""
+    import contextlib
+    import io
+    import json
+
+    from xyrt.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["bench", *args]) == 0
+    return json.loads(Path(args[args.index("--json") + 1]).read_text()), buf.getvalue()

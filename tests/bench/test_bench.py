@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from helpers import FIXTURES, exported
+from helpers import FIXTURES, exported, run_bench
 from xyrt.bench.report import JSON_SCHEMA
 from xyrt.cli import main
 
@@ -42,13 +41,8 @@ def bench(tmp_path_factory) -> tuple[dict, Path, str]:
         "--plot",
         str(out / "r.png"),
     ]
-    import contextlib
-    import io
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        assert main(args) == 0
-    return json.loads((out / "r.json").read_text()), out, buf.getvalue()
+    report, printed = run_bench(args[1:])
+    return report, out, printed
 
 
 def test_json_schema(bench) -> None:

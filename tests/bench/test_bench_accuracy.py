@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 from pathlib import Path
 
 import pytest
 
-from helpers import FIXTURES, exported
+from helpers import FIXTURES, exported, run_bench
 from xyrt.bench.accuracy import pick
 from xyrt.bench.report import format_table
 from xyrt.cli import main
@@ -42,10 +39,8 @@ def report(tmp_path_factory) -> tuple[dict, str, Path]:
         "--plot",
         str(out / "r.png"),
     ]
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        assert main(args) == 0
-    return json.loads((out / "r.json").read_text()), buf.getvalue(), out / "r.png"
+    report, printed = run_bench(args[1:])
+    return report, printed, out / "r.png"
 
 
 def test_every_measured_backend_reports_agreement_and_snr(report) -> None:
