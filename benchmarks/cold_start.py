@@ -51,7 +51,7 @@ def child(model_dir: str, mode: str, seconds: float, codes_out: str) -> None:
     backend = OnnxRuntimeBackend(model_dir)
     enc_s = dec_s = None
     if mode == "warm-parallel":
-        backend.open()
+        backend.load()
     else:
         backend.encoder()
         enc_s = time.perf_counter() - t1

@@ -185,8 +185,8 @@ class SessionFromOnnx:
 
 
 class OnnxRuntimeBackend(GraphPairBackend):
-    """`Backend` over ONNX Runtime; sessions are created on first use (or by `load()`; both
-    at once by `open`). ``cache``: keep ORT's optimised graphs in the xyrt cache (CPU only)."""
+    """`Backend` over ONNX Runtime; sessions are created on first use (both at once by
+    `load()`). ``cache``: keep ORT's optimised graphs in the xyrt cache (CPU only)."""
 
     name = "onnxruntime"
 
@@ -220,15 +220,6 @@ class OnnxRuntimeBackend(GraphPairBackend):
         self.info = ModelInfo(
             m.output_sample_rate, m.samples_per_code_out, m.num_quantizers, m.codebook_size
         )
-
-    def open(self) -> OnnxRuntimeBackend:
-        """Create both sessions now, side by side (ORT releases the GIL while it loads)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(2) as pool:
-            for future in [pool.submit(self.encoder), pool.submit(self.decoder)]:
-                future.result()
-        return self
 
     @property
     def providers(self) -> dict[str, list[str]]:

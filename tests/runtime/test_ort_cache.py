@@ -25,7 +25,7 @@ def cache(tmp_path: Path, monkeypatch) -> Path:
 
 
 def _encode(model_dir: Path, **options) -> tuple[np.ndarray, dict[str, str | None]]:
-    backend = OnnxRuntimeBackend(model_dir, **options).open()
+    backend = OnnxRuntimeBackend(model_dir, **options).load()
     codes = ChunkedCodec(backend).encode(golden("tiny_16k")[f"{CLIP}/wav"])
     return codes, {"encoder": backend.encoder.origin, "decoder": backend.decoder.origin}
 
