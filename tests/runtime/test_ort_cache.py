@@ -134,3 +134,10 @@ def test_a_failed_build_leaves_no_entry_and_old_leftovers_are_swept(cache, monke
     assert how == {"encoder": "uncached", "decoder": "uncached"}
     assert _entries(cache) == [] and not old.exists() and recent.exists()
     assert [p.name for p in cache.iterdir()] == [".build-running"]
+
+
+def test_filling_the_cache_prints_no_onnxruntime_warning(cache: Path, capfd) -> None:
+    capfd.readouterr()
+    backend = OnnxRuntimeBackend(exported("tiny_16k")).load()
+    assert backend.encoder.origin == "built"
+    assert "Serializing optimized model" not in capfd.readouterr().err
