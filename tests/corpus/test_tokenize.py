@@ -135,14 +135,29 @@ def test_changed_options_or_foreign_folder_are_refused(first_run, corpus, model,
     assert (tmp_path / "mine.txt").read_text() == "not xyrt's"
 
 
+def _ancestors(pid: int) -> set[int]:
+    seen: set[int] = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        try:  # field 4 of /proc/PID/stat is the parent; the name (field 2) may hold spaces
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return seen
+
+
 def _model_actor_pids() -> list[int]:
+    """Model actors of this test session's own Ray (descendants of this process): never another
+    Ray job's workers on the same machine."""
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if cmd.startswith("ray::MapWorker(MapBatches(Encoder))"):
+        if cmd.startswith("ray::MapWorker(MapBatches(Encoder))") and os.getpid() in _ancestors(
+            int(pid)
+        ):
             pids.append(int(pid))
     return pids
 
