@@ -1,0 +1,430 @@
+"""What each ``xyrt`` subcommand does, given its parsed arguments (the parser is in
+`xyrt.cli`): build the objects, run, print. Errors are `XyrtError`s; `xyrt.cli.main` prints them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from xyrt.config import INPUT_SAMPLE_RATE
+from xyrt.errors import XyrtError, require
+from xyrt.runtime.audio import load_audio, write_wav
+from xyrt.runtime.codes import load_codes, save_codes
+from xyrt.runtime.decode_io import DevicePlayer, WavWriter, read_frames, run_decode
+
+
+def parse_list(text: str, kind: type, name: str) -> tuple:
+    """'1,5,10' -> (1, 5, 10); `XyrtError` naming the option on bad input."""
+    try:
+        return tuple(kind(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise XyrtError(f"{name} takes a comma-separated list of numbers, got {text!r}") from exc
+
+
+def _load_runtime(args: argparse.Namespace, **kwargs):
+    """xyrt.runtime.load for --model with --backend/--precision/--providers/--threads."""
+    import xyrt.runtime
+
+    if args.precision is not None and args.backend != "openvino":
+        raise XyrtError("--precision is an OpenVINO option: add --backend openvino")
+    return xyrt.runtime.load(
+        args.model,
+        backend=args.backend,
+        providers=args.providers.split(",") if args.providers else None,
+        threads=args.threads,
+        precision=args.precision,
+        **kwargs,
+    )
+
+
+def _codec(args: argparse.Namespace):
+    from xyrt.checks import threads
+    from xyrt.runtime.chunking import codes_per_step
+
+    if args.batch_size < 1:
+        raise XyrtError(f"--batch-size must be at least 1, got {args.batch_size}")
+    threads(args.threads, "--threads")
+    codes_per_step(args.overlap)  # a bad --overlap fails before a model is loaded
+    progress = sys.stderr.isatty()
+    if args.model is not None:
+        if args.pad_to_30s:
+            raise XyrtError("--pad-to-30s is for the PyTorch model (--checkpoint) only")
+        return _load_runtime(args, batch_size=args.batch_size, progress=progress)
+    if args.backend != "auto" or args.precision is not None:
+        raise XyrtError("--backend/--precision choose the runtime for --model, not --checkpoint")
+    torch = require("torch", "export", "the PyTorch model (--checkpoint)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from xyrt.export.codec import XYCodec
+
+    return XYCodec.from_checkpoint(
+        args.checkpoint,
+        args.config,
+        batch_size=args.batch_size,
+        pad_to_30s=args.pad_to_30s,
+        progress=progress,
+    )
+
+
+def _report_backend(codec) -> None:
+    from xyrt.runtime.onnxrt import OnnxRuntimeBackend
+
+    if isinstance(codec.backend, OnnxRuntimeBackend):
+        used = sorted({p for graph in codec.backend.providers.values() for p in graph})
+        print(f"ONNX Runtime providers in use: {', '.join(used)}", file=sys.stderr)
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    wav = load_audio(args.input)
+    codec = _codec(args)
+    t0 = time.perf_counter()
+    codes = codec.encode(wav, INPUT_SAMPLE_RATE, overlap=args.overlap)
+    dt = time.perf_counter() - t0
+    _report_backend(codec)
+    save_codes(args.output, codes)
+    print(
+        f"{args.input}: {len(wav) / INPUT_SAMPLE_RATE:.2f} s -> codes {codes.shape} in {dt:.2f} s "
+        f"-> {args.output}",
+        file=sys.stderr,
+    )
+
+
+def cmd_decode(args: argparse.Namespace) -> None:
+    if args.stream:
+        return _decode_stream(args)
+    codec = _codec(args)
+    codes = load_codes(args.input, codec.info.num_quantizers, codec.info.codebook_size)
+    t0 = time.perf_counter()
+    audio = codec.decode(codes, overlap=args.overlap)
+    dt = time.perf_counter() - t0
+    _report_backend(codec)
+    write_wav(args.output, audio, codec.output_sample_rate)
+    print(
+        f"{args.input}: codes {codes.shape} -> {len(audio) / codec.output_sample_rate:.2f} s at "
+        f"{codec.output_sample_rate} Hz in {dt:.2f} s -> {args.output}",
+        file=sys.stderr,
+    )
+
+
+def _decode_stream(args: argparse.Namespace) -> None:
+    from contextlib import ExitStack
+
+    from xyrt.runtime.decode_stream import DecodeStream, DecodeStreamOptions
+
+    options = DecodeStreamOptions(
+        args.hop, args.context, args.lookahead, args.max_hop, args.crossfade
+    )
+    if str(args.input) != "-" and not args.input.is_file():
+        raise XyrtError(f"code frames file not found: {args.input} (JSON lines from xyrt stream)")
+    codec = _codec(args)
+    stream = DecodeStream(options, codec.info)
+    with ExitStack() as stack:
+        lines = sys.stdin if str(args.input) == "-" else stack.enter_context(open(args.input))
+        writer = (
+            stack.enter_context(WavWriter(args.output, stream.sample_rate)) if args.output else None
+        )
+        player = DevicePlayer(stream.sample_rate, args.output_device) if args.play else None
+        if player is not None:
+            stack.callback(player.close)
+
+        def out(audio) -> None:
+            if writer is not None:
+                writer.write(audio)
+            if player is not None:
+                player.play(audio)
+
+        stats = run_decode(codec, read_frames(lines, codec.info.num_quantizers), stream, out)
+        if stats.frames == 0:
+            raise XyrtError(f"no code frames in {args.input}; expected JSON lines from xyrt stream")
+    where = f" -> {args.output}" if args.output else ""
+    print(f"summary: {stats.line()}{where}", file=sys.stderr)
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    require("torch", "export", "xyrt synth")
+    from xyrt.export.synth import synth_checkpoint
+
+    t0 = time.perf_counter()
+    path = synth_checkpoint(args.output, args.config, args.seed)
+    size = path.stat().st_size / 2**20
+    print(
+        f"wrote {path} ({size:.1f} MiB, seed {args.seed}; SYNTHETIC weights, not the official "
+        f"ones) and {path.parent / 'config.yaml'} in {time.perf_counter() - t0:.1f} s",
+        file=sys.stderr,
+    )
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    from xyrt.errors import require
+
+    require("torch", "export", "xyrt convert")
+    from xyrt.export.convert import convert
+
+    t0 = time.perf_counter()
+    out = convert(args.source, args.output, args.to, args.config, args.weight_norm)
+    print(f"wrote {out} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    require("torch", "export", "xyrt export")
+    require("onnx", "export", "xyrt export")
+    from xyrt.export.onnx_export import export_onnx
+    from xyrt.runtime.manifest import read_manifest
+
+    t0 = time.perf_counter()
+    out = export_onnx(args.checkpoint, args.output, args.config, opset=args.opset)
+    graphs = read_manifest(out).data["graphs"]
+    sizes = ", ".join(f"{k} {v['bytes'] / 2**20:.1f} MiB" for k, v in graphs.items())
+    print(f"exported {out} ({sizes}) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    if args.verify:
+        _run_verify(out, args.checkpoint, args.config)
+
+
+def _run_verify(
+    model_dir: Path,
+    checkpoint: Path | None,
+    config: Path | None,
+    min_stage0: float = 0.98,
+    backend: str = "auto",
+    precision: str | None = None,
+) -> None:
+    require("torch", "export", "xyrt verify (it compares against the PyTorch model)")
+    from xyrt.export.verify import format_report, model_facts, verify_dir
+
+    _, stored, targets = model_facts(model_dir)
+    if backend == "openvino":
+        targets = [None]  # OpenVINO picks its own graph set for the precision
+    failed = []
+    for target in targets:
+        label = f"{stored} graphs for {target}" if target else f"{stored} (default graphs)"
+        if backend == "openvino":
+            label = f"OpenVINO {precision or 'default precision'}, {stored} graphs"
+        print(f"== {model_dir}: {label}")
+        results = verify_dir(
+            model_dir,
+            checkpoint,
+            config,
+            progress=lambda name: print(f"verifying {name} ...", file=sys.stderr),
+            min_stage0=min_stage0,
+            target=target,
+            backend=backend,
+            precision=precision,
+        )
+        print(format_report(results))
+        failed += [f"{r.name}{f' ({target})' if target else ''}" for r in results if not r.ok]
+    if failed:
+        raise XyrtError(f"verification failed for {len(failed)} clip(s): {', '.join(failed)}")
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    if not 0 <= args.min_stage0 <= 1:
+        raise XyrtError(f"--min-stage0 must be in [0, 1], got {args.min_stage0}")
+    if args.precision is not None and args.backend != "openvino":
+        raise XyrtError("--precision is an OpenVINO option: add --backend openvino")
+    _run_verify(
+        args.model_dir,
+        args.checkpoint,
+        args.config,
+        args.min_stage0,
+        args.backend,
+        args.precision,
+    )
+
+
+def cmd_quantize(args: argparse.Namespace) -> None:
+    from xyrt.calib.quantize import quantize
+    from xyrt.calib.sensitivity import SensitivityOptions, format_report
+
+    calib = None
+    if args.calib is not None:
+        from xyrt.calib.dataset import load
+
+        calib = load(args.calib)
+    scheme_names = args.scheme.split(",") if args.scheme else None
+    options = SensitivityOptions(
+        enabled=not args.no_sensitivity,
+        target_agreement=args.target_agreement,
+        target_snr_db=args.target_snr,
+        granularity=args.granularity,
+        max_groups=args.max_float_groups,
+    )
+    t0 = time.perf_counter()
+    result = quantize(
+        args.model_dir,
+        args.output,
+        args.precision,
+        scheme_names,
+        calib,
+        tuple(args.exclude),
+        options,
+        progress=lambda msg: print(msg, file=sys.stderr),
+        attention=args.quantize_attention,
+    )
+    for scheme, reports in result.reports.items():
+        print(f"[{scheme}] for {result.targets[scheme]}")
+        for report in reports.values():
+            print(format_report(report))
+    took = time.perf_counter() - t0
+    print(f"wrote {result.directory} ({args.precision}) in {took:.1f} s", file=sys.stderr)
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    from xyrt.runtime.trt_build import build_engines
+    from xyrt.runtime.trt_profiles import Profile
+
+    profile = Profile.parse(args.batch, args.seconds)
+    t0 = time.perf_counter()
+    out = build_engines(
+        args.model_dir,
+        args.output,
+        args.precision,
+        profile,
+        args.workspace,
+        progress=lambda msg: print(msg, file=sys.stderr),
+    )
+    print(f"wrote {out} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from xyrt.bench import models
+    from xyrt.bench.driver import DEFAULT_BACKENDS, BenchOptions, run_bench
+    from xyrt.bench.report import format_table, plot
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
+    backends = (
+        tuple(parse_list(args.backends, str, "--backends")) if args.backends else DEFAULT_BACKENDS
+    )
+    if args.pick is not None and not 0 <= args.pick <= 1:
+        raise XyrtError(f"--pick takes a fraction in [0, 1], got {args.pick}")
+    opts = BenchOptions(  # validate the arguments before building anything
+        checkpoint=args.checkpoint,
+        model_dirs=tuple(args.model or ()),
+        backends=backends,
+        seconds=parse_list(args.seconds, float, "--seconds"),
+        batch=parse_list(args.batch, int, "--batch"),
+        runs=args.runs,
+        warmup=args.warmup,
+        threads=args.threads,
+    )
+    from xyrt.atomic import check_output_file
+
+    for target in (args.json, args.plot):  # fail now, not after a 10-minute measurement
+        if target not in (None, "-") and not Path(target).parent.is_dir():
+            raise XyrtError(f"cannot write {target}: folder {Path(target).parent} does not exist")
+        if target not in (None, "-"):
+            check_output_file(target)
+    if args.plot:
+        require("matplotlib", "plot", "xyrt bench --plot")
+    report = run_bench(*models.resolve(opts, log), log)
+    if args.pick is not None:
+        from xyrt.bench.accuracy import pick
+
+        report["pick"] = {
+            "min_stage0": args.pick,
+            "min_snr_db": args.pick_snr,
+            "cases": pick(report, args.pick, args.pick_snr),
+        }
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_table(report))
+    if args.json not in (None, "-"):
+        from xyrt.atomic import atomic_write
+
+        with atomic_write(args.json) as tmp:
+            Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
+    if args.plot:
+        log(f"plot written to {plot(report, args.plot)}")
+
+
+def cmd_stream(args: argparse.Namespace) -> None:
+    from xyrt.runtime.stream_io import (
+        FileSource,
+        JsonlSink,
+        LoopbackSink,
+        MicSource,
+        PcmSource,
+        run_stream,
+    )
+
+    codec = _load_runtime(args)
+    stream = codec.create_stream(args.hop, args.context, args.lookahead)
+    if args.source == "mic":
+        source = MicSource(args.device, args.rate, duration=args.duration)
+        print(f"recording from {source.name} at {source.rate} Hz (Ctrl-C stops)", file=sys.stderr)
+    elif args.source == "-":
+        source = PcmSource(sys.stdin.buffer, INPUT_SAMPLE_RATE if args.rate is None else args.rate)
+    else:
+        source = FileSource(args.source, realtime=args.realtime)
+    live = sys.stderr.isatty() or args.stats
+    last = [0.0]
+
+    def update(stats) -> None:
+        if live and time.monotonic() - last[0] > 0.5:
+            last[0] = time.monotonic()
+            print("\r" + stats.line(), end="", file=sys.stderr, flush=True)
+
+    out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+    sink = JsonlSink(out)
+    player = None
+    if args.loopback:
+        player = DevicePlayer(codec.output_sample_rate, args.output_device)
+        sink = LoopbackSink(codec, sink, player, codec.create_decode_stream(hop=args.hop))
+    try:
+        stats = run_stream(codec, source, sink, stream, update)
+        if args.loopback:
+            sink.flush()
+    finally:
+        if args.output:
+            out.close()
+        if player is not None:
+            player.close()
+    print(("\n" if live else "") + "summary: " + stats.line(), file=sys.stderr)
+
+
+def cmd_calib(args: argparse.Namespace) -> None:
+    from xyrt.calib.dataset import CalibOptions, build, save
+
+    options = CalibOptions(
+        window_seconds=parse_list(args.windows, float, "--windows"),
+        max_windows=args.max_windows,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        trim_db=args.trim_db,
+    )
+    calib = build(args.inputs or None, options)
+    save(calib, args.output)
+    print(json.dumps(calib.summary, indent=2))
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+def cmd_tokenize(args: argparse.Namespace) -> None:
+    from xyrt.corpus import tokenize
+
+    summary = tokenize(
+        args.inputs,
+        args.output,
+        args.model,
+        backend=args.backend,
+        providers=args.providers.split(",") if args.providers else None,
+        address=args.address,
+        workers=args.workers,
+        threads_per_worker=args.threads_per_worker,
+        batch_seconds=args.batch_seconds,
+        overlap=args.overlap,
+        shard_size=args.shard_size,
+        progress=sys.stderr.isatty(),
+    )
+    run = summary["run"]
+    print(
+        f"{summary['rows']} rows, {summary['errors']} errors in {summary['shards_done']} shards "
+        f"({summary['shards_skipped']} already done) -> {args.output}; this run: "
+        f"{run['audio_seconds'] / 3600:.3f} h of audio in {run['wall_seconds']:.1f} s "
+        f"({run['audio_seconds_per_second']:.1f}x real time, {run['workers']} workers)",
+        file=sys.stderr,
+    )
