@@ -14,6 +14,8 @@ import numpy as np
 from xyrt.config import CHUNK_SECONDS, CODE_RATE, CODES_PER_CHUNK, N_SAMPLES, SAMPLES_PER_CODE_IN
 from xyrt.errors import XyrtError
 
+MAX_BATCH_PAD = 0.15  # padding a batched window may carry, as a fraction of the batch's longest
+
 
 @dataclass(frozen=True)
 class Window:
@@ -53,6 +55,23 @@ def decode_plan(n_codes: int, overlap_seconds: float = 10.0) -> list[Window]:
         Window(start, min(start + CODES_PER_CHUNK, n_codes), step)
         for start in range(0, n_codes, step)
     ]
+
+
+def window_batches(
+    lengths: Sequence[int], batch_size: int, max_pad: float = MAX_BATCH_PAD
+) -> list[list[int]]:
+    """Indices of windows grouped into batches, longest first: at most ``batch_size`` each, and
+    no window shorter than (1 - ``max_pad``) x the batch's longest, so a padded batch wastes at
+    most that fraction per row (a 25 s clip's 5 s tail window is not run as 25 s)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    for i in order:
+        last = batches[-1] if batches else None
+        if last and len(last) < batch_size and lengths[i] >= (1 - max_pad) * lengths[last[0]]:
+            last.append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def num_codes(n_samples: int) -> int:

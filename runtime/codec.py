@@ -17,7 +17,7 @@ from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError
 from xyrt.runtime.audio import prepare_audio
 from xyrt.runtime.backend import Backend
-from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch
+from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch, window_batches
 from xyrt.runtime.codes import validate_codes
 from xyrt.runtime.graph_io import pack_windows
 from xyrt.runtime.streaming import Stream, StreamOptions, encode_streams
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 class ChunkedCodec:
     """Offline encode/decode over any `Backend`, with the published chunking.
 
-    ``batch_size`` windows run together; results do not depend on it (ragged batches are masked).
+    Up to ``batch_size`` windows of similar length run together (`chunking.window_batches`);
+    results do not depend on it (ragged batches are masked).
     ``pad_to_30s`` runs every window as 30 s like the published code: same codes, more work.
     """
 
@@ -157,11 +158,10 @@ class ChunkedCodec:
                 )
         plans = [encode_plan(len(c), overlap) for c in clips]
         jobs = [(i, w) for i, plan in enumerate(plans) for w in plan]
-        order = sorted(range(len(jobs)), key=lambda j: jobs[j][1].start - jobs[j][1].stop)
+        sizes = [w.stop - w.start for _, w in jobs]
         pieces: list[tuple[np.ndarray, ...]] = [()] * len(jobs)
         with self._bar(len(jobs), "encode") as bar:
-            for b in range(0, len(order), self.batch_size):
-                idx = order[b : b + self.batch_size]
+            for idx in window_batches(sizes, self.batch_size):
                 segs = [clips[jobs[j][0]][jobs[j][1].start : jobs[j][1].stop] for j in idx]
                 outputs = window_fn(*pack_windows(segs, self.pad_to_30s))
                 for row, j in enumerate(idx):

@@ -93,15 +93,20 @@ def test_shard_plan_is_deterministic():
     assert inputs_sha256(shards) != inputs_sha256(plan_shards(items[:-1], 4))
 
 
-def test_pack_by_duration_bounds_padded_work():
+def test_pack_by_duration_bounds_window_seconds():
     rng = np.random.default_rng(0)
     lengths = [int(s * 16000) for s in rng.uniform(1, 30, 50)] + [16000 * 70]
     packs = pack_by_duration(lengths, batch_seconds=60.0)
     assert sorted(i for p in packs for i in p) == list(range(len(lengths)))
+
+    def window_seconds(i: int) -> float:  # 30 s windows every 20 s, each cut to the clip
+        return sum(min(lengths[i], s + 480000) - s for s in range(0, lengths[i], 320000)) / 16000
+
     for pack in packs:
-        longest = min(max(lengths[i] for i in pack) / 16000, 30)
-        assert len(pack) == 1 or len(pack) * longest <= 60.0
-    assert [len(lengths) - 1] in packs  # 70 s (3 windows) alone: 90 s padded > 60 s
+        assert len(pack) == 1 or sum(window_seconds(i) for i in pack) <= 60.0
+        assert [lengths[i] for i in pack] == sorted((lengths[i] for i in pack), reverse=True)
+    assert [len(lengths) - 1] in packs  # 70 s: windows of 30 + 30 + 30 s = 90 s > 60 s, alone
+    assert len(packs) < len(lengths) / 2  # short clips do share packs
 
 
 def test_missing_ray_says_what_to_install(monkeypatch, folder, tmp_path):

@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xyrt.errors import XyrtError
-from xyrt.runtime.chunking import codes_per_step, decode_plan, encode_plan, num_codes
+from xyrt.runtime.chunking import (
+    codes_per_step,
+    decode_plan,
+    encode_plan,
+    num_codes,
+    window_batches,
+)
 
 
 def test_default_plan_for_51_seconds() -> None:
@@ -45,3 +51,19 @@ def test_plans_cover_every_code_once(n: int, overlap: float) -> None:
     assert all(w.stop - w.start <= 480000 for w in plan) and plan[-1].stop == n
     dplan = decode_plan(num_codes(n), overlap)
     assert all(w.stop - w.start <= 375 for w in dplan) and dplan[-1].stop == num_codes(n)
+
+
+@given(st.lists(st.integers(1280, 480000), max_size=40), st.integers(1, 8))
+def test_window_batches_bound_padding(lengths: list[int], batch_size: int) -> None:
+    batches = window_batches(lengths, batch_size, max_pad=0.15)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert 1 <= len(b) <= batch_size
+        assert all(lengths[i] >= 0.85 * lengths[b[0]] for i in b)  # first is the longest
+        assert lengths[b[0]] == max(lengths[i] for i in b)
+
+
+def test_tail_window_is_not_padded_to_the_full_window() -> None:
+    plan = encode_plan(25 * 16000)  # windows [0, 25 s) and [20, 25 s)
+    sizes = [w.stop - w.start for w in plan + encode_plan(24 * 16000)]
+    assert window_batches(sizes, 4) == [[0, 2], [1], [3]]  # 25 s with 24 s; 5 s and 4 s apart

@@ -1,7 +1,7 @@
 """The two Ray Data stages of `xyrt tokenize`, run on the workers.
 
 read (tasks): a block of items -> decoded, resampled 16 kHz audio, grouped into packs by
-    duration (longest first, each pack at most ``batch_seconds`` of padded windows), one row per
+    duration (longest first, each pack at most ``batch_seconds`` of windows), one row per
     pack; items that cannot be read travel as error entries.
 encode (actors): one `Encoder` per worker holds the model for the whole run and encodes a pack
     with the codec's published chunking (`ChunkedCodec.encode`), exactly as ``xyrt encode``.
@@ -25,22 +25,21 @@ def pack_by_duration(
     lengths: Sequence[int], batch_seconds: float, overlap: float = 10.0
 ) -> list[list[int]]:
     """Indices of clips (16 kHz samples each) grouped into packs, longest first: a pack's cost
-    is its number of windows x its longest window (what a padded batch runs), at most
-    ``batch_seconds``; a clip that alone costs more gets a pack of its own."""
+    is the seconds of its windows (the codec batches only windows of similar length,
+    `chunking.window_batches`), at most ``batch_seconds``; a clip that alone costs more gets a
+    pack of its own."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     packs: list[list[int]] = []
-    windows = 0
-    longest = 0.0
+    cost = 0.0
     for i in order:
-        n = len(encode_plan(lengths[i], overlap))
-        seconds = min(lengths[i] / INPUT_SAMPLE_RATE, CHUNK_SECONDS)
-        if packs and (windows + n) * max(longest, seconds) <= batch_seconds:
+        seconds = sum(w.stop - w.start for w in encode_plan(lengths[i], overlap))
+        seconds /= INPUT_SAMPLE_RATE
+        if packs and cost + seconds <= batch_seconds:
             packs[-1].append(i)
-            windows += n
-            longest = max(longest, seconds)
+            cost += seconds
         else:
             packs.append([i])
-            windows, longest = n, seconds
+            cost = seconds
     return packs
 
 
