@@ -122,7 +122,9 @@ def quantize(
             info[scheme] = {"target": SCHEME_TARGET[scheme], **SCHEME_FACTS[scheme]}
             info[scheme]["float_scopes"] = list(FLOAT_SCOPES) + list(exclude)
             if scheme == "cpu-dynamic":
-                info[scheme]["attention_products"] = "int8 dynamic" if attention else "float32"
+                info[scheme]["attention_products"] = (
+                    "int8 dynamic" if attention else "float32, fused MultiHeadAttention"
+                )
             targets[SCHEME_TARGET[scheme]] = {"scheme": scheme, **keys}
             if scheme == "openvino":
                 reports["openvino"] = {}

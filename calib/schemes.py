@@ -1,7 +1,8 @@
 """Graph-level precision transforms, one function per scheme: FP32 ONNX in, one graph out.
 
 - ``cpu-dynamic`` (ONNX Runtime CPU): MatMul weights int8 symmetric per output channel,
-  activations quantized at run time (MatMulInteger/DynamicQuantizeMatMul kernels with VNNI).
+  activations quantized at run time (MatMulInteger/DynamicQuantizeMatMul kernels with VNNI);
+  the float attention is fused into ORT's ``MultiHeadAttention`` (`calib.attention_fusion`).
 - ``trt-qdq`` (TensorRT explicit quantization): QuantizeLinear/DequantizeLinear pairs around
   MatMul and Conv inputs: int8, symmetric (zero-point 0) activations from MinMax calibration,
   per-channel symmetric weights, float biases. Only MatMuls with a constant weight are quantized
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xyrt.calib.attention_fusion import fuse_attention
 from xyrt.errors import XyrtError, require
 
 FP16_FLOAT_OPS = ("LayerNormalization", "Softmax", "Exp", "Sin", "Cos", "Range", "Max", "Min")
@@ -83,12 +85,19 @@ def _quiet_root_logger():
 
 
 def write_cpu_dynamic(src: Path, dst: Path, keep_float: list[str], attention: bool = False) -> None:
-    """ORT dynamic quantization of the MatMuls with constant weights (see module docstring);
-    ``attention`` also quantizes the activation x activation products (attention scores and
+    """ORT dynamic quantization of the MatMuls with constant weights (see module docstring),
+    then each float attention fused into ORT's MultiHeadAttention (`calib.attention_fusion`);
+    ``attention`` instead quantizes the activation x activation products (attention scores and
     context) dynamically, both sides per tensor at run time (MatMulInteger)."""
     q = require("onnxruntime.quantization", "ort", "xyrt quantize")
     with _quiet_root_logger():
         _dynamic(q, src, dst, keep_float, attention)
+    if not attention:
+        import onnx
+
+        model = onnx.load(str(dst))
+        if fuse_attention(model):
+            onnx.save(model, str(dst))
 
 
 def _dynamic(q, src: Path, dst: Path, keep_float: list[str], attention: bool = False) -> None:
