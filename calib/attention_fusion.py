@@ -4,7 +4,7 @@ The exporter writes each attention as plain ONNX: q/k/v (B, T, D) -> Reshape (B,
 Transpose (q, v: 0213; k: 0231) -> optional scalar Mul -> MatMul(q, k) -> Add(mask bias) ->
 Softmax -> MatMul(., v) -> Transpose 0213 -> Reshape (B, T, D). ONNX Runtime's CPU kernel for
 ``MultiHeadAttention`` runs the same arithmetic without materialising the transposes, the mask
-add or a separate softmax pass (one layer at T = 1500: 0.80x the time of the plain ops;
+add or a separate softmax pass (one layer at T = 1500: 0.72x the time of the plain ops;
 `benchmarks/cpu_paths.py` measures the whole graph).
 
 Only the ORT-only ``cpu-dynamic`` int8 graphs are fused (the float32 export stays portable ONNX
@@ -154,7 +154,7 @@ def fuse_attention(model) -> int:
     if not matches:
         return 0
     masks: dict[str, str] = {}
-    new_nodes: dict[int, list] = {}  # id(anchor) -> nodes that replace it
+    new_nodes: dict[str, list] = {}  # anchor's output -> the nodes that replace it
     shape_name = "xyrt_mha_mask_shape"
     model.graph.initializer.append(
         onnx.numpy_helper.from_array(np.array([0, -1], np.int64), shape_name)
@@ -199,16 +199,21 @@ def fuse_attention(model) -> int:
                 mask_filter_value=FLOAT32_MIN,
             )
         )
-        new_nodes[id(m.anchor)] = made
-    dropped = {id(n) for m in matches for n in m.nodes}
+        new_nodes[m.output] = made
+    dropped = {n.output[0] for m in matches for n in m.nodes}  # outputs are unique (SSA)
     kept = []
     for n in model.graph.node:
-        if id(n) in new_nodes:
-            kept.extend(new_nodes[id(n)])
-        elif id(n) not in dropped:
+        if n.output[0] in new_nodes:
+            kept.extend(new_nodes[n.output[0]])
+        elif n.output[0] not in dropped:
             kept.append(n)
+    kept = _live(kept, {o.name for o in model.graph.output})
     del model.graph.node[:]
-    model.graph.node.extend(_live(kept, {o.name for o in model.graph.output}))
+    model.graph.node.extend(kept)
+    made = {o for n in kept for o in n.output}
+    infos = [v for v in model.graph.value_info if v.name in made]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(infos)
     if not any(o.domain == MHA_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MHA_DOMAIN, 1))
     return len(matches)
