@@ -54,6 +54,11 @@ SCHEME_TARGET = {
     "openvino": OPENVINO_TARGET,
     "fp16": "any",
 }
+ATTENTION_MODES = {  # cpu-dynamic: how the attention runs -> the manifest's words for it
+    "fused": "float32, fused MultiHeadAttention",
+    "float": "float32",
+    "int8": "int8 dynamic",
+}
 SCHEME_SUFFIX = {"cpu-dynamic": "dynamic", "trt-qdq": "qdq", "openvino": "ov", "fp16": "fp16"}
 SCHEME_FACTS = {
     "openvino": openvino_ptq.FACTS,
@@ -91,18 +96,21 @@ def quantize(
     exclude: Sequence[str] = (),
     sensitivity: SensitivityOptions | None = None,
     progress: Callable[[str], None] | None = None,
-    attention: bool = False,
+    attention: str = "fused",
 ) -> Quantized:
     """Write a quantized copy of the FP32 export in ``model_dir`` to ``out_dir``; return what
     was written (`Quantized`: the directory and the sensitivity reports).
 
     ``exclude`` adds node-name prefixes kept float; ``calib`` is needed by ``trt-qdq`` and
-    ``openvino``. ``attention`` makes ``cpu-dynamic`` quantize the attention products
-    (activation x activation MatMuls) dynamically too. Sensitivity (default on) runs on the
-    held-out bundled speech; the ``openvino`` scheme (NNCF, an OpenVINO IR) is measured on
-    it, not searched.
+    ``openvino``. ``attention`` (``cpu-dynamic`` only): ``"fused"`` float32 attention as ORT's
+    MultiHeadAttention, ``"float"`` the exported float32 ops as they are, ``"int8"`` the
+    attention products (activation x activation MatMuls) quantized dynamically too.
+    Sensitivity (default on) runs on the held-out bundled speech; the ``openvino`` scheme
+    (NNCF, an OpenVINO IR) is measured on it, not searched.
     """
     say = progress or (lambda _msg: None)
+    if attention not in ATTENTION_MODES:
+        raise XyrtError(f"attention {attention!r}: choose from {', '.join(ATTENTION_MODES)}")
     chosen = _check_args(model_dir, out_dir, precision, scheme_names, calib)
     sensitivity = sensitivity or SensitivityOptions()
     source = read_manifest(model_dir)
@@ -122,9 +130,7 @@ def quantize(
             info[scheme] = {"target": SCHEME_TARGET[scheme], **SCHEME_FACTS[scheme]}
             info[scheme]["float_scopes"] = list(FLOAT_SCOPES) + list(exclude)
             if scheme == "cpu-dynamic":
-                info[scheme]["attention_products"] = (
-                    "int8 dynamic" if attention else "float32, fused MultiHeadAttention"
-                )
+                info[scheme]["attention_products"] = ATTENTION_MODES[attention]
             targets[SCHEME_TARGET[scheme]] = {"scheme": scheme, **keys}
             if scheme == "openvino":
                 reports["openvino"] = {}
@@ -246,7 +252,7 @@ def _plus(write, base: list[str]):
 
 
 def _writer(
-    scheme: str, graph: str, src: Path, probe: _Probe, calib: CalibSet | None, attention: bool
+    scheme: str, graph: str, src: Path, probe: _Probe, calib: CalibSet | None, attention: str
 ):
     if scheme == "cpu-dynamic":
         return lambda dst, keep: schemes.write_cpu_dynamic(src, dst, keep, attention)

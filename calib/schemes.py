@@ -84,15 +84,18 @@ def _quiet_root_logger():
         logging.root.setLevel(level)
 
 
-def write_cpu_dynamic(src: Path, dst: Path, keep_float: list[str], attention: bool = False) -> None:
-    """ORT dynamic quantization of the MatMuls with constant weights (see module docstring),
-    then each float attention fused into ORT's MultiHeadAttention (`calib.attention_fusion`);
-    ``attention`` instead quantizes the activation x activation products (attention scores and
-    context) dynamically, both sides per tensor at run time (MatMulInteger)."""
+def write_cpu_dynamic(
+    src: Path, dst: Path, keep_float: list[str], attention: str = "fused"
+) -> None:
+    """ORT dynamic quantization of the MatMuls with constant weights (see module docstring).
+    ``attention``: ``"fused"`` then fuses each float attention into ORT's MultiHeadAttention
+    (`calib.attention_fusion`); ``"float"`` leaves it as exported; ``"int8"`` also quantizes the
+    activation x activation products (attention scores and context) dynamically, both sides
+    per tensor at run time (MatMulInteger)."""
     q = require("onnxruntime.quantization", "ort", "xyrt quantize")
     with _quiet_root_logger():
-        _dynamic(q, src, dst, keep_float, attention)
-    if not attention:
+        _dynamic(q, src, dst, keep_float, attention == "int8")
+    if attention == "fused":
         import onnx
 
         model = onnx.load(str(dst))

@@ -239,10 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-sensitivity", action="store_true", help="skip the sensitivity pass")
     p.add_argument(
+        "--attention",
+        choices=["fused", "float", "int8"],
+        default="fused",
+        help="cpu-dynamic: float32 attention fused into ORT's MultiHeadAttention (default), left "
+        "as exported, or its products (activation x activation MatMuls) quantized at run time",
+    )
+    p.add_argument(
         "--quantize-attention",
-        action="store_true",
-        help="cpu-dynamic: also quantize the attention products (activation x activation "
-        "MatMuls) at run time, for long windows",
+        action="store_const",
+        const="int8",
+        dest="attention",
+        help="the same as --attention int8",
     )
     p.add_argument("--target-agreement", type=float, default=0.98, help="stage-0 codes vs fp32")
     p.add_argument("--target-snr", type=float, default=20.0, help="decoder SNR vs fp32, dB")

@@ -261,7 +261,7 @@ def cmd_quantize(args: argparse.Namespace) -> None:
         tuple(args.exclude),
         options,
         progress=lambda msg: print(msg, file=sys.stderr),
-        attention=args.quantize_attention,
+        attention=args.attention,
     )
     for scheme, reports in result.reports.items():
         print(f"[{scheme}] for {result.targets[scheme]}")

@@ -85,3 +85,30 @@ def test_cpu_dynamic_graphs_carry_fused_float_attention() -> None:
     codes = xyrt.runtime.load(out).encode(wav)
     ref = xyrt.runtime.load(exported("tiny_16k")).encode(wav)
     assert compare_codes(ref, codes).per_stage[0] > 0.8
+
+
+def test_attention_float_keeps_the_exported_ops(tmp_path) -> None:
+    from xyrt.cli import main
+
+    src = exported("tiny_16k")
+    out = tmp_path / "int8-float-attention"
+    args = ["quantize", str(src), "--scheme", "cpu-dynamic", "--attention", "float"]
+    assert main([*args, "--no-sensitivity", "-o", str(out)]) == 0
+    info = json.loads((out / "manifest.json").read_text())["quantization"]["schemes"]
+    assert info["cpu-dynamic"]["attention_products"] == "float32"
+    ops = {n.op_type for n in onnx.load(str(out / "encoder.onnx")).graph.node}
+    assert "Softmax" in ops and "MultiHeadAttention" not in ops
+    fused_dir = tmp_path / "int8-fused"
+    assert main([*args[:-1], "fused", "--no-sensitivity", "-o", str(fused_dir)]) == 0
+    wav = golden("tiny_16k")["speech_3/wav"]
+    plain = xyrt.runtime.load(out).encode(wav)
+    assert compare_codes(plain, xyrt.runtime.load(fused_dir).encode(wav)).identical >= 0.99
+
+
+def test_unknown_attention_mode_is_refused(tmp_path) -> None:
+    from xyrt.calib.quantize import quantize
+    from xyrt.errors import XyrtError
+
+    with pytest.raises(XyrtError, match="attention 'flash': choose from fused, float, int8"):
+        quantize(exported("tiny_16k"), tmp_path / "out", "int8", attention="flash")
+    assert not (tmp_path / "out").exists()
