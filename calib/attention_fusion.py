@@ -35,7 +35,7 @@ class _Match:
     heads: int
     output: str
     nodes: list  # matched nodes, removed after the rewrite
-    anchor: object  # the output Reshape: the new node takes its place and its scope
+    scope: str  # module scope of the attention ("/…/self_attn"), for the new nodes' names
 
 
 class _Graph:
@@ -140,7 +140,8 @@ def _match(g: _Graph, softmax) -> _Match | None:
         for o in n.output:
             if o in g.outputs or any(id(u) not in ids for u in g.consumers.get(o, [])):
                 return None
-    return _Match(q[0], k[0], v[0], bias, q[2] * k[2], q[1], out.output[0], [*inner, out], out)
+    scope = out.name.rsplit("/", 1)[0]
+    return _Match(q[0], k[0], v[0], bias, q[2] * k[2], q[1], out.output[0], [*inner, out], scope)
 
 
 def fuse_attention(model) -> int:
@@ -154,13 +155,12 @@ def fuse_attention(model) -> int:
     if not matches:
         return 0
     masks: dict[str, str] = {}
-    new_nodes: dict[str, list] = {}  # anchor's output -> the nodes that replace it
+    new_nodes: dict[str, list] = {}  # output of the pattern -> the nodes that replace it
     shape_name = "xyrt_mha_mask_shape"
     model.graph.initializer.append(
         onnx.numpy_helper.from_array(np.array([0, -1], np.int64), shape_name)
     )
     for m in matches:
-        scope = m.anchor.name.rsplit("/", 1)[0]
         made = []
         if m.mask_bias not in masks:
             base = f"{m.mask_bias}_key_padding"
@@ -192,7 +192,7 @@ def fuse_attention(model) -> int:
                 "MultiHeadAttention",
                 [m.q, m.k, m.v, "", masks[m.mask_bias]],
                 [m.output],
-                name=f"{scope}/MultiHeadAttention",
+                name=f"{m.scope}/MultiHeadAttention",
                 domain=MHA_DOMAIN,
                 num_heads=m.heads,
                 scale=m.scale,

@@ -54,11 +54,6 @@ SCHEME_TARGET = {
     "openvino": OPENVINO_TARGET,
     "fp16": "any",
 }
-ATTENTION_MODES = {  # cpu-dynamic: how the attention runs -> the manifest's words for it
-    "fused": "float32, fused MultiHeadAttention",
-    "float": "float32",
-    "int8": "int8 dynamic",
-}
 SCHEME_SUFFIX = {"cpu-dynamic": "dynamic", "trt-qdq": "qdq", "openvino": "ov", "fp16": "fp16"}
 SCHEME_FACTS = {
     "openvino": openvino_ptq.FACTS,
@@ -109,8 +104,10 @@ def quantize(
     (NNCF, an OpenVINO IR) is measured on it, not searched.
     """
     say = progress or (lambda _msg: None)
-    if attention not in ATTENTION_MODES:
-        raise XyrtError(f"attention {attention!r}: choose from {', '.join(ATTENTION_MODES)}")
+    if attention not in schemes.ATTENTION_MODES:
+        raise XyrtError(
+            f"attention {attention!r}: choose from {', '.join(schemes.ATTENTION_MODES)}"
+        )
     chosen = _check_args(model_dir, out_dir, precision, scheme_names, calib)
     sensitivity = sensitivity or SensitivityOptions()
     source = read_manifest(model_dir)
@@ -130,7 +127,7 @@ def quantize(
             info[scheme] = {"target": SCHEME_TARGET[scheme], **SCHEME_FACTS[scheme]}
             info[scheme]["float_scopes"] = list(FLOAT_SCOPES) + list(exclude)
             if scheme == "cpu-dynamic":
-                info[scheme]["attention_products"] = ATTENTION_MODES[attention]
+                info[scheme]["attention_products"] = schemes.ATTENTION_MODES[attention]
             targets[SCHEME_TARGET[scheme]] = {"scheme": scheme, **keys}
             if scheme == "openvino":
                 reports["openvino"] = {}

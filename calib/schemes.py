@@ -84,6 +84,13 @@ def _quiet_root_logger():
         logging.root.setLevel(level)
 
 
+ATTENTION_MODES = {  # cpu-dynamic: how the attention runs -> the manifest's words for it
+    "fused": "float32, fused MultiHeadAttention",
+    "float": "float32",
+    "int8": "int8 dynamic",
+}
+
+
 def write_cpu_dynamic(
     src: Path, dst: Path, keep_float: list[str], attention: str = "fused"
 ) -> None:

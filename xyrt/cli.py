@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from xyrt import __version__
+from xyrt.calib.schemes import ATTENTION_MODES
 from xyrt.commands import (
     cmd_bench,
     cmd_build,
@@ -240,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-sensitivity", action="store_true", help="skip the sensitivity pass")
     p.add_argument(
         "--attention",
-        choices=["fused", "float", "int8"],
+        choices=list(ATTENTION_MODES),
         default="fused",
         help="cpu-dynamic: float32 attention fused into ORT's MultiHeadAttention (default), left "
         "as exported, or its products (activation x activation MatMuls) quantized at run time",

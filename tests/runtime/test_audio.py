@@ -64,7 +64,11 @@ def test_target_rate(tmp_path: Path) -> None:
 def test_bundled_mp3_matches_golden_wav(name: str) -> None:
     path = bundled_speech()[name]
     assert path.suffix == ".mp3" and path.is_file()
-    np.testing.assert_array_equal(load_audio(path), golden("tiny_16k")[f"{name}/wav"])
+    # MP3 decoders may round differently between builds: well under one 16-bit step (3.1e-5)
+    want = golden("tiny_16k")[f"{name}/wav"]
+    got = load_audio(path)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
 def test_bundled_speech_lists_six_clips() -> None:
