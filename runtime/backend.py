@@ -35,6 +35,28 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class BackendLimits:
+    """What a backend can take in one run, and where it runs.
+
+    ``max_batch``: windows per run at most (None: no limit; a TensorRT profile's maximum, say);
+    ``preferred_batch``: windows per run when the caller does not say (more on a GPU);
+    ``window_multiple``: encoder windows are padded up to a multiple of this many samples by
+    the backend itself (shape buckets of captured graphs; 0: none); ``device``: "cpu",
+    "cuda:0", ...
+    """
+
+    max_batch: int | None = None
+    device: str = "cpu"
+    preferred_batch: int = 4
+    window_multiple: int = 0
+
+    def batch(self, requested: int | None) -> int:
+        """Windows per run: ``requested`` (or the preferred number), capped by ``max_batch``."""
+        n = self.preferred_batch if requested is None else requested
+        return n if self.max_batch is None else min(n, self.max_batch)
+
+
+@dataclass(frozen=True)
 class StageTimes:
     """One profiled run: milliseconds per stage (names from `graph_io.STAGE_SCOPES`) and of
     the whole run."""
@@ -48,6 +70,7 @@ class Backend(ABC):
 
     name: str = ""
     info: ModelInfo
+    limits: BackendLimits = BackendLimits()
 
     def load(self) -> Backend:
         """Create sessions/engines now rather than inside the first run; returns self."""
@@ -73,6 +96,12 @@ class Backend(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def limits_of(backend: object) -> BackendLimits:
+    """A backend's limits (defaults for an object that declares none)."""
+    limits = getattr(backend, "limits", None)
+    return limits if isinstance(limits, BackendLimits) else BackendLimits()
 
 
 class LazyGraph(Protocol):

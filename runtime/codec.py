@@ -16,7 +16,7 @@ import numpy as np
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError
 from xyrt.runtime.audio import prepare_audio
-from xyrt.runtime.backend import Backend
+from xyrt.runtime.backend import Backend, limits_of
 from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch, window_batches
 from xyrt.runtime.codes import validate_codes
 from xyrt.runtime.graph_io import pack_windows
@@ -30,22 +30,24 @@ class ChunkedCodec:
     """Offline encode/decode over any `Backend`, with the published chunking.
 
     Up to ``batch_size`` windows of similar length run together (`chunking.window_batches`);
-    results do not depend on it (ragged batches are masked).
+    results do not depend on it (ragged batches are masked). ``batch_size=None`` takes the
+    backend's preferred batch (`BackendLimits`: 4 on a CPU, 32 on a GPU); any batch is capped
+    by the backend's ``max_batch``.
     ``pad_to_30s`` runs every window as 30 s like the published code: same codes, more work.
     """
 
     def __init__(
         self,
         backend: Backend,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         pad_to_30s: bool = False,
         progress: bool = False,
     ) -> None:
-        if batch_size < 1:
+        if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
             raise XyrtError(f"batch_size must be at least 1, got {batch_size}")
         self.backend = backend
         self.info = backend.info
-        self.batch_size = batch_size
+        self.batch_size = limits_of(backend).batch(batch_size)
         self.pad_to_30s = pad_to_30s
         self.progress = progress
 

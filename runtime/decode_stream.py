@@ -32,7 +32,7 @@ import numpy as np
 
 from xyrt.config import CHUNK_SECONDS, CODE_RATE, CODES_PER_CHUNK
 from xyrt.errors import CodesError, XyrtError
-from xyrt.runtime.backend import Backend, ModelInfo
+from xyrt.runtime.backend import Backend, ModelInfo, limits_of
 from xyrt.runtime.codes import validate_codes
 
 FRAME_SECONDS = 1 / CODE_RATE  # 0.08 s of audio per code frame
@@ -250,8 +250,11 @@ def decode_streams(backend: Backend, streams: Sequence[DecodeStream]) -> int:
     by_width: dict[int, list[tuple[DecodeStream, DecodeStep]]] = {}
     for stream, step in steps:
         by_width.setdefault(step.codes.shape[1], []).append((stream, step))
-    for group in by_width.values():
-        audio = backend.decode_window(np.stack([step.codes for _, step in group], axis=1))
-        for row, (stream, step) in enumerate(group):
-            stream.complete(step, audio[row])
+    cap = limits_of(backend).max_batch or len(steps) or 1  # a TensorRT profile's maximum, say
+    for same_width in by_width.values():
+        for b in range(0, len(same_width), cap):
+            group = same_width[b : b + cap]
+            audio = backend.decode_window(np.stack([step.codes for _, step in group], axis=1))
+            for row, (stream, step) in enumerate(group):
+                stream.complete(step, audio[row])
     return len(steps)

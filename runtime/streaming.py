@@ -34,7 +34,7 @@ from xyrt.checks import finite
 from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError, require
 from xyrt.runtime.audio import check_rate, prepare_audio
-from xyrt.runtime.backend import Backend
+from xyrt.runtime.backend import Backend, limits_of
 from xyrt.runtime.graph_io import pack_windows
 
 FRAME_SECONDS = SAMPLES_PER_CODE_IN / INPUT_SAMPLE_RATE  # 0.08 s per code frame
@@ -235,8 +235,11 @@ def encode_streams(backend: Backend, streams: Sequence[Stream]) -> int:
     ready = [s for s in streams if s.ready()]
     if not ready:
         return 0
-    steps = [s.next_step() for s in ready]
-    codes = backend.encode_window(*pack_windows([step.samples for step in steps]))
-    for row, (stream, step) in enumerate(zip(ready, steps, strict=True)):
-        stream.complete_step(step, codes[:, row])
+    cap = limits_of(backend).max_batch or len(ready)  # a TensorRT profile's or CUDA graph's maximum
+    for b in range(0, len(ready), cap):
+        group = ready[b : b + cap]
+        steps = [s.next_step() for s in group]
+        codes = backend.encode_window(*pack_windows([step.samples for step in steps]))
+        for row, (stream, step) in enumerate(zip(group, steps, strict=True)):
+            stream.complete_step(step, codes[:, row])
     return len(ready)
