@@ -44,8 +44,8 @@ def runner(path: str, args):
         import torch
 
         from xyrt.export.checkpoint import load_model
-        from xyrt.export.codec import TorchBackend
         from xyrt.runtime.manifest import read_manifest
+        from xyrt.runtime.torch_backend import TorchBackend
 
         if args.threads:
             torch.set_num_threads(args.threads)

@@ -10,9 +10,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from xyrt.export.codec import TorchBackend
 from xyrt.runtime.backend import StageProfiler, StageTimes
 from xyrt.runtime.graph_io import CODES, ENCODER, LENGTHS, WAVEFORM
+from xyrt.runtime.torch_backend import TorchBackend
 
 
 class TorchStageProfiler(StageProfiler):

@@ -1,0 +1,377 @@
+"""The PyTorch backend: the XY-Tokenizer network in PyTorch, on a CPU or a CUDA GPU.
+
+    codec = xyrt.runtime.load("model.ckpt", backend="torch", device="cuda", precision="bf16")
+
+Precisions:
+- ``fp32``: IEEE float32 everywhere. On CUDA, TF32 is switched off for matmuls and convolutions
+  for the duration of each call (and restored after), so codes match the CPU reference except
+  float32 near-ties; PyTorch's default (TF32 convolutions) changes codes.
+- ``bf16`` (CPU or an Ampere-or-later GPU) and ``fp16`` (CUDA only): autocast, with the Linear
+  and convolution weights of the network stored in that dtype once (what autocast would cast
+  them to on every call). The log-mel front end, the residual VQ and the iSTFT stay float32.
+  In fp16 every Linear/convolution output is clamped to +-(65504 - 1000), the float16 overflow
+  guard of Whisper-style encoders, so a large activation cannot become inf.
+
+On CUDA, inputs are staged through pinned host buffers, each batch costs one synchronisation,
+and every window shape runs through a captured CUDA graph after its first call
+(`xyrt.runtime.torch_graphs`; ``cuda_graphs=False`` turns this off). Encoder windows are padded
+up to shape buckets (`window_bucket`, batch rows up to a power of two) so that few shapes are
+captured; padding never changes codes (padded keys are masked). Decode windows are not padded
+(the vocoder has no padding mask). ``compile=True`` runs the network through `torch.compile`
+(slow first call per shape; the time is in `compile_seconds`).
+
+torch is imported only when this module is (when the PyTorch backend is chosen).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xyrt.config import N_SAMPLES, SAMPLES_PER_CODE_IN
+from xyrt.errors import AudioError, XyrtError, require
+from xyrt.runtime.backend import Backend, BackendLimits, ModelInfo, StageProfiler
+
+torch = require("torch", "export", "the PyTorch backend")
+
+from xyrt.runtime.torch_graphs import GraphRunner  # noqa: E402 - needs torch, imported above
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+FP16_CLAMP = 65504.0 - 1000.0  # float16 max minus the margin Whisper-style encoders keep
+BUCKET_CODES = 16  # encoder windows are padded up to a multiple of 16 codes (1.28 s)
+CUDA_BATCH = 32  # default windows per batch on a GPU (a CPU keeps ChunkedCodec's 4)
+
+
+def parse_device(device: str | Any | None) -> Any:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` (or a torch.device) -> torch.device, checked."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise XyrtError(f"device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'") from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise XyrtError(f"device {device!r}: the PyTorch backend runs on 'cpu' or 'cuda[:N]'")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise XyrtError(
+                f"device {device!r}: PyTorch sees no CUDA GPU here (torch {torch.__version__}, "
+                f"built with CUDA {torch.version.cuda}); use device='cpu'"
+            )
+        count = torch.cuda.device_count()
+        index = 0 if dev.index is None else dev.index
+        if index >= count:
+            raise XyrtError(f"device {device!r}: this machine has {count} CUDA device(s)")
+        dev = torch.device("cuda", index)
+    return dev
+
+
+@contextlib.contextmanager
+def ieee_fp32(device: Any) -> Iterator[None]:
+    """TF32 off for CUDA matmuls and convolutions inside the block; the caller's settings are
+    restored after (they are process-wide flags in PyTorch)."""
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, "fp32_precision") and hasattr(cudnn, "conv"):
+        saved = (matmul.fp32_precision, cudnn.conv.fp32_precision)
+        matmul.fp32_precision, cudnn.conv.fp32_precision = "ieee", "ieee"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision, cudnn.conv.fp32_precision = saved
+    else:  # PyTorch before 2.9
+        saved = (matmul.allow_tf32, cudnn.allow_tf32)
+        matmul.allow_tf32, cudnn.allow_tf32 = False, False
+        try:
+            yield
+        finally:
+            matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def window_bucket(samples: int) -> int:
+    """Samples an encoder window of ``samples`` is padded to: whole `BUCKET_CODES` codes, at
+    most 30 s."""
+    unit = BUCKET_CODES * SAMPLES_PER_CODE_IN
+    return min(N_SAMPLES, -(-samples // unit) * unit)
+
+
+def batch_bucket(rows: int) -> int:
+    """Batch rows padded up to a power of two."""
+    return 1 << max(0, rows - 1).bit_length()
+
+
+def _lower_precision_modules(model: Any) -> list[Any]:
+    """The Linear/convolution layers autocast runs in bf16/fp16: all but the float32 islands
+    (front end, residual VQ; the iSTFT has no weights)."""
+    nn = torch.nn
+    kinds = (nn.Linear, nn.Conv1d, nn.ConvTranspose1d)
+    skip = {id(m) for part in (model.frontend, model.quantizer) for m in part.modules()}
+    return [m for m in model.modules() if isinstance(m, kinds) and id(m) not in skip]
+
+
+class TorchBackend(Backend):
+    """Runs windows through `xyrt.export.model.XYTokenizer` on a CPU or CUDA device.
+
+    ``model`` is moved to ``device`` (default: where it is) and, for bf16/fp16, its Linear and
+    convolution weights are cast to that dtype in place. Outputs are numpy on the host.
+    """
+
+    name = "torch"
+
+    def __init__(
+        self,
+        model: Any,
+        device: str | Any | None = None,
+        precision: str = "fp32",
+        cuda_graphs: bool = True,
+        compile: bool = False,
+        max_batch: int | None = None,
+        source: str | None = None,
+        ieee: bool = True,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise XyrtError(
+                f"precision {precision!r}: the PyTorch backend takes {', '.join(PRECISIONS)}"
+            )
+        dev = next(model.parameters()).device if device is None else parse_device(device)
+        if precision == "fp16" and dev.type != "cuda":
+            raise XyrtError("precision 'fp16' needs a CUDA device (on a CPU use fp32 or bf16)")
+        if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+            name = torch.cuda.get_device_name(dev)
+            raise XyrtError(
+                f"precision 'bf16' needs an Ampere or later GPU; {name} has none: use fp16 or fp32"
+            )
+        if max_batch is not None and max_batch < 1:
+            raise XyrtError(f"max_batch must be at least 1, got {max_batch}")
+        self.model = model.eval()
+        self.precision = precision
+        self.source = source
+        self.info = ModelInfo(
+            output_sample_rate=model.cfg.output_sample_rate,
+            samples_per_code_out=model.cfg.samples_per_code_out,
+            num_quantizers=model.cfg.num_quantizers,
+            codebook_size=model.cfg.codebook_size,
+        )
+        self._hooks: list[Any] = []
+        if precision != "fp32":
+            for m in _lower_precision_modules(self.model):
+                m.to(DTYPES[precision])
+                if precision == "fp16":
+                    self._hooks.append(m.register_forward_hook(_clamp_fp16))
+        self.compile = compile
+        self.compile_seconds = 0.0
+        self.cuda_graphs = cuda_graphs
+        self.max_batch = max_batch
+        self.ieee = ieee  # False: PyTorch's own TF32 flags (the published cost, for benchmarks)
+        self._lock = threading.RLock()
+        self.to(dev)
+
+    def to(self, device: str | Any) -> TorchBackend:
+        """Move the model to ``device``; captured graphs and staging buffers start afresh."""
+        dev = parse_device(device)
+        with self._lock:
+            if getattr(self, "_encode", None) is not None:
+                self.close()
+            self.model.to(dev)
+            graphed = self.cuda_graphs and dev.type == "cuda"
+            self.limits = BackendLimits(
+                max_batch=self.max_batch,
+                device=str(dev),
+                preferred_batch=CUDA_BATCH if dev.type == "cuda" else 4,
+                window_multiple=BUCKET_CODES * SAMPLES_PER_CODE_IN if graphed else 0,
+            )
+            encode, decode = self._encode_fn, self._decode_fn
+            if self.compile:
+                encode, decode = (torch.compile(f, dynamic=False) for f in (encode, decode))
+            self._encode = GraphRunner(encode, dev, enabled=graphed)
+            self._decode = GraphRunner(decode, dev, enabled=graphed)
+            self._pinned: dict[tuple, Any] = {}
+        return self
+
+    @property
+    def device(self) -> Any:
+        """Where the model's weights are (windows run there; results come back as numpy)."""
+        return next(self.model.parameters()).device
+
+    def identity(self) -> dict[str, Any]:
+        """What makes this backend's outputs what they are (for resume checks and reports)."""
+        return {
+            "backend": self.name,
+            "precision": self.precision,
+            "device": str(self.device),
+            "source": self.source,
+            "torch": torch.__version__,
+        }
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        self._encode.clear()
+        self._decode.clear()
+        self._pinned.clear()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        """Inference mode, IEEE float32 on CUDA, and autocast for bf16/fp16."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.inference_mode())
+            if self.ieee:
+                stack.enter_context(ieee_fp32(self.device))
+            if self.precision in DTYPES:
+                stack.enter_context(
+                    torch.autocast(self.device.type, DTYPES[self.precision], cache_enabled=False)
+                )
+            yield
+
+    # -- host <-> device ---------------------------------------------------------------------
+    def tensor(self, array: np.ndarray) -> Any:
+        """A numpy input on this backend's device (through a reused pinned buffer on CUDA)."""
+        host = torch.from_numpy(np.ascontiguousarray(array))
+        if self.device.type != "cuda":
+            return host
+        staged = self._staging("in", host)
+        staged.copy_(host)
+        return staged.to(self.device, non_blocking=True)
+
+    def _staging(self, tag: str, like: Any) -> Any:
+        key = (tag, like.dtype, like.numel())
+        buf = self._pinned.get(key)
+        if buf is None:
+            buf = self._pinned[key] = torch.empty(like.numel(), dtype=like.dtype).pin_memory()
+        return buf.view(like.shape)
+
+    def host(self, *tensors: Any) -> list[np.ndarray]:
+        """Device tensors -> numpy copies, with one synchronisation for all of them."""
+        if self.device.type != "cuda":
+            return [t.numpy().copy() for t in tensors]
+        staged = []
+        for i, t in enumerate(tensors):
+            buf = self._staging(f"out{i}", t)
+            buf.copy_(t, non_blocking=True)
+            staged.append(buf)
+        torch.cuda.current_stream(self.device).synchronize()
+        return [s.numpy().copy() for s in staged]
+
+    # -- the network --------------------------------------------------------------------------
+    def _encode_fn(self, wav: Any, lengths: Any) -> tuple[Any, Any]:
+        mel, mel_lengths = self.model.frontend(wav, lengths)
+        finite = torch.isfinite(mel).all()
+        codes, _ = self.model.encode_mel(mel, mel_lengths)
+        return codes, finite
+
+    def _decode_fn(self, codes: Any) -> tuple[Any]:
+        return (self.model.decode_codes(codes).float(),)
+
+    def _pad_rows(self, wav: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pad an encoder batch to its shape bucket (graphs only): columns to `window_bucket`,
+        rows to a power of two (copies of row 0, dropped again after)."""
+        b, p = wav.shape
+        rows, cols = batch_bucket(b), window_bucket(p)
+        if self.max_batch is not None:
+            rows = max(b, min(rows, self.limits.max_batch))
+        if (rows, cols) == (b, p):
+            return wav, lengths
+        out = np.zeros((rows, cols), np.float32)
+        out[:b, :p] = wav
+        out[b:] = out[0]
+        return out, np.concatenate([lengths, np.full(rows - b, lengths[0], np.int64)])
+
+    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        b, p = wav.shape
+        if self._encode.enabled:
+            wav, lengths = self._pad_rows(wav, lengths)
+        with self._lock, self.context():
+            codes, finite = self._timed(self._encode, self.tensor(wav), self.tensor(lengths))
+            codes, finite = self.host(codes, finite)
+        if not bool(finite):
+            raise AudioError(
+                "the log-mel features of this audio are not finite; scale it to [-1, 1]"
+            )
+        return codes[:, :b, : p // SAMPLES_PER_CODE_IN]
+
+    def decode_window(self, codes: np.ndarray) -> np.ndarray:
+        with self._lock, self.context():
+            (audio,) = self.host(*self._timed(self._decode, self.tensor(codes)))
+        return audio
+
+    def _timed(self, runner: GraphRunner, *args: Any) -> tuple[Any, ...]:
+        if not self.compile:
+            return runner(*args)
+        t0 = time.perf_counter()
+        key = runner.key(args)
+        first = key not in runner.seen
+        out = runner(*args)
+        if first:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.compile_seconds += time.perf_counter() - t0
+        return out
+
+    def encode_window_with_margins(
+        self, wav: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`encode_window` plus each code's tie margin: codes (8, B, T) int64 and margins
+        (8, B, T) float32 (see `xyrt.runtime.compare.ReferenceCodes`); eager."""
+        with self._lock, self.context():
+            mel, mel_lengths = self.model.frontend(self.tensor(wav), self.tensor(lengths))
+            if not bool(torch.isfinite(mel).all()):
+                raise AudioError(
+                    "the log-mel features of this audio are not finite; scale it to [-1, 1]"
+                )
+            x, code_lengths = self.model.latents(mel, mel_lengths)
+            codes, margins = self.model.quantizer.encode_with_margins(x, code_lengths)
+            return self.host(codes, margins.float())
+
+    def graph_stats(self) -> dict[str, Any]:
+        """Captures, replays and eager runs per graph (encoder, decoder)."""
+        return {"encoder": self._encode.stats, "decoder": self._decode.stats}
+
+    def stage_profiler(self) -> StageProfiler:
+        from xyrt.export.stages import TorchStageProfiler
+
+        return TorchStageProfiler(self)
+
+
+def _clamp_fp16(module: Any, args: Any, output: Any) -> Any:
+    if isinstance(output, torch.Tensor) and output.dtype == torch.float16:
+        return output.clamp(-FP16_CLAMP, FP16_CLAMP)
+    return output
+
+
+def open_torch(
+    source: str | Path,
+    device: str | None = None,
+    precision: str | None = None,
+    config: str | Path | None = None,
+    threads: int | None = None,
+    cuda_graphs: bool = True,
+    compile: bool = False,
+    max_batch: int | None = None,
+) -> TorchBackend:
+    """A `TorchBackend` over a checkpoint: an original .ckpt (config given, else config.yaml
+    beside it) or a Hugging Face-layout folder."""
+    from xyrt.export.checkpoint import load_model
+
+    dev = parse_device(device)  # a bad device fails before the checkpoint is read
+    if threads:
+        torch.set_num_threads(threads)
+    model = load_model(source, config)
+    return TorchBackend(
+        model,
+        dev,
+        precision or "fp32",
+        cuda_graphs=cuda_graphs,
+        compile=compile,
+        max_batch=max_batch,
+        source=str(source),
+    )
