@@ -2,6 +2,7 @@
 
 import xyrt.runtime
 codec = xyrt.runtime.load("model_dir")            # ONNX Runtime, CPU
+codec = xyrt.runtime.load("model.ckpt", device="cuda", precision="bf16")   # PyTorch, GPU
 codes = codec.encode(audio, sample_rate)            # (8, T) int64
 audio = codec.decode(codes)                         # float32 at codec.output_sample_rate
 
@@ -17,65 +18,64 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from xyrt.runtime import graph_io
-from xyrt.runtime.backend import Backend, ModelInfo
+from xyrt.runtime.backend import Backend, BackendLimits, ModelInfo
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.decode_stream import DecodeStream, DecodeStreamOptions
+from xyrt.runtime.registry import BACKEND_NAMES, open_backend
 from xyrt.runtime.streaming import CodeFrame, Stream, StreamOptions, StreamStep
 
-RUNTIME_BACKENDS = (
-    "onnxruntime",
-    "openvino",
-    "tensorrt",
-    "auto",
-)  # what `load(backend=...)` accepts
+RUNTIME_BACKENDS = (*BACKEND_NAMES, "auto")  # what `load(backend=...)` accepts (aliases too)
 
 
 def load(
-    model_dir: str | Path,
-    backend: str = "onnxruntime",
+    model: str | Path,
+    backend: str = "auto",
+    device: str | None = None,
+    precision: str | None = None,
     providers: Sequence[str] | None = None,
     threads: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     progress: bool = False,
     target: str | None = None,
-    precision: str | None = None,
+    config: str | Path | None = None,
+    cuda_graphs: bool = True,
+    compile: bool = False,
+    max_batch: int | None = None,
 ) -> ChunkedCodec:
-    """A codec over an exported model directory (`xyrt export`/`xyrt quantize`), or over an
-    engine directory (`xyrt build`) with ``backend="tensorrt"``; ``"auto"`` picks by what the
-    directory holds. ``target`` picks a graph set of a quantized directory ("tensorrt" for the
-    Q/DQ graphs under ONNX Runtime). ``backend="openvino"`` runs the directory with OpenVINO on
-    the CPU at ``precision`` "f32", "bf16" or "int8" (default: the directory's own)."""
+    """A codec over a model source: an export directory (`xyrt export`/`xyrt quantize`), an
+    engine directory (`xyrt build`) or a checkpoint (.ckpt, or a Hugging Face-layout folder).
+
+    ``backend``: "onnxruntime", "openvino", "tensorrt", "torch" (or an alias, see
+    `xyrt.runtime.registry`); "auto" picks by what the source is (engines -> tensorrt, export ->
+    onnxruntime, checkpoint -> torch). ``device``: "cpu", "cuda" or "cuda:N"; ``precision``:
+    "fp32", "bf16", "fp16" (torch), or "fp32"/"bf16"/"int8" (OpenVINO on a CPU); ``providers``
+    and ``target`` are ONNX Runtime's; ``config`` a checkpoint's YAML; ``cuda_graphs``,
+    ``compile`` the torch backend's. ``batch_size`` None: the backend's preferred batch. An
+    option the chosen backend cannot take is an `XyrtError` naming it.
+    """
     from xyrt.checks import threads as check_threads
-    from xyrt.errors import XyrtError
 
-    if not isinstance(model_dir, (str, Path)):
-        raise XyrtError(f"model_dir must be a directory path (str or Path), got {model_dir!r}")
-    if backend not in RUNTIME_BACKENDS:
-        raise XyrtError(f"unknown backend {backend!r}; available: {', '.join(RUNTIME_BACKENDS)}")
     threads = check_threads(threads)
-    if backend == "auto":
-        engines = (Path(model_dir) / "engines.json").is_file()
-        backend = "tensorrt" if engines else "onnxruntime"
-    if precision is not None and backend != "openvino":
-        raise XyrtError(f"precision {precision!r} is an OpenVINO option (backend='openvino')")
-    if backend == "openvino":
-        from xyrt.runtime.openvino import OpenVinoBackend
-
-        impl = OpenVinoBackend(model_dir, precision, threads)
-    elif backend == "tensorrt":
-        from xyrt.runtime.tensorrt import TensorRTBackend
-
-        impl = TensorRTBackend(model_dir)
-    else:
-        from xyrt.runtime.onnxrt import OnnxRuntimeBackend
-
-        impl = OnnxRuntimeBackend(model_dir, providers, threads, target)
+    impl = open_backend(
+        model,
+        backend,
+        device=device,
+        precision=precision,
+        providers=providers,
+        threads=threads,
+        target=target,
+        config=config,
+        cuda_graphs=cuda_graphs,
+        compile=compile,
+        max_batch=max_batch,
+    )
     return ChunkedCodec(impl, batch_size=batch_size, progress=progress)
 
 
 __all__ = [
     "RUNTIME_BACKENDS",
     "Backend",
+    "BackendLimits",
     "ChunkedCodec",
     "CodeFrame",
     "DecodeStream",

@@ -277,7 +277,7 @@ def test_python_api_misuse() -> None:
         stream.accept_waveform(0, SPEECH)
     with pytest.raises(XyrtError, match="providers must be a list of names .* got 'cpu'"):
         xyrt.runtime.load(exported("tiny_16k"), providers="cpu")
-    with pytest.raises(XyrtError, match="model_dir must be a directory path .* got None"):
+    with pytest.raises(XyrtError, match="model must be a path .* got None"):
         xyrt.runtime.load(None)
     with pytest.raises(
         XyrtError, match="expected a Stream from codec.create_stream.., got NoneType"

@@ -48,7 +48,7 @@ from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.codes import validate_codes
 from xyrt.runtime.graph_io import pack_windows
 
-BACKENDS = ("pytorch", *RUNTIME_BACKENDS)  # what `from_pretrained(backend=...)` accepts
+BACKENDS = RUNTIME_BACKENDS  # what `from_pretrained(backend=...)` accepts (aliases too)
 
 
 def _is_tensor(x: Any) -> bool:
@@ -118,7 +118,8 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
     def load_from_checkpoint(cls, config_path: str | Path | None, ckpt_path: str | Path):
         """The PyTorch model from an original .ckpt and its YAML (or a Hugging Face-layout
         folder as ``ckpt_path``, with ``config_path`` None): the published signature."""
-        return cls.from_pretrained(ckpt_path, backend="pytorch", config=config_path)
+        config = None if Path(ckpt_path).is_dir() else config_path  # a folder has config.json
+        return cls.from_pretrained(ckpt_path, backend="torch", config=config)
 
     @classmethod
     def from_pretrained(
@@ -127,57 +128,55 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         backend: str = "auto",
         config: str | Path | None = None,
         threads: int | None = None,
-        batch_size: int = 4,
+        batch_size: int | None = 4,
         **runtime_options: Any,
     ) -> XY_Tokenizer:
-        """An export directory (`xyrt export`/`quantize`/`build`), run by ``backend`` (one of
-        `xyrt.runtime.RUNTIME_BACKENDS`; "auto" picks by what it holds; ``runtime_options`` such
-        as ``providers``, ``target``, ``precision`` go to `xyrt.runtime.load`), or a checkpoint
-        (.ckpt + YAML, or a Hugging Face-layout folder) run by PyTorch."""
-        if backend not in BACKENDS:
-            raise XyrtError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-        path = Path(path)
-        exported = (path / "manifest.json").is_file() or (path / "engines.json").is_file()
-        if exported and backend != "pytorch":
-            import xyrt.runtime
+        """A model source run by ``backend`` (`xyrt.runtime.registry`): an export directory
+        (`xyrt export`/`quantize`/`build`; "auto": ONNX Runtime or TensorRT by what it holds)
+        or a checkpoint (.ckpt + YAML, or a Hugging Face-layout folder; "auto": PyTorch).
+        ``runtime_options`` go to `xyrt.runtime.load`: ``device`` ("cuda"), ``precision``
+        ("fp32", "bf16", "fp16" for PyTorch), ``providers``, ``target``, ..."""
+        import xyrt.runtime
+        from xyrt.runtime.registry import AUTO, backend_entry, source_kind
 
-            codec = xyrt.runtime.load(
-                path, backend, threads=threads, batch_size=batch_size, **runtime_options
-            )
-            return cls(codec)
-        if exported:
-            raise XyrtError(
-                f"{path} is an exported model; backend='pytorch' needs the checkpoint it was "
-                "exported from (.ckpt + YAML or a Hugging Face-layout folder)"
-            )
-        if backend not in ("auto", "pytorch") or runtime_options:
+        kind = source_kind(path)
+        name = AUTO[kind] if backend == "auto" else backend_entry(backend).name
+        if kind == "checkpoint" and name != "torch":
             raise XyrtError(
                 f"{path} is not an export directory (no manifest.json); backend={backend!r} "
-                f"and runtime options {sorted(runtime_options)} are for exported graphs: "
-                "make them with `xyrt export --checkpoint ... -o DIR`"
+                "runs exported graphs: make them with `xyrt export --checkpoint ... -o DIR`, or "
+                "use backend='torch' for the checkpoint itself"
             )
-        torch = require("torch", "export", "the PyTorch backend")
-        if threads:
-            torch.set_num_threads(threads)
-        from xyrt.export.codec import XYCodec
-
-        config = None if path.is_dir() else config
-        return cls(XYCodec.from_checkpoint(path, config, batch_size=batch_size))
+        if kind != "checkpoint" and name == "torch":
+            raise XyrtError(
+                f"{path} is an exported model; backend={backend!r} (PyTorch) needs the "
+                "checkpoint it was exported from (.ckpt + YAML or a Hugging Face-layout folder)"
+            )
+        codec = xyrt.runtime.load(
+            path,
+            name,
+            threads=threads,
+            batch_size=batch_size,
+            **({"config": config} if config is not None else {}),
+            **runtime_options,
+        )
+        return cls(codec)
 
     # -- nn.Module-style calls the published class inherits -------------------------------------
     @property
     def model(self):
         """The PyTorch model (`xyrt.export.model.XYTokenizer`), or None for exported graphs."""
-        return getattr(self.codec, "model", None)
+        return getattr(self.codec.backend, "model", None)
 
     def to(self, device: Any = None, *args: Any, **kwargs: Any) -> XY_Tokenizer:
-        """Moves the PyTorch model to ``device``; exported graphs stay where their backend runs
-        them (results still come back on the input's device). Returns self."""
+        """Moves the PyTorch model to ``device`` (its float32 calls stay IEEE float32 there: no
+        TF32); exported graphs stay where their backend runs them (results still come back on
+        the input's device). Returns self."""
         if self.model is not None and device is not None:
             import torch
 
             if isinstance(device, (str, torch.device)):
-                self.model.to(device)
+                self.codec.backend.to(device)
         return self
 
     def cuda(self, device: Any = None) -> XY_Tokenizer:

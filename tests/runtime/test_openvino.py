@@ -158,7 +158,9 @@ def test_precision_and_graph_set_errors() -> None:
         _load(exported("tiny_16k"), "int8")
     with pytest.raises(XyrtError, match="holds int8 graphs"):
         _load(quantized("int8"), "f32")
-    with pytest.raises(XyrtError, match="precision 'bf16' is an OpenVINO option"):
+    with pytest.raises(
+        XyrtError, match="precision 'bf16' does not apply to the onnxruntime backend"
+    ):
         xyrt.runtime.load(exported("tiny_16k"), precision="bf16")
     assert xyrt.runtime.load(exported("tiny_16k"), backend="openvino").backend.name == "openvino"
 

@@ -18,6 +18,7 @@ import numpy as np
 from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.corpus.inputs import Item, ItemError, read_item
 from xyrt.errors import XyrtError
+from xyrt.runtime.backend import limits_of
 from xyrt.runtime.chunking import encode_plan
 
 
@@ -107,12 +108,21 @@ class Encoder:
         threads: int | None,
         batch_seconds: float,
         overlap: float,
+        device: str | None = None,
+        precision: str | None = None,
     ) -> None:
         import xyrt.runtime
 
         self.codec = xyrt.runtime.load(
-            model, backend=backend, providers=providers, threads=threads, target=target
+            model,
+            backend=backend,
+            providers=providers,
+            threads=threads,
+            target=target,
+            device=device,
+            precision=precision,
         )
+        self.limits = limits_of(self.codec.backend)
         self.batch_seconds, self.overlap = batch_seconds, overlap
         # one code of silence: builds the sessions now, so a model that cannot load fails the
         # actor (and the job, with the reason) instead of turning every item into an error
@@ -120,7 +130,8 @@ class Encoder:
 
     def _encode(self, clips: list[np.ndarray]) -> list[np.ndarray | XyrtError]:
         longest = min(max(len(c) for c in clips) / INPUT_SAMPLE_RATE, CHUNK_SECONDS)
-        self.codec.batch_size = max(1, int(self.batch_seconds // max(longest, 0.08)))
+        wanted = max(1, int(self.batch_seconds // max(longest, 0.08)))
+        self.codec.batch_size = self.limits.batch(wanted)  # within the backend's maximum
         try:
             return self.codec.encode(clips, INPUT_SAMPLE_RATE, overlap=self.overlap)
         except XyrtError:
