@@ -66,8 +66,11 @@ def test_internal_consistency(bench) -> None:
             assert math.isclose(c["rtf"], lat["p50"] / 1e3 / c["audio_seconds"])
             assert math.isclose(c["throughput"], 1 / c["rtf"])
             assert sum(c["stages_ms"].values()) <= c["stages_total_ms"] * (1 + 1e-9)
+            # each backend against the peak of its own arithmetic: bf16 against the bf16 GEMM
+            key = "bf16_gflops" if b["precision"] == "bf16" else "gflops"
+            assert b["peak_reference"] == f"cpu {b['precision']} GEMM"
             assert c["gflops"] > 0 and math.isclose(
-                c["peak_fraction"], c["gflops"] / report["gemm_peak"]["gflops"]
+                c["peak_fraction"], c["gflops"] / report["gemm_peak"][key]
             )
             assert c["speedup_vs_published"] > 0
         assert b["peak_rss_mib"] > 0
@@ -107,7 +110,7 @@ def test_skipped_backends_say_why(bench) -> None:
         by["ort-cuda"]["status"] == "skipped"
         and "CUDAExecutionProvider" in by["ort-cuda"]["reason"]
     )
-    assert "not measured:" in table and "ort-int8:" in table and "GEMM peak" in table
+    assert "not measured:" in table and "ort-int8:" in table and "matmul peaks measured" in table
 
 
 def test_plot_written(bench) -> None:
@@ -150,10 +153,10 @@ def test_bf16_autocast_keeps_frontend_and_rvq_in_float32() -> None:
 
     from helpers import golden
     from xyrt.export.checkpoint import load_model
-    from xyrt.export.codec import TorchBackend
     from xyrt.runtime.graph_io import pack_windows
+    from xyrt.runtime.torch_backend import TorchBackend
 
-    backend = TorchBackend(load_model(CKPT), device="cpu", dtype="bf16")
+    backend = TorchBackend(load_model(CKPT), device="cpu", precision="bf16")
     wav, lengths = pack_windows([golden("tiny_16k")["speech_4/wav"]])
     m = backend.model
     with torch.inference_mode():
@@ -179,9 +182,9 @@ def test_cuda_backends_when_present() -> None:
             "no CUDA device on this machine: the pytorch-cuda backends are listed as skipped"
         )
     from xyrt.export.checkpoint import load_model
-    from xyrt.export.codec import TorchBackend
     from xyrt.runtime.graph_io import pack_windows
+    from xyrt.runtime.torch_backend import TorchBackend
 
-    backend = TorchBackend(load_model(CKPT), device="cuda", dtype="bf16")
+    backend = TorchBackend(load_model(CKPT), device="cuda", precision="bf16")
     wav, lengths = pack_windows([np.zeros(32000, np.float32)])
     assert backend.encode_window(wav, lengths).shape[0] == 8

@@ -22,7 +22,7 @@ import numpy as np
 
 from xyrt.bench.accuracy import REFERENCE_ORDER, agreement
 from xyrt.bench.flops import decode_flops, encode_flops
-from xyrt.bench.peak import measure_peak
+from xyrt.bench.peak import measure_gpu_peak, measure_peak
 from xyrt.checks import threads as check_threads
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN, XYConfig
 from xyrt.errors import XyrtError
@@ -43,9 +43,15 @@ BENCH_BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
     "ort-cuda": ("ort", "fp32", ["cuda"], False),
     "ort-tensorrt": ("ort", "fp32", ["tensorrt"], False),
     "tensorrt": ("tensorrt", "engines", None, False),
+    "pytorch-published-cuda": ("torch-cuda", "fp32", None, True),
     "pytorch-cuda": ("torch-cuda", "fp32", None, False),
     "pytorch-cuda-bf16": ("torch-cuda", "bf16", None, False),
+    "pytorch-cuda-fp16": ("torch-cuda", "fp16", None, False),
 }
+# The published cost on each device: windows padded to 30 s, eager PyTorch with its default
+# flags (TF32 convolutions on CUDA). Every backend's "vs pub" is against its own device's.
+BASELINES = {"cpu": "pytorch-published", "cuda": "pytorch-published-cuda"}
+ONNX_KINDS = ("ort", "openvino")  # backends that run an export directory
 
 
 # Measured on request only: PyTorch's bf16 autocast on CPU measured ~9x slower than float32 on
@@ -224,12 +230,22 @@ def _run_worker(spec: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def device_of(name: str) -> str:
+    """ "cuda" for the backends that run on an NVIDIA GPU, else "cpu"."""
+    kind, _, providers, _ = BENCH_BACKENDS[name]
+    gpu = kind in ("torch-cuda", "tensorrt") or providers in (["cuda"], ["tensorrt"])
+    return "cuda" if gpu else "cpu"
+
+
 def _add_ratios(backends: list[dict]) -> None:
-    base = next((b for b in backends if b["name"] == BASELINE and b["status"] == "ok"), None)
-    if base is None:
-        return
-    ref = {(c["op"], c["seconds"], c["batch"]): c["latency_ms"]["p50"] for c in base["cases"]}
-    for b in backends:
+    """Each backend's speed-up against the published cost on its own device, same run."""
+    ok = {b["name"]: b for b in backends if b["status"] == "ok"}
+    for b in ok.values():
+        base = ok.get(BASELINES[device_of(b["name"])])
+        if base is None:
+            continue
+        ref = {(c["op"], c["seconds"], c["batch"]): c["latency_ms"]["p50"] for c in base["cases"]}
+        b["published_baseline"] = base["name"]
         for c in b.get("cases", []):
             key = (c["op"], c["seconds"], c["batch"])
             if key in ref:
@@ -239,9 +255,15 @@ def _add_ratios(backends: list[dict]) -> None:
 def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = print) -> dict:
     """Measure every requested backend; returns the JSON-able report (schema xyrt-bench/1)."""
     dirs = _model_dirs_by_precision(opts.model_dirs)
-    log("measuring the float32 GEMM peak of this machine ...")
-    peak = measure_peak(opts.threads)
     available = {n: availability(n, opts, dirs) for n in opts.backends}
+    runnable = [n for n in opts.backends if available[n] is None]
+    peak: dict = {}
+    if any(device_of(n) == "cpu" for n in runnable):
+        log("measuring the GEMM peak of this machine's CPU ...")
+        peak = measure_peak(opts.threads)
+    if any(device_of(n) == "cuda" for n in runnable):
+        log("measuring the GPU's matmul peak per precision ...")
+        peak["gpu"] = measure_gpu_peak()
     reference = next((n for n in REFERENCE_ORDER if available.get(n, "") is None), None)
     order = sorted(opts.backends, key=lambda n: n != reference)  # the reference runs first
     results: dict[str, dict] = {}
@@ -284,6 +306,7 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
             "threads": opts.threads,
         },
         "baseline": BASELINE,
+        "baselines": BASELINES,
         "accuracy_reference": reference,
         "backends": backends,
     }
@@ -314,25 +337,38 @@ def _measure(name, opts, cfg, dirs, peak, accuracy, log) -> dict:
     except XyrtError as exc:
         log(f"{name}: FAILED: {exc}")
         return {"name": name, "status": "failed", "reason": str(exc)}
+    device = device_of(name)
+    peak_gflops, peak_name = peak_for(peak, precision, device, pad)
     return {
         "name": name,
         "status": "ok",
         "precision": precision,
-        "device": "cuda"
-        if kind in ("torch-cuda", "tensorrt") or providers in (["cuda"], ["tensorrt"])
-        else "cpu",
+        "device": device,
         "stage_method": raw["stage_method"],
         "peak_rss_mib": raw["peak_rss_mib"],
+        "gpu_peak_mib": raw.get("gpu_peak_mib"),
         "load_seconds": raw["load_seconds"],
-        "cases": [summarize(c, cfg, _peak_for(peak, precision)) for c in raw["cases"]],
+        "peak_reference": peak_name,
+        "cases": [summarize(c, cfg, peak_gflops) for c in raw["cases"]],
     }
 
 
-def _peak_for(peak: dict, precision: str) -> float:
-    """The GEMM peak of the backend's arithmetic: int8 backends against the int8 GEMM peak."""
+def peak_for(peak: dict, precision: str, device: str, published: bool) -> tuple[float, str]:
+    """The matmul peak (GFLOP/s) of the backend's own device and arithmetic, and its name: on a
+    CPU int8 backends against the int8 GEMM peak, bf16 against the bf16 one where measured,
+    the rest float32; on a GPU the measured peak of its precision (the published baseline runs
+    PyTorch's default TF32 convolutions: against TF32)."""
+    if device == "cuda":
+        gpu = peak.get("gpu", {})
+        key = "tf32" if published and precision == "fp32" else precision
+        if f"{key}_tflops" in gpu:
+            return gpu[f"{key}_tflops"] * 1e3, f"gpu {key} matmul"
+        return float("nan"), "gpu peak not measured"
     if precision == "int8" and peak.get("int8_gops"):
-        return float(peak["int8_gops"])
-    return float(peak["gflops"])
+        return float(peak["int8_gops"]), "cpu int8 GEMM"
+    if precision == "bf16" and peak.get("bf16_gflops"):
+        return float(peak["bf16_gflops"]), "cpu bf16 GEMM"
+    return float(peak["gflops"]), "cpu fp32 GEMM"
 
 
 def _machine(threads: int | None) -> dict:

@@ -12,10 +12,12 @@ from xyrt.errors import XyrtError
 from xyrt.runtime.filecheck import cache_dir
 
 
-def default_model(log: Callable[[str], None] = print) -> tuple[Path, list[Path]]:
+def default_model(
+    log: Callable[[str], None] = print, exports: bool = True
+) -> tuple[Path, list[Path]]:
     """The full-size synthetic checkpoint, its FP32 export and an INT8 one (the cpu-dynamic
     scheme: no calibration needed; a fuller ``onnx-int8`` made by hand is used as it is),
-    built once and cached."""
+    built once and cached; ``exports=False``: the checkpoint alone (PyTorch backends only)."""
     from tqdm.auto import tqdm
 
     base = cache_dir() / "synth-16k-seed0"
@@ -24,8 +26,8 @@ def default_model(log: Callable[[str], None] = print) -> tuple[Path, list[Path]]
         s
         for s, done in (
             ("synth", ckpt.is_file()),
-            ("export", (onnx_dir / "manifest.json").is_file()),
-            ("quantize", (int8_dir / "manifest.json").is_file()),
+            ("export", not exports or (onnx_dir / "manifest.json").is_file()),
+            ("quantize", not exports or (int8_dir / "manifest.json").is_file()),
         )
         if not done
     ]
@@ -46,7 +48,7 @@ def default_model(log: Callable[[str], None] = print) -> tuple[Path, list[Path]]
 
             no_pass = SensitivityOptions(enabled=False)
             quantize(onnx_dir, int8_dir, "int8", ["cpu-dynamic"], sensitivity=no_pass)
-    return ckpt, [onnx_dir, int8_dir]
+    return ckpt, [onnx_dir, int8_dir] if exports else []
 
 
 def export_for(checkpoint: Path, log: Callable[[str], None] = print) -> Path:
@@ -91,13 +93,16 @@ def resolve(
     checkpoint they were exported from, if still there. Returns the options and the config."""
     if opts.checkpoint is not None and not Path(opts.checkpoint).exists():
         raise XyrtError(f"checkpoint not found: {opts.checkpoint}")
+    from xyrt.bench.driver import BENCH_BACKENDS, ONNX_KINDS
+
+    onnx = any(BENCH_BACKENDS[b][0] in ONNX_KINDS for b in opts.backends)
     checkpoint, dirs, synthetic = opts.checkpoint, list(opts.model_dirs), False
     if checkpoint is None and not dirs:
-        checkpoint, dirs = default_model(log)
+        checkpoint, dirs = default_model(log, exports=onnx)
         synthetic = True
     elif checkpoint is None:
         checkpoint = source_checkpoint(dirs[0])
-    elif not dirs:
+    elif not dirs and onnx:  # no ONNX export unless an ONNX backend is asked for
         dirs = [export_for(checkpoint, log)]
     opts = replace(opts, checkpoint=checkpoint, model_dirs=tuple(dirs), synthetic=synthetic)
     return opts, model_config(checkpoint, dirs)

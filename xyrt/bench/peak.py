@@ -32,6 +32,9 @@ def gemm_peak_gflops(size: int = 2048, repeats: int = 5, threads: int | None = N
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         results["torch"] = _best(lambda: torch.mm(ta, tb), repeats, flop)
     out = {"gflops": max(results.values()), "by_library": results, "size": size}
+    if torch is not None:  # bf16 backends (OpenVINO bf16, PyTorch autocast) against this
+        ha, hb = ta.bfloat16(), tb.bfloat16()
+        out["bf16_gflops"] = _best(lambda: torch.mm(ha, hb), repeats, flop)
     int8 = int8_gemm_peak_gops(size, repeats)
     if int8 is not None:
         out["int8_gops"] = int8
@@ -117,4 +120,70 @@ def measure_peak(threads: int | None = None) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def gpu_gemm_peak(size: int = 8192, repeats: int = 10) -> dict:
+    """Sustained matmul TFLOP/s of the first CUDA GPU per precision, with PyTorch: "fp32" (IEEE,
+    TF32 off), "tf32", "bf16", "fp16"; {} without a CUDA device. Each is the best of
+    ``repeats`` timed products of two (size, size) random matrices after a warm-up."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    if not torch.cuda.is_available():
+        return {}
+    from xyrt.runtime.torch_backend import ieee_fp32
+
+    dev = torch.device("cuda")
+    out = {"device": torch.cuda.get_device_name(dev), "size": size}
+    for name, dtype, tf32 in (
+        ("fp32", torch.float32, False),
+        ("tf32", torch.float32, True),
+        ("bf16", torch.bfloat16, None),
+        ("fp16", torch.float16, None),
+    ):
+        a = torch.randn(size, size, device=dev).to(dtype)
+        b = torch.randn(size, size, device=dev).to(dtype)
+        ctx = ieee_fp32(dev) if tf32 is False else _tf32(torch)
+        with ctx:
+            torch.mm(a, b)
+            torch.cuda.synchronize()
+            best = float("inf")
+            for _ in range(repeats):
+                start, end = torch.cuda.Event(True), torch.cuda.Event(True)
+                start.record()
+                torch.mm(a, b)
+                end.record()
+                end.synchronize()
+                best = min(best, start.elapsed_time(end) / 1e3)
+        out[f"{name}_tflops"] = 2.0 * size**3 / best / 1e12
+        del a, b
+    torch.cuda.empty_cache()
+    return out
+
+
+def _tf32(torch):
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        saved = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("high")
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(saved)
+
+    return ctx()
+
+
+def measure_gpu_peak() -> dict:
+    """`gpu_gemm_peak` in a child process (the driver itself never initialises CUDA)."""
+    code = (
+        "import json; from xyrt.bench.peak import gpu_gemm_peak; print(json.dumps(gpu_gemm_peak()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
