@@ -74,27 +74,35 @@ def parse_device(device: str | Any | None) -> Any:
 
 
 @contextlib.contextmanager
-def ieee_fp32(device: Any) -> Iterator[None]:
-    """TF32 off for CUDA matmuls and convolutions inside the block; the caller's settings are
-    restored after (they are process-wide flags in PyTorch)."""
+def fp32_mode(device: Any, mode: str = "ieee") -> Iterator[None]:
+    """CUDA float32 matmuls and convolutions as ``mode`` ("ieee": plain float32, TF32 off;
+    "tf32") inside the block; the caller's settings are restored after (they are process-wide
+    flags in PyTorch). PyTorch 2.9+ is set through its new ``fp32_precision`` API only (mixing
+    it with the legacy ``allow_tf32`` flags is an error there); older ones through the legacy
+    flags."""
     if torch.device(device).type != "cuda":
         yield
         return
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
     if hasattr(matmul, "fp32_precision") and hasattr(cudnn, "conv"):
         saved = (matmul.fp32_precision, cudnn.conv.fp32_precision)
-        matmul.fp32_precision, cudnn.conv.fp32_precision = "ieee", "ieee"
+        matmul.fp32_precision, cudnn.conv.fp32_precision = mode, mode
         try:
             yield
         finally:
             matmul.fp32_precision, cudnn.conv.fp32_precision = saved
     else:  # PyTorch before 2.9
         saved = (matmul.allow_tf32, cudnn.allow_tf32)
-        matmul.allow_tf32, cudnn.allow_tf32 = False, False
+        matmul.allow_tf32 = cudnn.allow_tf32 = mode == "tf32"
         try:
             yield
         finally:
             matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def ieee_fp32(device: Any) -> contextlib.AbstractContextManager[None]:
+    """`fp32_mode` "ieee": TF32 off inside the block, the caller's settings restored after."""
+    return fp32_mode(device, "ieee")
 
 
 def window_bucket(samples: int) -> int:

@@ -197,8 +197,13 @@ def test_cuda_compat_keeps_ieee_fp32_and_the_callers_flags(name: str) -> None:
 
     g = golden(name)
     spt = XY_Tokenizer.load_from_checkpoint(None, FIXTURES / name / "model.ckpt").cuda()
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    m, c = torch.backends.cuda.matmul, torch.backends.cudnn
+    new_api = hasattr(m, "fp32_precision")
+    saved = (m.fp32_precision, c.conv.fp32_precision) if new_api else (m.allow_tf32, c.allow_tf32)
+    if new_api:  # the caller asks for TF32 everywhere
+        m.fp32_precision = c.conv.fp32_precision = "tf32"
+    else:
+        m.allow_tf32 = c.allow_tf32 = True
     try:
         for clip in SPEECH:
             wav = torch.from_numpy(g[f"{clip}/wav"]).cuda()
@@ -206,17 +211,31 @@ def test_cuda_compat_keeps_ieee_fp32_and_the_callers_flags(name: str) -> None:
             assert codes.device.type == "cuda"
             expect_codes(golden_reference(name, clip, 10), codes.cpu().numpy(), clip)
         # the caller's TF32 settings are theirs again after xyrt's calls
-        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        now = (m.fp32_precision, c.conv.fp32_precision) if new_api else (m.allow_tf32, c.allow_tf32)
+        assert now == (("tf32", "tf32") if new_api else (True, True))
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        if new_api:
+            m.fp32_precision, c.conv.fp32_precision = saved
+        else:
+            m.allow_tf32, c.allow_tf32 = saved
 
 
 @needs_cuda
 def test_ieee_context_restores_flags() -> None:
-    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    m, c = torch.backends.cuda.matmul, torch.backends.cudnn
+    if not hasattr(m, "fp32_precision"):
+        pytest.skip(f"torch {torch.__version__} predates the fp32_precision API")
+    before = m.fp32_precision, c.conv.fp32_precision
     with ieee_fp32("cuda"):
-        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
-    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+        assert (m.fp32_precision, c.conv.fp32_precision) == ("ieee", "ieee")
+    assert (m.fp32_precision, c.conv.fp32_precision) == before
+    m.fp32_precision = c.conv.fp32_precision = "tf32"  # a caller that wants TF32 keeps it
+    try:
+        with ieee_fp32("cuda"):
+            pass
+        assert (m.fp32_precision, c.conv.fp32_precision) == ("tf32", "tf32")
+    finally:
+        m.fp32_precision, c.conv.fp32_precision = before
 
 
 @needs_cuda

@@ -133,7 +133,7 @@ def gpu_gemm_peak(size: int = 8192, repeats: int = 10) -> dict:
         return {}
     if not torch.cuda.is_available():
         return {}
-    from xyrt.runtime.torch_backend import ieee_fp32
+    from xyrt.runtime.torch_backend import fp32_mode
 
     dev = torch.device("cuda")
     out = {"device": torch.cuda.get_device_name(dev), "size": size}
@@ -145,8 +145,7 @@ def gpu_gemm_peak(size: int = 8192, repeats: int = 10) -> dict:
     ):
         a = torch.randn(size, size, device=dev).to(dtype)
         b = torch.randn(size, size, device=dev).to(dtype)
-        ctx = ieee_fp32(dev) if tf32 is False else _tf32(torch)
-        with ctx:
+        with fp32_mode(dev, "tf32" if tf32 else "ieee"):
             torch.mm(a, b)
             torch.cuda.synchronize()
             best = float("inf")
@@ -161,21 +160,6 @@ def gpu_gemm_peak(size: int = 8192, repeats: int = 10) -> dict:
         del a, b
     torch.cuda.empty_cache()
     return out
-
-
-def _tf32(torch):
-    import contextlib
-
-    @contextlib.contextmanager
-    def ctx():
-        saved = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("high")
-        try:
-            yield
-        finally:
-            torch.set_float32_matmul_precision(saved)
-
-    return ctx()
 
 
 def measure_gpu_peak() -> dict:
