@@ -19,7 +19,14 @@ from xyrt.runtime.chunking import num_codes
 from xyrt.runtime.compare import compare_codes, snr_db
 
 # FP32 backends that can serve as the reference, in order of preference
-REFERENCE_ORDER = ("ort-fp32", "openvino-f32", "pytorch", "pytorch-published")
+REFERENCE_ORDER = (
+    "ort-fp32",
+    "openvino-f32",
+    "pytorch",
+    "pytorch-published",
+    "pytorch-cuda",
+    "pytorch-published-cuda",
+)
 
 
 def heldout_clips() -> dict[str, np.ndarray]:
