@@ -41,11 +41,15 @@ SR = 16000
 class Check:
     """Runs sections under a time budget and keeps the JSON report current."""
 
-    def __init__(self, out: Path, budget: float) -> None:
+    def __init__(
+        self, out: Path, budget: float, only: str | None = None, name: str = "gpu_check"
+    ) -> None:
         self.out, self.budget, self.t0 = out, budget, time.perf_counter()
+        self.name = name
+        self.only = None if only is None else {"peaks", "model", *only.split(",")}
         self.report: dict = {"schema": "xyrt-gpu-check/1", "sections": {}}
         out.mkdir(parents=True, exist_ok=True)
-        self.log_file = open(out / "gpu_check.log", "a")  # noqa: SIM115 - closed at exit
+        self.log_file = open(out / f"{name}.log", "a")  # noqa: SIM115 - closed at exit
 
     def log(self, msg: str) -> None:
         line = f"[{time.perf_counter() - self.t0:7.1f}s] {msg}"
@@ -57,6 +61,8 @@ class Check:
         return time.perf_counter() - self.t0
 
     def section(self, name: str, fn: Callable[[], dict], need: float) -> None:
+        if self.only is not None and name not in self.only:
+            return
         if self.elapsed() + need > self.budget:
             why = f"skipped: {self.elapsed():.0f} s used, needs ~{need:.0f} of {self.budget:.0f}"
             self.report["sections"][name] = {"status": why}
@@ -75,7 +81,7 @@ class Check:
         self.save()
 
     def save(self) -> None:
-        path = self.out / "gpu_check.json"
+        path = self.out / f"{self.name}.json"
         path.write_text(json.dumps(self.report, indent=1, default=float) + "\n")
 
 
@@ -125,14 +131,18 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--budget", type=float, default=400.0)
     ap.add_argument("--quick", action="store_true", help="small counts (dry run on a CPU)")
+    ap.add_argument("--sections", help="comma-separated subset of the sections (default: all)")
     args = ap.parse_args()
+    args.out = args.out.resolve()
+    if args.checkpoint is not None:
+        args.checkpoint = args.checkpoint.resolve()
 
     import torch
 
     import xyrt.runtime
     from xyrt.runtime.compare import compare_codes, max_error_ratio
 
-    ck = Check(args.out, args.budget)
+    ck = Check(args.out, args.budget, args.sections)
     dev = args.device
     cuda = dev.startswith("cuda")
     q = args.quick
@@ -451,7 +461,9 @@ def main() -> None:
             str(js),
         ]
         env = {**os.environ, "XYRT_CACHE": tempfile.mkdtemp(prefix="xyrt-cache-")}
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        proc = subprocess.run(  # outside the source tree, which would shadow the package
+            cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tempfile.mkdtemp()
+        )
         (args.out / "bench_gpu.txt").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.strip().splitlines()[-1:])

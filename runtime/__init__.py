@@ -40,6 +40,7 @@ def load(
     config: str | Path | None = None,
     cuda_graphs: bool = True,
     compile: bool = False,
+    autocast: bool = True,
     max_batch: int | None = None,
 ) -> ChunkedCodec:
     """A codec over a model source: an export directory (`xyrt export`/`xyrt quantize`), an
@@ -50,7 +51,8 @@ def load(
     onnxruntime, checkpoint -> torch). ``device``: "cpu", "cuda" or "cuda:N"; ``precision``:
     "fp32", "bf16", "fp16" (torch), or "fp32"/"bf16"/"int8" (OpenVINO on a CPU); ``providers``
     and ``target`` are ONNX Runtime's; ``config`` a checkpoint's YAML; ``cuda_graphs``,
-    ``compile`` the torch backend's. ``batch_size`` None: the backend's preferred batch. An
+    ``compile``, ``autocast`` the torch backend's (`xyrt.runtime.torch_backend`).
+    ``batch_size`` None: the backend's preferred batch. An
     option the chosen backend cannot take is an `XyrtError` naming it.
     """
     from xyrt.checks import threads as check_threads
@@ -67,6 +69,7 @@ def load(
         config=config,
         cuda_graphs=cuda_graphs,
         compile=compile,
+        autocast=autocast,
         max_batch=max_batch,
     )
     return ChunkedCodec(impl, batch_size=batch_size, progress=progress)

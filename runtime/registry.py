@@ -49,6 +49,7 @@ class Options:
     config: str | Path | None = None
     cuda_graphs: bool = True
     compile: bool = False
+    autocast: bool = True
     max_batch: int | None = None
 
     def given(self) -> dict[str, Any]:
@@ -123,6 +124,7 @@ def _open_torch(source: Path, o: Options) -> Backend:
         threads=o.threads,
         cuda_graphs=o.cuda_graphs,
         compile=o.compile,
+        autocast=o.autocast,
         max_batch=o.max_batch,
     )
 
@@ -167,7 +169,7 @@ REGISTRY: tuple[BackendEntry, ...] = (
         ("checkpoint",),
         ("fp32", "bf16", "fp16"),
         ("cpu", "cuda"),
-        ("config", "cuda_graphs", "compile", "max_batch"),
+        ("config", "cuda_graphs", "compile", "autocast", "max_batch"),
         ("torch",),
         "export",
         _open_torch,

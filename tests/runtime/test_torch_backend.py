@@ -166,7 +166,8 @@ except MissingDependencyError as exc:
 else:
     raise SystemExit("loaded a checkpoint without torch")
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # run outside the source tree, which must not shadow an installed xyrt
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "refused: the torch backend needs the Python package 'torch'" in out.stdout
 
