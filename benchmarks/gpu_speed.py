@@ -61,12 +61,16 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--budget", type=float, default=240.0)
     ap.add_argument("--quick", action="store_true", help="small counts (dry run on a CPU)")
+    ap.add_argument("--sections", help="comma-separated subset of the sections (default: all)")
+    ap.add_argument("--variants", help="comma-separated subset of the variants (default: all)")
+    ap.add_argument("--synthetic", action="store_true", help="--checkpoint is from xyrt synth")
     args = ap.parse_args()
+    keep = None if args.variants is None else set(args.variants.split(","))
     import torch
 
     import xyrt.runtime
 
-    ck = Check(args.out.resolve(), args.budget, name="gpu_speed")
+    ck = Check(args.out.resolve(), args.budget, args.sections, name="gpu_speed")
     ck.report["schema"] = "xyrt-gpu-speed/1"
     args.out = args.out.resolve()
     dev, q = args.device, args.quick
@@ -74,7 +78,9 @@ def main() -> None:
     ck.report["run"] = {
         "gpu": torch.cuda.get_device_name(0) if cuda else None,
         "torch": torch.__version__,
-        "weights": "given checkpoint" if args.checkpoint else "SYNTHETIC (xyrt synth seed 0)",
+        "weights": "SYNTHETIC (xyrt synth seed 0)"
+        if args.synthetic or not args.checkpoint
+        else "given checkpoint",
     }
     ckpt = args.checkpoint.resolve() if args.checkpoint else None
     if ckpt is None:
@@ -149,6 +155,7 @@ def main() -> None:
             ("fp16_wholestack_graphs", {"autocast": False, "precision": "fp16"}, None),
         ]
         out = {"clips": n, "batch": batch}
+        variants = [v for v in variants if keep is None or v[0] in keep]
         for name, kw, kernels in variants:
             if ck.elapsed() > args.budget - 30:
                 out[name] = "skipped: budget"
@@ -194,6 +201,7 @@ def main() -> None:
         ref_audio = ref.decode(codes[:16])
         ref.close()
         out = {"items": n, "batch": batch}
+        variants = [v for v in variants if keep is None or v[0] in keep]
         for name, kw in variants:
             if ck.elapsed() > args.budget - 30:
                 out[name] = "skipped: budget"
@@ -225,11 +233,12 @@ def main() -> None:
     def stream_variants() -> dict:
         long = clips_10s(1, 12.0)[0]
         out = {}
-        for name, kw in (
+        variants = (
             ("autocast_graphs", {}),
             ("wholestack_graphs", {"autocast": False}),
             ("wholestack_compile_graphs", {"autocast": False, "compile": True}),
-        ):
+        )
+        for name, kw in [v for v in variants if keep is None or v[0] in keep]:
             if ck.elapsed() > args.budget - 40:
                 out[name] = "skipped: budget"
                 continue

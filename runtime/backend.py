@@ -40,15 +40,12 @@ class BackendLimits:
 
     ``max_batch``: windows per run at most (None: no limit; a TensorRT profile's maximum, say);
     ``preferred_batch``: windows per run when the caller does not say (more on a GPU);
-    ``window_multiple``: encoder windows are padded up to a multiple of this many samples by
-    the backend itself (shape buckets of captured graphs; 0: none); ``device``: "cpu",
-    "cuda:0", ...
+    ``device``: "cpu", "cuda:0", ...
     """
 
     max_batch: int | None = None
     device: str = "cpu"
     preferred_batch: int = 4
-    window_multiple: int = 0
 
     def batch(self, requested: int | None) -> int:
         """Windows per run: ``requested`` (or the preferred number), capped by ``max_batch``."""
@@ -63,6 +60,23 @@ class StageTimes:
 
     stages_ms: dict[str, float]
     total_ms: float
+
+
+class Pending(ABC):
+    """A batch submitted to a backend; `result()` waits for it (once) and returns its output."""
+
+    @abstractmethod
+    def result(self) -> Any: ...
+
+
+class Done(Pending):
+    """A result that is already there (backends that run synchronously)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
 
 
 class Backend(ABC):
@@ -86,6 +100,20 @@ class Backend(ABC):
     @abstractmethod
     def decode_window(self, codes: np.ndarray) -> np.ndarray:
         """codes (8, B, T) int64 -> audio (B, T x samples_per_code_out) float32."""
+
+    def submit_encode(self, wav: np.ndarray, lengths: np.ndarray) -> Pending:
+        """`encode_window` started; the codes come from ``.result()``. Backends that can run a
+        batch while the caller prepares the next override this; the default runs it now."""
+        return Done(self.encode_window(wav, lengths))
+
+    def submit_decode(self, codes: np.ndarray) -> Pending:
+        """`decode_window` started (see `submit_encode`)."""
+        return Done(self.decode_window(codes))
+
+    def window_samples(self, samples: int) -> int:
+        """Samples an encoder window of ``samples`` is run as (a shape bucket of the backend;
+        the default: as it is). Padding never changes codes: padded samples are masked."""
+        return samples
 
     def stage_profiler(self) -> StageProfiler | None:
         """Per-stage timing for ``xyrt bench``, where this backend can give it; else None."""

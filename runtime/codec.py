@@ -16,7 +16,7 @@ import numpy as np
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError
 from xyrt.runtime.audio import prepare_audio
-from xyrt.runtime.backend import Backend, limits_of
+from xyrt.runtime.backend import Backend, Done, Pending, limits_of
 from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch, window_batches
 from xyrt.runtime.codes import validate_codes
 from xyrt.runtime.graph_io import pack_windows
@@ -24,6 +24,38 @@ from xyrt.runtime.streaming import Stream, StreamOptions, encode_streams
 
 if TYPE_CHECKING:
     from xyrt.runtime.decode_stream import DecodeStream
+
+
+def in_flight(
+    batches: Sequence[list[int]],
+    submit: Callable[[list[int]], Callable[[], object]],
+    collect: Callable[[list[int], Callable[[], object]], None],
+) -> None:
+    """Two batches in flight: submit batch k + 1, then collect batch k (its result waits for
+    the backend), so a backend that runs asynchronously overlaps its work with the packing of
+    the next batch."""
+    previous = None
+    for idx in batches:
+        result = submit(idx)
+        if previous is not None:
+            collect(*previous)
+        previous = (idx, result)
+    if previous is not None:
+        collect(*previous)
+
+
+def submit_encode(backend: Backend, wav: np.ndarray, lengths: np.ndarray) -> Pending:
+    """``backend.submit_encode``, or a finished `Done` for backends without it (duck-typed)."""
+    if hasattr(backend, "submit_encode"):
+        return backend.submit_encode(wav, lengths)
+    return Done(backend.encode_window(wav, lengths))
+
+
+def submit_decode(backend: Backend, codes: np.ndarray) -> Pending:
+    """``backend.submit_decode``, or a finished `Done` (see `submit_encode`)."""
+    if hasattr(backend, "submit_decode"):
+        return backend.submit_decode(codes)
+    return Done(backend.decode_window(codes))
 
 
 class ChunkedCodec:
@@ -131,25 +163,22 @@ class ChunkedCodec:
     ) -> np.ndarray | list[np.ndarray]:
         """One clip ((n,) or (n, channels), any rate) or a list of clips -> codes
         (8, floor(n / 1280)) int64 at 16 kHz (a list for a list)."""
-        single, out = self.encode_with(
-            lambda wav, lengths: (self.backend.encode_window(wav, lengths),),
-            audio,
-            sample_rate,
-            overlap,
-        )
+        single, out = self.encode_with(None, audio, sample_rate, overlap)
         codes = [parts[0] for parts in out]
         return codes[0] if single else codes
 
     def encode_with(
         self,
-        window_fn: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]],
+        window_fn: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]] | None,
         audio: np.ndarray | Sequence[np.ndarray],
         sample_rate: int = INPUT_SAMPLE_RATE,
         overlap: float = 10.0,
     ) -> tuple[bool, list[tuple[np.ndarray, ...]]]:
         """`encode` through ``window_fn(wav (B, P), lengths (B,))``, which returns one or more
         per-code arrays (stages, B, P / 1280) (codes and, e.g., their tie margins), each
-        stitched per clip. Returns (whether ``audio`` was a single clip, per clip the arrays)."""
+        stitched per clip; None: the backend's codes, two batches in flight (the next one is
+        packed while the backend runs this one). Returns (whether ``audio`` was a single clip,
+        per clip the arrays)."""
         single = not isinstance(audio, (list, tuple))  # an array is one clip, (n,) or (n, ch)
         clips = [prepare_audio(c, sample_rate) for c in ([audio] if single else list(audio))]
         for c in clips:
@@ -162,13 +191,25 @@ class ChunkedCodec:
         jobs = [(i, w) for i, plan in enumerate(plans) for w in plan]
         sizes = [w.stop - w.start for _, w in jobs]
         pieces: list[tuple[np.ndarray, ...]] = [()] * len(jobs)
+        bucket = self.backend.window_samples if hasattr(self.backend, "window_samples") else None
+
+        def submit(idx: list[int]) -> Callable[[], tuple[np.ndarray, ...]]:
+            segs = [clips[jobs[j][0]][jobs[j][1].start : jobs[j][1].stop] for j in idx]
+            packed = pack_windows(segs, self.pad_to_30s, bucket)
+            if window_fn is not None:
+                outputs = window_fn(*packed)
+                return lambda: outputs
+            pending = submit_encode(self.backend, *packed)
+            return lambda: (pending.result(),)
+
+        def collect(idx: list[int], result: Callable[[], tuple[np.ndarray, ...]]) -> None:
+            outputs = result()
+            for row, j in enumerate(idx):
+                pieces[j] = tuple(a[:, row] for a in outputs)
+            bar.update(len(idx))
+
         with self._bar(len(jobs), "encode") as bar:
-            for idx in window_batches(sizes, self.batch_size):
-                segs = [clips[jobs[j][0]][jobs[j][1].start : jobs[j][1].stop] for j in idx]
-                outputs = window_fn(*pack_windows(segs, self.pad_to_30s))
-                for row, j in enumerate(idx):
-                    pieces[j] = tuple(a[:, row] for a in outputs)
-                bar.update(len(idx))
+            in_flight(window_batches(sizes, self.batch_size), submit, collect)
         out, k = [], 0
         for clip, plan in zip(clips, plans, strict=True):
             mine = pieces[k : k + len(plan)]
@@ -197,18 +238,26 @@ class ChunkedCodec:
         for j, (_, w) in enumerate(jobs):
             by_len.setdefault(w.stop - w.start, []).append(j)
         pieces: list[np.ndarray] = [np.empty(0)] * len(jobs)
+        batches = [
+            group[b : b + self.batch_size]
+            for group in by_len.values()
+            for b in range(0, len(group), self.batch_size)
+        ]
+
+        def submit(idx: list[int]) -> Callable[[], np.ndarray]:
+            batch = np.stack(
+                [items[jobs[j][0]][:, jobs[j][1].start : jobs[j][1].stop] for j in idx], axis=1
+            )
+            return submit_decode(self.backend, batch).result
+
+        def collect(idx: list[int], result: Callable[[], np.ndarray]) -> None:
+            audio = result()
+            for row, j in enumerate(idx):
+                pieces[j] = audio[row]
+            bar.update(len(idx))
+
         with self._bar(len(jobs), "decode") as bar:
-            for group in by_len.values():
-                for b in range(0, len(group), self.batch_size):
-                    idx = group[b : b + self.batch_size]
-                    batch = np.stack(
-                        [items[jobs[j][0]][:, jobs[j][1].start : jobs[j][1].stop] for j in idx],
-                        axis=1,
-                    )
-                    audio = self.backend.decode_window(batch)
-                    for row, j in enumerate(idx):
-                        pieces[j] = audio[row]
-                    bar.update(len(idx))
+            in_flight(batches, submit, collect)
         spc = info.samples_per_code_out
         out, k = [], 0
         for item, plan in zip(items, plans, strict=True):

@@ -15,7 +15,7 @@ A window P holds at most 30 s and is a whole number of codes (`padded_length`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -95,11 +95,17 @@ def padded_length(max_samples: int, pad_to_30s: bool = False) -> int:
 
 
 def pack_windows(
-    segments: Sequence[np.ndarray], pad_to_30s: bool = False
+    segments: Sequence[np.ndarray],
+    pad_to_30s: bool = False,
+    bucket: Callable[[int], int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Zero-padded batch (B, padded_length) float32 and lengths (B,) int64."""
+    """Zero-padded batch (B, padded_length) float32 and lengths (B,) int64; ``bucket`` maps
+    that length to the one a backend runs (`Backend.window_samples`)."""
     lengths = np.array([len(s) for s in segments], dtype=np.int64)
-    batch = np.zeros((len(segments), padded_length(int(lengths.max()), pad_to_30s)), np.float32)
+    size = padded_length(int(lengths.max()), pad_to_30s)
+    if bucket is not None and not pad_to_30s:
+        size = bucket(size)
+    batch = np.zeros((len(segments), size), np.float32)
     for row, seg in enumerate(segments):
         batch[row, : len(seg)] = seg
     return batch, lengths

@@ -16,7 +16,9 @@ On CUDA, inputs are staged through pinned host buffers, each batch costs one syn
 and every window shape runs through a captured CUDA graph after its first call
 (`xyrt.runtime.torch_graphs`; ``cuda_graphs=False`` turns this off). Encoder windows are padded
 up to shape buckets (`window_bucket`, batch rows up to a power of two) so that few shapes are
-captured; padding never changes codes (padded keys are masked). Decode windows are not padded
+captured; padding never changes codes (padded keys are masked). Batches are submitted without
+waiting (`submit_encode`/`submit_decode`, `xyrt.runtime.torch_staging`), so the caller prepares
+the next batch while this one runs. Decode windows are not padded
 (the vocoder has no padding mask). ``compile=True`` runs the network through `torch.compile`
 (slow first call per shape; the time is in `compile_seconds`). ``autocast=False`` (bf16/fp16)
 runs the transformer stacks, adapters and vocoder wholly in that dtype (residual streams and
@@ -39,16 +41,17 @@ import numpy as np
 
 from xyrt.config import N_SAMPLES, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError, require
-from xyrt.runtime.backend import Backend, BackendLimits, ModelInfo, StageProfiler
+from xyrt.runtime.backend import Backend, BackendLimits, ModelInfo, Pending, StageProfiler
 
 torch = require("torch", "export", "the PyTorch backend")
 
 from xyrt.runtime.torch_graphs import GraphRunner  # noqa: E402 - needs torch, imported above
+from xyrt.runtime.torch_staging import HostStaging  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 FP16_CLAMP = 65504.0 - 1000.0  # float16 max minus the margin Whisper-style encoders keep
-BUCKET_CODES = 16  # encoder windows are padded up to a multiple of 16 codes (1.28 s)
+MAX_GRAPHS = 64  # captured shapes kept per graph (least recently used dropped)
 CUDA_BATCH = 32  # default windows per batch on a GPU (a CPU keeps ChunkedCodec's 4)
 
 
@@ -109,10 +112,12 @@ def ieee_fp32(device: Any) -> contextlib.AbstractContextManager[None]:
 
 
 def window_bucket(samples: int) -> int:
-    """Samples an encoder window of ``samples`` is padded to: whole `BUCKET_CODES` codes, at
-    most 30 s."""
-    unit = BUCKET_CODES * SAMPLES_PER_CODE_IN
-    return min(N_SAMPLES, -(-samples // unit) * unit)
+    """Samples an encoder window of ``samples`` is padded to: a whole number of codes rounded
+    up to a multiple of 2^(floor(log2(codes)) - 3) codes (exact below 16 codes; at most 12.5%
+    more work; 8 buckets per octave), at most 30 s."""
+    codes = max(1, -(-samples // SAMPLES_PER_CODE_IN))
+    unit = 1 << max(0, codes.bit_length() - 4)
+    return min(N_SAMPLES, -(-codes // unit) * unit * SAMPLES_PER_CODE_IN)
 
 
 def batch_bucket(rows: int) -> int:
@@ -203,16 +208,15 @@ class TorchBackend(Backend):
                 max_batch=self.max_batch,
                 device=str(dev),
                 preferred_batch=CUDA_BATCH if dev.type == "cuda" else 4,
-                window_multiple=BUCKET_CODES * SAMPLES_PER_CODE_IN if graphed else 0,
             )
             encode, decode = self._encode_fn, self._decode_fn
             if self.compile:
                 # automatic dynamic shapes: one static compile, then one dynamic one, instead
                 # of a compile per stream window or bucket
                 encode, decode = (torch.compile(f) for f in (encode, decode))
-            self._encode = GraphRunner(encode, dev, enabled=graphed)
-            self._decode = GraphRunner(decode, dev, enabled=graphed)
-            self._pinned: dict[tuple, Any] = {}
+            self._encode = GraphRunner(encode, dev, enabled=graphed, max_graphs=MAX_GRAPHS)
+            self._decode = GraphRunner(decode, dev, enabled=graphed, max_graphs=MAX_GRAPHS)
+            self._staging = HostStaging(dev)
         return self
 
     @property
@@ -232,9 +236,9 @@ class TorchBackend(Backend):
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
+        self._staging.clear()
         self._encode.clear()
         self._decode.clear()
-        self._pinned.clear()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
@@ -251,34 +255,14 @@ class TorchBackend(Backend):
                 )
             yield
 
-    # -- host <-> device ---------------------------------------------------------------------
+    # -- host <-> device (xyrt.runtime.torch_staging) ----------------------------------------
     def tensor(self, array: np.ndarray) -> Any:
-        """A numpy input on this backend's device (through a reused pinned buffer on CUDA)."""
-        host = torch.from_numpy(np.ascontiguousarray(array))
-        if self.device.type != "cuda":
-            return host
-        staged = self._staging("in", host)
-        staged.copy_(host)
-        return staged.to(self.device, non_blocking=True)
-
-    def _staging(self, tag: str, like: Any) -> Any:
-        key = (tag, like.dtype, like.numel())
-        buf = self._pinned.get(key)
-        if buf is None:
-            buf = self._pinned[key] = torch.empty(like.numel(), dtype=like.dtype).pin_memory()
-        return buf.view(like.shape)
+        """A numpy input on this backend's device (through a pinned buffer on CUDA)."""
+        return self._staging.to_device(array, self._staging.begin(), "in")
 
     def host(self, *tensors: Any) -> list[np.ndarray]:
         """Device tensors -> numpy copies, with one synchronisation for all of them."""
-        if self.device.type != "cuda":
-            return [t.numpy().copy() for t in tensors]
-        staged = []
-        for i, t in enumerate(tensors):
-            buf = self._staging(f"out{i}", t)
-            buf.copy_(t, non_blocking=True)
-            staged.append(buf)
-        torch.cuda.current_stream(self.device).synchronize()
-        return [s.numpy().copy() for s in staged]
+        return self._staging.to_host(tensors, self._staging.begin(), lambda *a: list(a)).result()
 
     # -- the network --------------------------------------------------------------------------
     def _encode_fn(self, wav: Any, lengths: Any) -> tuple[Any, Any]:
@@ -290,13 +274,18 @@ class TorchBackend(Backend):
     def _decode_fn(self, codes: Any) -> tuple[Any]:
         return (self.model.decode_codes(codes).float(),)
 
+    def window_samples(self, samples: int) -> int:
+        """Encoder windows run in shape buckets when CUDA graphs are on (`window_bucket`)."""
+        return window_bucket(samples) if self._encode.enabled else samples
+
     def _pad_rows(self, wav: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pad an encoder batch to its shape bucket (graphs only): columns to `window_bucket`,
-        rows to a power of two (copies of row 0, dropped again after)."""
+        """Pad an encoder batch to its shape bucket (graphs only): columns to `window_bucket`
+        (callers that pack with `window_samples` already did), rows to a power of two (copies
+        of row 0, dropped again after)."""
         b, p = wav.shape
         rows, cols = batch_bucket(b), window_bucket(p)
         if self.max_batch is not None:
-            rows = max(b, min(rows, self.limits.max_batch))
+            rows = max(b, min(rows, self.max_batch))
         if (rows, cols) == (b, p):
             return wav, lengths
         out = np.zeros((rows, cols), np.float32)
@@ -304,23 +293,39 @@ class TorchBackend(Backend):
         out[b:] = out[0]
         return out, np.concatenate([lengths, np.full(rows - b, lengths[0], np.int64)])
 
-    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    def submit_encode(self, wav: np.ndarray, lengths: np.ndarray) -> Pending:
+        """Start one encoder batch on the device; ``.result()`` gives its codes."""
         b, p = wav.shape
         if self._encode.enabled:
             wav, lengths = self._pad_rows(wav, lengths)
+
+        def finish(codes: np.ndarray, finite: np.ndarray) -> np.ndarray:
+            if not bool(finite):
+                raise AudioError(
+                    "the log-mel features of this audio are not finite; scale it to [-1, 1]"
+                )
+            return codes[:, :b, : p // SAMPLES_PER_CODE_IN]
+
         with self._lock, self.context():
-            codes, finite = self._timed(self._encode, self.tensor(wav), self.tensor(lengths))
-            codes, finite = self.host(codes, finite)
-        if not bool(finite):
-            raise AudioError(
-                "the log-mel features of this audio are not finite; scale it to [-1, 1]"
+            slot = self._staging.begin()
+            inputs = (
+                self._staging.to_device(wav, slot, "wav"),
+                self._staging.to_device(lengths, slot, "lengths"),
             )
-        return codes[:, :b, : p // SAMPLES_PER_CODE_IN]
+            return self._staging.to_host(self._timed(self._encode, *inputs), slot, finish)
+
+    def submit_decode(self, codes: np.ndarray) -> Pending:
+        """Start one decoder batch on the device; ``.result()`` gives its audio."""
+        with self._lock, self.context():
+            slot = self._staging.begin()
+            out = self._timed(self._decode, self._staging.to_device(codes, slot, "codes"))
+            return self._staging.to_host(out, slot, lambda audio: audio)
+
+    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        return self.submit_encode(wav, lengths).result()
 
     def decode_window(self, codes: np.ndarray) -> np.ndarray:
-        with self._lock, self.context():
-            (audio,) = self.host(*self._timed(self._decode, self.tensor(codes)))
-        return audio
+        return self.submit_decode(codes).result()
 
     def _timed(self, runner: GraphRunner, *args: Any) -> tuple[Any, ...]:
         if not self.compile:
