@@ -185,6 +185,37 @@ def verify_dir(
     )
 
 
+def verify_torch(
+    checkpoint: str | Path,
+    config: str | Path | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    clips: dict[str, np.ndarray] | None = None,
+    progress: Callable[[str], None] | None = None,
+    min_stage0: float = 0.98,
+) -> list[ClipResult]:
+    """Verify the PyTorch backend on ``device`` (a GPU, say) at ``precision`` against the same
+    checkpoint in float32 on the CPU: float32 exactly (up to float32 ties, audio within
+    tolerance), bf16/fp16 by ``min_stage0`` first-stage agreement on held-out speech."""
+    import xyrt.runtime
+
+    options = {"config": config} if config is not None else {}
+    candidate = xyrt.runtime.load(
+        checkpoint, backend="torch", device=device, precision=precision, **options
+    )
+    exact = candidate.backend.precision == "fp32"
+    try:
+        return verify_codec(
+            load_model(checkpoint, config),
+            candidate,
+            clips or verification_clips(heldout=not exact),
+            progress=progress,
+            min_stage0=None if exact else min_stage0,
+        )
+    finally:
+        candidate.close()
+
+
 def format_report(results: list[ClipResult]) -> str:
     """A table: per clip, codes identical % per RVQ stage, tie frames, audio error and SNR."""
     stages = len(results[0].codes.per_stage) if results else 0

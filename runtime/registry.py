@@ -223,7 +223,9 @@ def source_kind(source: str | Path) -> str:
         )
     if path.is_file():
         return "checkpoint"
-    raise XyrtError(f"model not found: {path}")
+    if path.suffix in (".ckpt", ".pt", ".pth", ".bin", ".safetensors"):
+        raise XyrtError(f"checkpoint not found: {path}")
+    raise XyrtError(f"model not found: {path} (expected a model directory or a checkpoint)")
 
 
 def open_backend(source: str | Path, backend: str = "auto", **options: Any) -> Backend:

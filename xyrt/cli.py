@@ -25,6 +25,7 @@ from xyrt.commands import (
     cmd_verify,
 )
 from xyrt.errors import XyrtError
+from xyrt.runtime.registry import BY_NAME, PRECISION_ALIASES, PRECISIONS
 
 CHECKPOINT_HELP = "original .ckpt file or Hugging Face-layout folder (config.json + weights)"
 
@@ -46,8 +47,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     src.add_argument(
         "--model",
         type=Path,
-        help="model directory from xyrt export/quantize (ONNX Runtime) or engine directory "
-        "from xyrt build (TensorRT); no torch",
+        help="model directory from xyrt export/quantize (ONNX Runtime), engine directory "
+        "from xyrt build (TensorRT), or a checkpoint (PyTorch)",
     )
     g.add_argument(
         "--config", type=Path, help="model YAML (default: config.yaml next to the checkpoint)"
@@ -61,20 +62,33 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     _backend_args(g)
 
 
-def _backend_args(p: argparse.ArgumentParser) -> None:
+BACKEND_CHOICES = ["auto", *BY_NAME]  # registry names and aliases (xyrt.runtime.registry)
+PRECISION_CHOICES = [*PRECISIONS, *PRECISION_ALIASES]
+
+
+def _backend_args(p: argparse.ArgumentParser, device: bool = True) -> None:
     p.add_argument(
         "--backend",
         default="auto",
-        choices=["auto", "onnxruntime", "openvino", "tensorrt"],
-        help="runtime for --model (default: auto, TensorRT for an engine directory, else "
-        "ONNX Runtime)",
+        choices=BACKEND_CHOICES,
+        metavar="NAME",
+        help="onnxruntime (ort), openvino, tensorrt (trt) or torch (pytorch); default auto: "
+        "TensorRT for an engine directory, ONNX Runtime for an export, PyTorch for a checkpoint",
     )
     p.add_argument(
         "--precision",
-        choices=["f32", "bf16", "int8"],
-        help="OpenVINO inference precision (default: the directory's own: f32, or int8 for a "
-        "quantized directory); bf16 needs AVX512-BF16 or AMX",
+        choices=PRECISION_CHOICES,
+        metavar="P",
+        help="torch: fp32 (IEEE float32, default), bf16, fp16 (CUDA); openvino: fp32, bf16, "
+        "int8 (default: the directory's own)",
     )
+    if device:
+        p.add_argument(
+            "--device",
+            metavar="DEV",
+            help="cpu, cuda or cuda:N (torch backend; with ONNX Runtime, cuda picks its CUDA "
+            "provider); default cpu",
+        )
 
 
 def _chunk_args(p: argparse.ArgumentParser) -> None:
@@ -86,7 +100,11 @@ def _chunk_args(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="overlap of the 30 s windows for long audio (default: 10, as published)",
     )
-    g.add_argument("--batch-size", type=int, default=4, help="windows run together (default: 4)")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        help="windows run together (default: the backend's: 4 on a CPU, 32 on a GPU)",
+    )
     g.add_argument(
         "--pad-to-30s",
         action="store_true",
@@ -191,9 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("stream", help="real-time audio -> codes, one JSON line per 80 ms frame")
-    p.add_argument("--model", type=Path, required=True, help="exported model directory")
+    p.add_argument(
+        "--model", type=Path, required=True, help="exported model directory, or a checkpoint"
+    )
     p.add_argument("--source", default="mic", help="mic, an audio file, or - (s16le PCM on stdin)")
-    p.add_argument("--device", help="input device name or index for --source mic")
+    p.add_argument("--input-device", help="input device name or index for --source mic")
     p.add_argument("--rate", type=int, help="sample rate of the mic or of stdin PCM (Hz)")
     p.add_argument("--hop", type=float, default=0.32, help="seconds per step (x 0.08 s)")
     p.add_argument("--context", type=float, default=5.0, help="left context, seconds")
@@ -276,13 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs", nargs="+", help="audio folders, files, globs, or a JSONL/CSV/TSV manifest"
     )
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    p.add_argument("--model", type=Path, required=True, help="model or engine directory")
     p.add_argument(
-        "--backend",
-        default="onnxruntime",
-        choices=["onnxruntime", "openvino", "tensorrt", "auto"],
-        help="runtime (default: onnxruntime; openvino runs the directory's own precision)",
+        "--model", type=Path, required=True, help="model or engine directory, or a checkpoint"
     )
+    _backend_args(p)
     p.add_argument("--providers", metavar="P[,P]", help="ONNX Runtime providers (default: cpu)")
     p.add_argument("--address", help="Ray cluster: auto or ray://HOST:10001 (default: a local Ray)")
     p.add_argument("--workers", type=int, help="model actors (default: CPUs // threads, or GPUs)")

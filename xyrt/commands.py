@@ -24,49 +24,48 @@ def parse_list(text: str, kind: type, name: str) -> tuple:
         raise XyrtError(f"{name} takes a comma-separated list of numbers, got {text!r}") from exc
 
 
-def _load_runtime(args: argparse.Namespace, **kwargs):
-    """xyrt.runtime.load for --model with --backend/--precision/--providers/--threads."""
+def _load_runtime(args: argparse.Namespace, source: Path | None = None, **kwargs):
+    """xyrt.runtime.load for --model (or ``source``) with --backend, --device, --precision,
+    --providers, --threads (and --config for a checkpoint); the registry refuses an option
+    the backend cannot take, naming it."""
     import xyrt.runtime
 
-    if args.precision is not None and args.backend != "openvino":
-        raise XyrtError("--precision is an OpenVINO option: add --backend openvino")
+    if getattr(args, "config", None) is not None:
+        kwargs["config"] = args.config
     return xyrt.runtime.load(
-        args.model,
+        source if source is not None else args.model,
         backend=args.backend,
+        device=getattr(args, "device", None),
+        precision=args.precision,
         providers=args.providers.split(",") if args.providers else None,
         threads=args.threads,
-        precision=args.precision,
         **kwargs,
     )
 
 
 def _codec(args: argparse.Namespace):
+    """The codec of encode/decode: --model (an export, an engine directory or a checkpoint) or
+    --checkpoint (the PyTorch backend), through the backend registry."""
     from xyrt.checks import threads
     from xyrt.runtime.chunking import codes_per_step
+    from xyrt.runtime.registry import AUTO, backend_entry, source_kind
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise XyrtError(f"--batch-size must be at least 1, got {args.batch_size}")
     threads(args.threads, "--threads")
     codes_per_step(args.overlap)  # a bad --overlap fails before a model is loaded
-    progress = sys.stderr.isatty()
-    if args.model is not None:
-        if args.pad_to_30s:
-            raise XyrtError("--pad-to-30s is for the PyTorch model (--checkpoint) only")
-        return _load_runtime(args, batch_size=args.batch_size, progress=progress)
-    if args.backend != "auto" or args.precision is not None:
-        raise XyrtError("--backend/--precision choose the runtime for --model, not --checkpoint")
-    torch = require("torch", "export", "the PyTorch model (--checkpoint)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from xyrt.export.codec import XYCodec
-
-    return XYCodec.from_checkpoint(
-        args.checkpoint,
-        args.config,
-        batch_size=args.batch_size,
-        pad_to_30s=args.pad_to_30s,
-        progress=progress,
-    )
+    source = args.model if args.model is not None else args.checkpoint
+    kind = source_kind(source)
+    name = AUTO[kind] if args.backend == "auto" else backend_entry(args.backend).name
+    if args.pad_to_30s and name != "torch":
+        raise XyrtError(
+            "--pad-to-30s is for the PyTorch model (--checkpoint, or --backend torch) only"
+        )
+    if args.config is not None and kind != "checkpoint":
+        raise XyrtError("--config is the YAML of a checkpoint; a model directory has its own")
+    codec = _load_runtime(args, source, batch_size=args.batch_size, progress=sys.stderr.isatty())
+    codec.pad_to_30s = args.pad_to_30s
+    return codec
 
 
 def _report_backend(codec) -> None:
@@ -220,18 +219,59 @@ def _run_verify(
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
+    from xyrt.runtime.registry import (
+        AUTO,
+        Options,
+        backend_entry,
+        canonical_precision,
+        check_options,
+        source_kind,
+    )
+
     if not 0 <= args.min_stage0 <= 1:
         raise XyrtError(f"--min-stage0 must be in [0, 1], got {args.min_stage0}")
-    if args.precision is not None and args.backend != "openvino":
-        raise XyrtError("--precision is an OpenVINO option: add --backend openvino")
+    kind = source_kind(args.model_dir)
+    entry = backend_entry(AUTO[kind] if args.backend == "auto" else args.backend)
+    precision = canonical_precision(args.precision)
+    check_options(entry, kind, Options(device=args.device, precision=precision))
+    if entry.name == "torch":  # the torch backend (a GPU, say) against float32 on the CPU
+        if args.checkpoint is not None:
+            raise XyrtError("--checkpoint: the checkpoint to verify is MODEL_DIR itself here")
+        return _verify_torch(args, precision)
+    if args.device is not None:
+        raise XyrtError(
+            "--device applies to verifying the torch backend (MODEL_DIR a checkpoint); "
+            f"{entry.name} is verified on the CPU"
+        )
     _run_verify(
         args.model_dir,
         args.checkpoint,
         args.config,
         args.min_stage0,
-        args.backend,
-        args.precision,
+        entry.name,
+        "f32" if precision == "fp32" else precision,
     )
+
+
+def _verify_torch(args: argparse.Namespace, precision: str | None) -> None:
+    from xyrt.export.verify import format_report, verify_torch
+
+    print(
+        f"== {args.model_dir}: torch {precision or 'fp32'} on {args.device or 'cpu'} "
+        "against float32 on the CPU"
+    )
+    results = verify_torch(
+        args.model_dir,
+        args.config,
+        args.device,
+        precision,
+        progress=lambda name: print(f"verifying {name} ...", file=sys.stderr),
+        min_stage0=args.min_stage0,
+    )
+    print(format_report(results))
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        raise XyrtError(f"verification failed for {len(failed)} clip(s): {', '.join(failed)}")
 
 
 def cmd_quantize(args: argparse.Namespace) -> None:
@@ -352,10 +392,15 @@ def cmd_stream(args: argparse.Namespace) -> None:
         run_stream,
     )
 
+    if args.device is not None and not args.device.startswith(("cpu", "cuda")):
+        raise XyrtError(
+            f"--device {args.device!r}: --device is the compute device (cpu, cuda, cuda:N); "
+            "the microphone is --input-device"
+        )
     codec = _load_runtime(args)
     stream = codec.create_stream(args.hop, args.context, args.lookahead)
     if args.source == "mic":
-        source = MicSource(args.device, args.rate, duration=args.duration)
+        source = MicSource(args.input_device, args.rate, duration=args.duration)
         print(f"recording from {source.name} at {source.rate} Hz (Ctrl-C stops)", file=sys.stderr)
     elif args.source == "-":
         source = PcmSource(sys.stdin.buffer, INPUT_SAMPLE_RATE if args.rate is None else args.rate)
@@ -412,6 +457,8 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
         args.model,
         backend=args.backend,
         providers=args.providers.split(",") if args.providers else None,
+        device=args.device,
+        precision=args.precision,
         address=args.address,
         workers=args.workers,
         threads_per_worker=args.threads_per_worker,

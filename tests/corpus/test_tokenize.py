@@ -218,3 +218,26 @@ def test_a_model_that_cannot_load_fails_the_job_with_the_reason(local_ray, corpu
     with pytest.raises(XyrtError, match="Ray Data job failed.*sha256"):
         xyrt.tokenize([corpus / "long.wav"], tmp_path / "out", broken, **RUN)
     assert not list((tmp_path / "out").glob("codes/*.parquet"))
+
+
+def test_torch_backend_on_cpu_gives_the_codes_of_xyrt_encode(local_ray, corpus, tmp_path):
+    """A checkpoint runs on the PyTorch backend (`--device cpu` here; `cuda` gives GPU actors,
+    one GPU each): the codes of `xyrt encode` with the same backend, its identity recorded, and
+    a rerun with another precision refused."""
+    from helpers import FIXTURES
+    from xyrt.cli import main
+
+    ckpt = FIXTURES / "tiny_16k" / "model.ckpt"
+    out = tmp_path / "out"
+    summary = xyrt.tokenize([corpus], out, ckpt, device="cpu", **RUN)
+    got = dict(iter_codes(out))
+    assert summary["rows"] == len(_good(corpus)) == len(got)
+    for path in _good(corpus)[:3]:
+        assert main(["encode", "--model", str(ckpt), str(path), "-o", str(tmp_path / "c.npy")]) == 0
+        np.testing.assert_array_equal(got[str(path.resolve())], np.load(tmp_path / "c.npy"))
+    facts = json.loads(pq.read_schema(next((out / "codes").glob("part-*"))).metadata[b"xyrt"])
+    assert facts["backend"] == "torch[cpu]" and facts["precision"] == "fp32"
+    with pytest.raises(XyrtError, match="precision"):
+        xyrt.tokenize([corpus], out, ckpt, device="cpu", precision="bf16", **RUN)
+    with pytest.raises(XyrtError, match="does not apply to the torch backend"):
+        xyrt.tokenize([corpus], tmp_path / "o2", ckpt, providers=["cpu"], **RUN)

@@ -147,7 +147,7 @@ def test_microphone_through_a_real_portaudio_device(pulse_device: str, tmp_path:
             str(exported("tiny_16k")),
             "--source",
             "mic",
-            "--device",
+            "--input-device",
             pulse_device,
             "--rate",
             "16000",

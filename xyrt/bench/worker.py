@@ -144,9 +144,7 @@ def run(spec: dict) -> dict:
                         "batch": batch,
                         "window_samples": int(wav.shape[1]),
                         "codes": int(codes.shape[2]),
-                        "latencies_ms": _timed(
-                            lambda fn=fn, a=args: fn(*a), spec["runs"], warmup
-                        ),
+                        "latencies_ms": _timed(lambda fn=fn, a=args: fn(*a), spec["runs"], warmup),
                     }
                 )
                 stage_jobs.append((cases[-1], op, args))

@@ -23,8 +23,10 @@ def tokenize(
     output: str | os.PathLike,
     model: str | os.PathLike,
     *,
-    backend: str = "onnxruntime",
+    backend: str = "auto",
     providers: Sequence[str] | None = None,
+    device: str | None = None,
+    precision: str | None = None,
     address: str | None = None,
     workers: int | None = None,
     threads_per_worker: int = 1,
@@ -36,7 +38,9 @@ def tokenize(
     **advanced: Any,
 ) -> dict[str, Any]:
     """Tokenize audio folders, files, globs or manifests (JSONL/CSV/TSV) into ``output``;
-    returns the summary (also in ``output/summary.json``). ``address``: None starts a local
+    returns the summary (also in ``output/summary.json``). ``model``: an export or engine
+    directory, or a checkpoint (PyTorch: ``device="cuda"``, ``precision="bf16"`` for GPU
+    actors, one GPU each). ``address``: None starts a local
     Ray for the run, "auto" or "ray://host:10001" joins a cluster. ``advanced``: the other
     `TokenizeOptions` fields (target, gpus_per_worker, read_block)."""
     from xyrt.corpus.pipeline import tokenize as run
@@ -46,6 +50,8 @@ def tokenize(
     options = TokenizeOptions(
         backend=backend,
         providers=tuple(providers) if providers else None,
+        device=device,
+        precision=precision,
         address=address,
         workers=workers,
         threads_per_worker=threads_per_worker,

@@ -32,11 +32,16 @@ GPU_PROVIDERS = ("cuda", "tensorrt", "trt", "CUDAExecutionProvider", "TensorrtEx
 
 @dataclass(frozen=True)
 class TokenizeOptions:
-    """How to run; only ``backend``, ``providers``, ``target``, ``overlap`` and ``shard_size``
-    change the output (a rerun must keep them), the rest only the speed."""
+    """How to run; only ``backend``, ``providers``, ``device``, ``precision``, ``target``,
+    ``overlap`` and ``shard_size`` change the output (a rerun must keep them), the rest only
+    the speed. ``backend`` "auto" picks by what the model is (`xyrt.runtime.registry`); the
+    torch backend takes ``device`` ("cpu", "cuda": one GPU per actor, the one Ray assigns) and
+    ``precision`` ("fp32", "bf16", "fp16")."""
 
-    backend: str = "onnxruntime"
+    backend: str = "auto"
     providers: tuple[str, ...] | None = None
+    device: str | None = None
+    precision: str | None = None
     target: str | None = None
     address: str | None = None  # None: a local Ray started for the run; "auto", "ray://..."
     workers: int | None = None  # model actors (default: CPUs // threads, or GPUs)
@@ -48,11 +53,12 @@ class TokenizeOptions:
     read_block: int = 16  # items per reading task
 
     def __post_init__(self) -> None:
-        from xyrt.runtime import RUNTIME_BACKENDS as BACKENDS
         from xyrt.runtime.chunking import codes_per_step
+        from xyrt.runtime.registry import backend_entry, canonical_precision
 
-        if self.backend not in BACKENDS:
-            raise XyrtError(f"unknown backend {self.backend!r}; available: {', '.join(BACKENDS)}")
+        if self.backend != "auto":
+            backend_entry(self.backend)  # an unknown name fails here, naming the choices
+        canonical_precision(self.precision)
         for name in ("threads_per_worker", "shard_size", "read_block"):
             if int(getattr(self, name)) < 1:
                 raise XyrtError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -66,7 +72,11 @@ class TokenizeOptions:
 
     @property
     def uses_gpu(self) -> bool:
-        return self.backend == "tensorrt" or any(p in GPU_PROVIDERS for p in self.providers or ())
+        return (
+            self.backend in ("tensorrt", "trt")
+            or (self.device or "").startswith("cuda")
+            or any(p in GPU_PROVIDERS for p in self.providers or ())
+        )
 
 
 @dataclass(frozen=True)
@@ -81,10 +91,24 @@ class Progress:
 
 def model_identity(model: str | Path, options: TokenizeOptions) -> dict[str, Any]:
     """sha256 of the model (source checkpoint) and of the encoder used, precision, backend."""
+    from xyrt.runtime.registry import AUTO, Options, backend_entry, check_options, source_kind
+
     model = Path(model)
-    if options.backend == "tensorrt" or (
-        options.backend == "auto" and (model / "engines.json").is_file()
-    ):
+    kind = source_kind(model)
+    entry = backend_entry(AUTO[kind] if options.backend == "auto" else options.backend)
+    check_options(  # a backend that cannot take these options fails here, not in Ray
+        entry,
+        kind,
+        Options(
+            device=options.device,
+            precision=options.precision,
+            providers=options.providers,
+            target=options.target,
+        ),
+    )
+    if entry.name == "torch":
+        return _torch_identity(model, options)
+    if entry.name == "tensorrt":
         from xyrt.runtime.tensorrt import read_engines
 
         engines = read_engines(model)
@@ -101,11 +125,12 @@ def model_identity(model: str | Path, options: TokenizeOptions) -> dict[str, Any
 
     manifest = read_manifest(model)
     precision = manifest.data.get("precision", "fp32")
-    if options.backend == "openvino":  # runs the directory's own precision (int8 or f32)
+    if entry.name == "openvino":  # runs the directory's own precision (int8 or f32)
         from xyrt.runtime.openvino import int8_graphs
 
         encoder = int8_graphs(manifest)[1]["encoder"] if precision == "int8" else "encoder"
         label = "openvino"
+        precision = options.precision or precision
     else:
         from xyrt.runtime.onnxrt import resolve_providers
 
@@ -117,6 +142,26 @@ def model_identity(model: str | Path, options: TokenizeOptions) -> dict[str, Any
         "encoder_sha256": manifest.data["graphs"][encoder]["sha256"],
         "precision": precision,
         "backend": label,
+    }
+
+
+def _torch_identity(checkpoint: Path, options: TokenizeOptions) -> dict[str, Any]:
+    """A checkpoint run by the PyTorch backend: its sha256 is the model's and the encoder's."""
+    from xyrt.errors import require
+
+    require("torch", "export", "xyrt tokenize with the PyTorch backend")
+    from xyrt.export.checkpoint import checkpoint_sha256
+    from xyrt.runtime.torch_backend import parse_device
+
+    if options.address is None:  # a local Ray: the GPU must be here (fails now, not in Ray)
+        parse_device(options.device)
+    sha = checkpoint_sha256(checkpoint)
+    device = "cuda" if options.uses_gpu else "cpu"
+    return {
+        "model_sha256": sha,
+        "encoder_sha256": sha,
+        "precision": options.precision or "fp32",
+        "backend": f"torch[{device}]",
     }
 
 
@@ -215,6 +260,9 @@ def build_dataset(model: str, shards, pending: Sequence[int], options: TokenizeO
             "backend": options.backend,
             "providers": list(options.providers) if options.providers else None,
             "target": options.target,
+            # a GPU actor sees the GPU Ray assigned to it as its only one: "cuda"
+            "device": "cuda" if (options.device or "").startswith("cuda") else options.device,
+            "precision": options.precision,
             "threads": options.threads_per_worker,
             "batch_seconds": options.batch_seconds,
             "overlap": options.overlap,
