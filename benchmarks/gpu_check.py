@@ -114,6 +114,42 @@ def clips_10s(n: int, seconds: float = 10.0) -> list[np.ndarray]:
     return [np.ascontiguousarray(long[(i * hop) % (len(long) - size) :][:size]) for i in range(n)]
 
 
+def encode_steps(codec, audio: np.ndarray, hop: float, context: float, lookahead: float) -> list:
+    """Milliseconds of each encode-stream step, audio arriving one hop at a time (a mic)."""
+    s = codec.create_stream(hop=hop, context=context, lookahead=lookahead)
+    chunk, times = int(hop * SR), []
+    for start in range(0, len(audio), chunk):
+        s.accept_waveform(SR, audio[start : start + chunk])
+        while codec.is_ready(s):
+            t = time.perf_counter()
+            codec.encode_streams([s])
+            times.append((time.perf_counter() - t) * 1e3)
+    return times
+
+
+def decode_steps(codec, codes: np.ndarray, hop: float, context: float, lookahead: float) -> list:
+    """Milliseconds of each decode-stream step, codes arriving one hop at a time (a TTS LM)."""
+    d = codec.create_decode_stream(hop=hop, context=context, lookahead=lookahead)
+    step, times = round(hop / 0.08), []
+    for start in range(0, codes.shape[1], step):
+        d.accept_codes(codes[:, start : start + step])
+        while codec.is_ready(d):
+            t = time.perf_counter()
+            codec.decode_streams([d])
+            times.append((time.perf_counter() - t) * 1e3)
+    return times
+
+
+def common_args(ap: argparse.ArgumentParser, budget: float) -> None:
+    """Options both GPU scripts take."""
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--checkpoint", type=Path)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--budget", type=float, default=budget)
+    ap.add_argument("--quick", action="store_true", help="small counts (dry run on a CPU)")
+    ap.add_argument("--sections", help="comma-separated subset of the sections (default: all)")
+
+
 def agreement(ref: list[np.ndarray], got: list[np.ndarray]) -> dict:
     r, g = np.concatenate(ref, axis=1), np.concatenate(got, axis=1)
     same = r == g
@@ -126,12 +162,7 @@ def agreement(ref: list[np.ndarray], got: list[np.ndarray]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--checkpoint", type=Path)
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--budget", type=float, default=400.0)
-    ap.add_argument("--quick", action="store_true", help="small counts (dry run on a CPU)")
-    ap.add_argument("--sections", help="comma-separated subset of the sections (default: all)")
+    common_args(ap, 400.0)
     args = ap.parse_args()
     args.out = args.out.resolve()
     if args.checkpoint is not None:
@@ -280,31 +311,17 @@ def main() -> None:
         long = clips_10s(1, 20.0)[0]
         for precision in ("fp32", "bf16") if cuda else ("fp32",):
             codec = get(precision)
-            for hop in (0.16, 0.32):  # audio arrives one hop at a time, as from a microphone
-                s = codec.create_stream(hop=hop, context=2.0, lookahead=0.32)
-                chunk = int(hop * SR)
-                times = []
-                for start in range(0, len(long), chunk):
-                    s.accept_waveform(SR, long[start : start + chunk])
-                    while codec.is_ready(s):
-                        t = time.perf_counter()
-                        codec.encode_streams([s])
-                        times.append((time.perf_counter() - t) * 1e3)
-                steady = times[len(times) // 3 :] or times
-                out[f"encode_step_{precision}_hop{hop}_ctx2_la0.32_ms"] = pct(steady)
+            for hop in (0.16, 0.32):
+                steps = encode_steps(codec, long, hop, 2.0, 0.32)
+                out[f"encode_step_{precision}_hop{hop}_ctx2_la0.32_ms"] = pct(
+                    steps[len(steps) // 3 :]
+                )
             codes = codec.encode(long)
-            for hop in (0.16, 0.32):  # codes arrive one hop at a time, as from a TTS model
-                d = codec.create_decode_stream(hop=hop, context=2.0, lookahead=0.16)
-                step = round(hop / 0.08)
-                times = []
-                for start in range(0, codes.shape[1], step):
-                    d.accept_codes(codes[:, start : start + step])
-                    while codec.is_ready(d):
-                        t = time.perf_counter()
-                        codec.decode_streams([d])
-                        times.append((time.perf_counter() - t) * 1e3)
-                steady = times[len(times) // 3 :] or times
-                out[f"decode_step_{precision}_hop{hop}_ctx2_la0.16_ms"] = pct(steady)
+            for hop in (0.16, 0.32):
+                steps = decode_steps(codec, codes, hop, 2.0, 0.16)
+                out[f"decode_step_{precision}_hop{hop}_ctx2_la0.16_ms"] = pct(
+                    steps[len(steps) // 3 :]
+                )
             # 32 encode streams stepped together (one batched window per step)
             streams = [
                 codec.create_stream(hop=0.32, context=2.0, lookahead=0.32) for _ in range(32)

@@ -24,7 +24,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_check import SR, Check, agreement, clips_10s, pct  # noqa: E402
+from gpu_check import (  # noqa: E402
+    SR,
+    Check,
+    agreement,
+    clips_10s,
+    common_args,
+    decode_steps,
+    encode_steps,
+    pct,
+)
 
 MATMUL = ("gemm", "nvjet", "cutlass", "sm90", "cublas", "xmma")
 ATTENTION = ("fmha", "flash", "attention", "attn", "cudnn_sdpa")
@@ -56,12 +65,7 @@ def kernel_groups(events) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--checkpoint", type=Path)
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--budget", type=float, default=240.0)
-    ap.add_argument("--quick", action="store_true", help="small counts (dry run on a CPU)")
-    ap.add_argument("--sections", help="comma-separated subset of the sections (default: all)")
+    common_args(ap, 240.0)
     ap.add_argument("--variants", help="comma-separated subset of the variants (default: all)")
     ap.add_argument("--synthetic", action="store_true", help="--checkpoint is from xyrt synth")
     args = ap.parse_args()
@@ -244,22 +248,8 @@ def main() -> None:
                 continue
             try:
                 codec = xyrt.runtime.load(ckpt, device=dev, precision=low, **kw)
-                enc, dec = [], []
-                s = codec.create_stream(hop=0.32, context=2.0, lookahead=0.32)
-                for start in range(0, len(long), int(0.32 * SR)):
-                    s.accept_waveform(SR, long[start : start + int(0.32 * SR)])
-                    while codec.is_ready(s):
-                        t = time.perf_counter()
-                        codec.encode_streams([s])
-                        enc.append((time.perf_counter() - t) * 1e3)
-                codes = codec.encode(long)
-                d = codec.create_decode_stream(hop=0.32, context=2.0, lookahead=0.16)
-                for start in range(0, codes.shape[1], 4):
-                    d.accept_codes(codes[:, start : start + 4])
-                    while codec.is_ready(d):
-                        t = time.perf_counter()
-                        codec.decode_streams([d])
-                        dec.append((time.perf_counter() - t) * 1e3)
+                enc = encode_steps(codec, long, 0.32, 2.0, 0.32)
+                dec = decode_steps(codec, codec.encode(long), 0.32, 2.0, 0.16)
                 out[name] = {
                     "encode_step_ms": pct(enc[len(enc) // 2 :]),
                     "decode_step_ms": pct(dec[len(dec) // 2 :]),
