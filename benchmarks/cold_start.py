@@ -41,9 +41,9 @@ TARGET_RATIO = {"fp32": 2.0 / 1.4, "int8": 0.7 / 1.4}
 def child(model_dir: str, mode: str, seconds: float, codes_out: str) -> None:
     """One measurement, in this process; prints one JSON line."""
     t0 = time.perf_counter()
-    from xyrt.runtime.audio import speech_clip
+    from xyrt.data import speech_clip
+    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
     from xyrt.runtime.codec import ChunkedCodec
-    from xyrt.runtime.onnxrt import OnnxRuntimeBackend
 
     t_import = time.perf_counter() - t0
     wav = speech_clip(seconds)
@@ -147,7 +147,7 @@ def main() -> None:
         return child(args.model[0], args.child, args.seconds, args.codes)
 
     from xyrt.runtime.compare import compare_codes
-    from xyrt.runtime.manifest import read_manifest
+    from xyrt.runtime.modeldir.manifest import read_manifest
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="xyrt-cold-") as tmp:

@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 
 from xyrt.compat import XY_Tokenizer
-from xyrt.export.checkpoint import load_model
-from xyrt.export.codec import XYCodec
-from xyrt.runtime.audio import speech_clip
-from xyrt.runtime.manifest import read_manifest
+from xyrt.data import speech_clip
+from xyrt.runtime.backends.torch_codec import XYCodec
+from xyrt.runtime.modeldir.manifest import read_manifest
+from xyrt.runtime.network.checkpoint import load_model
 
 
 def _timed(fn, *args):

@@ -11,7 +11,8 @@ FP32 graphs (built in memory, ~15 s), the OpenVINO int8 a user reaching ORT's ag
 Audio: the bundled held-out speech repeated to 10 s / 30 s. Every path is loaded first, then the
 timed runs go round-robin over the paths, so a slower spell of the host (they drift by tens of
 percent here) hits every path alike and the ratios hold. Published =
-PyTorch (`xyrt.export.codec.TorchBackend`) with the window padded to 30 s. With `xyrt synth`
+PyTorch (`xyrt.runtime.backends.torch_backend.TorchBackend`) with the window padded to 30 s.
+With `xyrt synth`
 checkpoints the weights are SYNTHETIC: timings are real, agreement is a lower bound.
 """
 
@@ -23,7 +24,7 @@ import time
 
 import numpy as np
 
-from xyrt.runtime.audio import heldout_speech
+from xyrt.data import heldout_speech
 from xyrt.runtime.compare import compare_codes, snr_db
 from xyrt.runtime.graph_io import pack_windows
 
@@ -43,9 +44,9 @@ def runner(path: str, args):
     if path == "published":
         import torch
 
-        from xyrt.export.checkpoint import load_model
-        from xyrt.runtime.manifest import read_manifest
-        from xyrt.runtime.torch_backend import TorchBackend
+        from xyrt.runtime.backends.torch_backend import TorchBackend
+        from xyrt.runtime.modeldir.manifest import read_manifest
+        from xyrt.runtime.network.checkpoint import load_model
 
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -55,11 +56,11 @@ def runner(path: str, args):
     if path == "openvino-w8dq":
         return openvino_w8dq(args)
     if path.startswith("ort"):
-        from xyrt.runtime.onnxrt import OnnxRuntimeBackend
+        from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
 
         b = OnnxRuntimeBackend(args.fp32 if path == "ort-fp32" else args.int8, None, args.threads)
     else:
-        from xyrt.runtime.openvino import OpenVinoBackend
+        from xyrt.runtime.backends.openvino import OpenVinoBackend
 
         precision = path.split("-")[1]
         model = args.openvino_int8 if precision == "int8" else args.fp32

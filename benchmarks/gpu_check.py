@@ -106,7 +106,7 @@ def timed_ms(fn: Callable[[], object], runs: int, warmup: int = 3) -> dict:
 
 def clips_10s(n: int, seconds: float = 10.0) -> list[np.ndarray]:
     """``n`` distinct clips of speech: windows of the bundled speech at different offsets."""
-    from xyrt.runtime.audio import speech_clip
+    from xyrt.data import speech_clip
 
     long = speech_clip(120.0)
     size = int(seconds * SR)
@@ -217,8 +217,8 @@ def main() -> None:
 
     def exactness() -> dict:
         from xyrt.compat import XY_Tokenizer
-        from xyrt.export.codec import XYCodec
-        from xyrt.runtime.audio import heldout_speech, speech_clip
+        from xyrt.data import heldout_speech, speech_clip
+        from xyrt.runtime.backends.torch_codec import XYCodec
 
         speech = speech_clip(60.0)
         clips = {
@@ -269,9 +269,9 @@ def main() -> None:
 
         out["compat_cuda_fp32"] = judge(_Compat(), "XY_Tokenizer(...).cuda()", repeats=2)
         spt.codec.close()
-        from xyrt.export.checkpoint import load_model
+        from xyrt.runtime.backends.torch_backend import TorchBackend
         from xyrt.runtime.codec import ChunkedCodec
-        from xyrt.runtime.torch_backend import TorchBackend
+        from xyrt.runtime.network.checkpoint import load_model
 
         if cuda:  # what PyTorch's defaults give (TF32 convolutions): for contrast
             tf32 = ChunkedCodec(
@@ -402,9 +402,9 @@ def main() -> None:
     ck.section("throughput_decode", decode_throughput, 60)
 
     def published() -> dict:
-        from xyrt.export.checkpoint import load_model
+        from xyrt.runtime.backends.torch_backend import TorchBackend
         from xyrt.runtime.codec import ChunkedCodec
-        from xyrt.runtime.torch_backend import TorchBackend
+        from xyrt.runtime.network.checkpoint import load_model
 
         clips = clips_10s(4 if q else 32)
         backend = TorchBackend(load_model(ckpt), dev, cuda_graphs=False, ieee=False)
@@ -425,7 +425,7 @@ def main() -> None:
     ck.section("published_cost", published, 40)
 
     def long_file() -> dict:
-        from xyrt.runtime.audio import speech_clip
+        from xyrt.data import speech_clip
 
         minutes = 2 if q else 60
         audio = speech_clip(minutes * 60.0)

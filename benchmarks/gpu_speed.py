@@ -261,7 +261,7 @@ def main() -> None:
         return out
 
     def memory() -> dict:
-        from xyrt.runtime.audio import speech_clip
+        from xyrt.data import speech_clip
 
         audio = speech_clip((2 if q else 60) * 60.0)
         codec = xyrt.runtime.load(ckpt, device=dev, precision=low)

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 import xyrt.runtime
-from xyrt.runtime.audio import heldout_speech
+from xyrt.data import heldout_speech
 from xyrt.runtime.compare import compare_codes
 
 

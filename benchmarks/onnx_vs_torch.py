@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 import xyrt.runtime
-from xyrt.export.codec import XYCodec
-from xyrt.runtime.audio import speech_clip
+from xyrt.data import speech_clip
+from xyrt.runtime.backends.torch_codec import XYCodec
 from xyrt.runtime.compare import compare_codes, max_error_ratio, snr_db
-from xyrt.runtime.manifest import read_manifest
+from xyrt.runtime.modeldir.manifest import read_manifest
 
 
 def export(checkpoint: str, out: Path) -> tuple[float, float]:

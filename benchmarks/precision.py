@@ -27,9 +27,9 @@ import numpy as np
 
 import xyrt.runtime
 from xyrt.bench.peak import measure_peak
-from xyrt.runtime.audio import heldout_speech
+from xyrt.data import heldout_speech
 from xyrt.runtime.compare import compare_codes, snr_db
-from xyrt.runtime.manifest import read_manifest
+from xyrt.runtime.modeldir.manifest import read_manifest
 
 
 def held_out(seconds: float) -> np.ndarray:

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 import xyrt.runtime
-from xyrt.runtime.audio import speech_clip, write_wav
+from xyrt.data import speech_clip
 from xyrt.runtime.compare import compare_codes
-from xyrt.runtime.stream_io import FileSource, StreamStats, run_stream
+from xyrt.runtime.io.audio import write_wav
+from xyrt.runtime.io.stream_io import FileSource, StreamStats, run_stream
 
 
 class _Collect:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import xyrt.runtime
-from xyrt.runtime.audio import speech_clip
+from xyrt.data import speech_clip
 
 FRAME = 0.08  # seconds between codes
 DEFAULT_SETTINGS = (  # hop/max_hop/context/lookahead, seconds

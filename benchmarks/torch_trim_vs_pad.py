@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from xyrt.export.codec import XYCodec
-from xyrt.runtime.audio import speech_clip
+from xyrt.data import speech_clip
+from xyrt.runtime.backends.torch_codec import XYCodec
 from xyrt.runtime.compare import compare_codes
 
 

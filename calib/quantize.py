@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xyrt.atomic import EXPORT_DIR, check_output_dir, replace_dir
+from xyrt.atomic import check_output_dir, replace_dir
 from xyrt.calib import openvino_ptq, schemes
 from xyrt.calib.dataset import CalibSet
 from xyrt.calib.sensitivity import (
@@ -33,6 +33,7 @@ from xyrt.calib.sensitivity import (
 )
 from xyrt.config import CODES_PER_CHUNK, INPUT_SAMPLE_RATE, N_SAMPLES
 from xyrt.errors import XyrtError, require
+from xyrt.runtime.backends.openvino import OPENVINO_TARGET
 from xyrt.runtime.compare import snr_db
 from xyrt.runtime.graph_io import (
     ENCODER,
@@ -42,8 +43,8 @@ from xyrt.runtime.graph_io import (
     encoder_feed,
     pack_windows,
 )
-from xyrt.runtime.manifest import graph_entry, metadata_facts, read_manifest, stamp_graph
-from xyrt.runtime.openvino import OPENVINO_TARGET
+from xyrt.runtime.modeldir.dirs import EXPORT_DIR
+from xyrt.runtime.modeldir.manifest import graph_entry, metadata_facts, read_manifest, stamp_graph
 
 PRECISION_SCHEMES = {"int8": ("cpu-dynamic", "trt-qdq", "openvino"), "fp16": ("fp16",)}
 DEFAULT_SCHEMES = {"int8": ("cpu-dynamic", "trt-qdq"), "fp16": ("fp16",)}
@@ -264,7 +265,7 @@ class _Probe:
     graphs = GRAPHS
 
     def __init__(self, source, say: Callable[[str], None]) -> None:
-        from xyrt.runtime.audio import heldout_speech
+        from xyrt.data import heldout_speech
 
         self.ort = require("onnxruntime", "ort", "xyrt quantize")
         self.source, self.say = source, say

@@ -1,4 +1,5 @@
-"""``xyrt convert``: an original .ckpt + YAML <-> a Hugging Face-layout folder (`xyrt.export.hf`).
+"""``xyrt convert``: an original .ckpt + YAML <-> a Hugging Face-layout folder
+(`xyrt.runtime.network.hf`).
 
 xyrt never replaces a file it did not write: every file it writes carries a stamp (config.json's
 ``xyrt`` entry, model.safetensors' ``writer`` metadata, the .ckpt's ``xyrt`` entry, the YAML's
@@ -16,14 +17,8 @@ import torch
 from xyrt.atomic import atomic_write
 from xyrt.config import XYConfig
 from xyrt.errors import CheckpointError, ConfigError, XyrtError
-from xyrt.export.checkpoint import (
-    WRITER,
-    check_state_dict,
-    read_state_dict,
-    resolve_config,
-    save_checkpoint,
-)
-from xyrt.export.hf import (
+from xyrt.runtime.network.checkpoint import check_state_dict, resolve_config, save_checkpoint
+from xyrt.runtime.network.hf import (
     CONFIG,
     SAFETENSORS,
     SAFETENSORS_INDEX,
@@ -33,6 +28,7 @@ from xyrt.export.hf import (
     write_hf,
     yaml_config,
 )
+from xyrt.runtime.network.state import WRITER, read_state_dict
 
 LAYOUTS = ("hf", "ckpt")
 _YAML_STAMP = "# written by xyrt"
@@ -72,7 +68,7 @@ def read_any(
 ) -> tuple[XYConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """Config, tensors (original names) and ``generator_params`` of a .ckpt or an HF folder,
     checked against the model the config describes."""
-    from xyrt.export.model import XYTokenizer
+    from xyrt.runtime.network.model import XYTokenizer
 
     source = Path(source)
     if source.is_dir():

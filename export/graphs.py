@@ -28,8 +28,8 @@ from xyrt.config import (
     SAMPLES_PER_CODE_IN,
     valid_frames,
 )
-from xyrt.export.model import XYTokenizer
 from xyrt.runtime.features import mel_filters
+from xyrt.runtime.network.model import XYTokenizer
 
 
 def _hann(n: int) -> Tensor:

@@ -15,14 +15,13 @@ from typing import Any
 import torch
 
 import xyrt
-from xyrt.atomic import EXPORT_DIR, check_output_dir, replace_dir
+from xyrt.atomic import check_output_dir, replace_dir
 from xyrt.config import CHUNK_SECONDS, CODES_PER_CHUNK, N_SAMPLES, SAMPLES_PER_CODE_IN
 from xyrt.errors import XyrtError, require
-from xyrt.export.checkpoint import checkpoint_sha256, load_model
 from xyrt.export.graphs import DecoderGraph, EncoderGraph
-from xyrt.export.model import XYTokenizer
 from xyrt.runtime.graph_io import DECODER, DECODER_IO, ENCODER, ENCODER_IO
-from xyrt.runtime.manifest import (
+from xyrt.runtime.modeldir.dirs import EXPORT_DIR
+from xyrt.runtime.modeldir.manifest import (
     EXTERNAL_DATA_BYTES,
     FORMAT,
     FORMAT_VERSION,
@@ -30,6 +29,8 @@ from xyrt.runtime.manifest import (
     metadata_facts,
     stamp_graph,
 )
+from xyrt.runtime.network.checkpoint import checkpoint_sha256, load_model
+from xyrt.runtime.network.model import XYTokenizer
 
 DEFAULT_OPSET = 17
 OPSETS = range(14, 21)  # attention (SDPA) needs 14; the TorchScript exporter stops at 20

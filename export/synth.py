@@ -18,10 +18,10 @@ from torch import nn
 from xyrt.atomic import atomic_write
 from xyrt.config import XYConfig, builtin_config_path
 from xyrt.errors import ConfigError
-from xyrt.export.checkpoint import save_checkpoint
-from xyrt.export.model import XYTokenizer
-from xyrt.export.quantizer import ResidualVQ, WeightNormConv1x1
-from xyrt.export.vocos import ConvNeXtBlock
+from xyrt.runtime.network.checkpoint import save_checkpoint
+from xyrt.runtime.network.model import XYTokenizer
+from xyrt.runtime.network.quantizer import ResidualVQ, WeightNormConv1x1
+from xyrt.runtime.network.vocos import ConvNeXtBlock
 
 CODEBOOK_NOISE = 0.3  # noise added to sampled residuals, relative to their per-dim std
 
@@ -88,7 +88,8 @@ def synth_model(
     model = XYTokenizer.uninitialized(cfg).eval()
     _randomize(model, gen)
     if speech is None:
-        from xyrt.runtime.audio import bundled_speech, load_audio
+        from xyrt.data import bundled_speech
+        from xyrt.runtime.io.audio import load_audio
 
         speech = [load_audio(p) for p in bundled_speech().values()]
     _init_codebooks(model.quantizer, _residual_latents(model, speech), gen)

@@ -16,9 +16,7 @@ import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError
-from xyrt.export.checkpoint import checkpoint_sha256, load_model
-from xyrt.export.codec import XYCodec
-from xyrt.export.model import XYTokenizer
+from xyrt.runtime.backends.torch_codec import XYCodec
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.compare import (
     TIE_TOLERANCE,
@@ -27,7 +25,9 @@ from xyrt.runtime.compare import (
     max_error_ratio,
     snr_db,
 )
-from xyrt.runtime.manifest import read_manifest
+from xyrt.runtime.modeldir.manifest import read_manifest
+from xyrt.runtime.network.checkpoint import checkpoint_sha256, load_model
+from xyrt.runtime.network.model import XYTokenizer
 
 AUDIO_TOLERANCE = 1e-3  # max |error| / peak for float32 graphs
 
@@ -37,7 +37,8 @@ def verification_clips(seconds_long: float = 45.0, heldout: bool = False) -> dic
 
     ``heldout``: the speech is the bundled held-out sentences instead, which no calibration set
     contains (for quantized models)."""
-    from xyrt.runtime.audio import bundled_speech, heldout_speech, load_audio, speech_clip
+    from xyrt.data import bundled_speech, heldout_speech, speech_clip
+    from xyrt.runtime.io.audio import load_audio
 
     if heldout:
         speech = heldout_speech()
@@ -123,7 +124,7 @@ def verify_codec(
 def model_facts(model_dir: str | Path) -> tuple[dict, str, list[str | None]]:
     """(manifest data, precision, graph targets to verify) of a model or engine directory."""
     if (Path(model_dir) / "engines.json").is_file():
-        from xyrt.runtime.tensorrt import read_engines
+        from xyrt.runtime.backends.tensorrt import read_engines
 
         engines = read_engines(model_dir)
         return engines["model"], "tensorrt-" + engines["engines"]["encoder"]["precision"], [None]

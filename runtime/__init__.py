@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from xyrt.runtime import graph_io
-from xyrt.runtime.backend import Backend, BackendLimits, ModelInfo
+from xyrt.runtime.backends.base import Backend, BackendLimits, ModelInfo
+from xyrt.runtime.backends.registry import BACKEND_NAMES, open_backend
 from xyrt.runtime.codec import ChunkedCodec
-from xyrt.runtime.decode_stream import DecodeStream, DecodeStreamOptions
-from xyrt.runtime.registry import BACKEND_NAMES, open_backend
-from xyrt.runtime.streaming import CodeFrame, Stream, StreamOptions, StreamStep
+from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
+from xyrt.runtime.streams.encode_stream import CodeFrame, Stream, StreamOptions, StreamStep
 
 RUNTIME_BACKENDS = (*BACKEND_NAMES, "auto")  # what `load(backend=...)` accepts (aliases too)
 
@@ -47,12 +47,12 @@ def load(
     engine directory (`xyrt build`) or a checkpoint (.ckpt, or a Hugging Face-layout folder).
 
     ``backend``: "onnxruntime", "openvino", "tensorrt", "torch" (or an alias, see
-    `xyrt.runtime.registry`); "auto" picks by what the source is (engines -> tensorrt, export ->
-    onnxruntime, checkpoint -> torch). ``device``: "cpu", "cuda" or "cuda:N"; ``precision``:
-    "fp32", "bf16", "fp16" (torch), or "fp32"/"bf16"/"int8" (OpenVINO on a CPU); ``providers``
-    and ``target`` are ONNX Runtime's; ``config`` a checkpoint's YAML; ``cuda_graphs``,
-    ``compile``, ``autocast`` the torch backend's (`xyrt.runtime.torch_backend`).
-    ``batch_size`` None: the backend's preferred batch. An
+    `xyrt.runtime.backends.registry`); "auto" picks by what the source is (engines -> tensorrt,
+    export -> onnxruntime, checkpoint -> torch). ``device``: "cpu", "cuda" or "cuda:N";
+    ``precision``: "fp32", "bf16", "fp16" (torch), or "fp32"/"bf16"/"int8" (OpenVINO on a CPU);
+    ``providers`` and ``target`` are ONNX Runtime's; ``config`` a checkpoint's YAML;
+    ``cuda_graphs``, ``compile``, ``autocast`` the torch backend's
+    (`xyrt.runtime.backends.torch_backend`). ``batch_size`` None: the backend's preferred batch. An
     option the chosen backend cannot take is an `XyrtError` naming it.
     """
     from xyrt.checks import threads as check_threads

@@ -1,4 +1,4 @@
-"""`ChunkedCodec`: the codec users hold, over any `xyrt.runtime.backend.Backend`.
+"""`ChunkedCodec`: the codec users hold, over any `xyrt.runtime.backends.base.Backend`.
 
 It adds what every backend shares: input checks, the published long-audio chunking, batching of
 windows, trimming each window to the samples it needs (`xyrt.runtime.graph_io.padded_length`),
@@ -15,15 +15,15 @@ import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError
-from xyrt.runtime.audio import prepare_audio
-from xyrt.runtime.backend import Backend, Done, Pending, limits_of
+from xyrt.runtime.backends.base import Backend, Done, Pending, limits_of
 from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch, window_batches
-from xyrt.runtime.codes import validate_codes
 from xyrt.runtime.graph_io import pack_windows
-from xyrt.runtime.streaming import Stream, StreamOptions, encode_streams
+from xyrt.runtime.io.audio import prepare_audio
+from xyrt.runtime.io.codes import validate_codes
+from xyrt.runtime.streams.encode_stream import Stream, StreamOptions, encode_streams
 
 if TYPE_CHECKING:
-    from xyrt.runtime.decode_stream import DecodeStream
+    from xyrt.runtime.streams.decode_stream import DecodeStream
 
 
 def in_flight(
@@ -103,7 +103,7 @@ class ChunkedCodec:
         """Sample rate (Hz) of decoded audio: 16000, 24000 or 32000 by variant."""
         return self.info.output_sample_rate
 
-    # -- streaming (see xyrt.runtime.streaming) ------------------------------------------------
+    # -- streaming (see xyrt.runtime.streams.encode_stream) --------------------------------
     def create_stream(
         self, hop: float = 0.32, context: float = 5.0, lookahead: float = 0.32
     ) -> Stream:
@@ -112,8 +112,8 @@ class ChunkedCodec:
 
     def is_ready(self, stream: Stream | DecodeStream) -> bool:
         """Whether ``stream`` (encode or decode) has a step (or, once finished, its tail) ready."""
-        from xyrt.runtime.decode_stream import DecodeStream
-        from xyrt.runtime.streaming import check_stream
+        from xyrt.runtime.streams.decode_stream import DecodeStream
+        from xyrt.runtime.streams.encode_stream import check_stream
 
         return (stream if isinstance(stream, DecodeStream) else check_stream(stream)).ready()
 
@@ -125,7 +125,7 @@ class ChunkedCodec:
         """One step of every ready stream, batched; returns how many streams stepped."""
         return encode_streams(self.backend, streams)
 
-    # -- streaming decode (see xyrt.runtime.decode_stream) -------------------------------------
+    # -- streaming decode (see xyrt.runtime.streams.decode_stream) -------------------------
     def create_decode_stream(
         self,
         hop: float = 0.32,
@@ -135,7 +135,7 @@ class ChunkedCodec:
         crossfade: float | None = None,
     ) -> DecodeStream:
         """A new `DecodeStream` (codes in, audio out); seconds, see `DecodeStreamOptions`."""
-        from xyrt.runtime.decode_stream import DecodeStream, DecodeStreamOptions
+        from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
 
         options = DecodeStreamOptions(hop, context, lookahead, max_hop, crossfade)
         return DecodeStream(options, self.info)
@@ -146,7 +146,7 @@ class ChunkedCodec:
 
     def decode_streams(self, streams: Sequence[DecodeStream]) -> int:
         """One step of every ready decode stream, batched; returns how many streams stepped."""
-        from xyrt.runtime.decode_stream import decode_streams
+        from xyrt.runtime.streams.decode_stream import decode_streams
 
         return decode_streams(self.backend, streams)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xyrt.runtime.backends.trt_profiles import DeviceFacts
 from xyrt.runtime.compare import CodeAgreement, ReferenceCodes, check_codes
-from xyrt.runtime.trt_profiles import DeviceFacts
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN_MODELS = ["tiny_16k", "tiny_moss_ttsd_24k"]
@@ -40,7 +40,7 @@ def golden(name: str) -> dict[str, np.ndarray]:
 
 @cache
 def codec(name: str):
-    from xyrt.export.codec import XYCodec
+    from xyrt.runtime.backends.torch_codec import XYCodec
 
     return XYCodec.from_checkpoint(FIXTURES / name / "model.ckpt")
 

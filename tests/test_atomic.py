@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from xyrt.atomic import ENGINE_DIR, EXPORT_DIR, atomic_write, output_dir, replace_dir, sweep_stale
+from xyrt.atomic import atomic_write, output_dir, replace_dir, sweep_stale
 from xyrt.errors import XyrtError
+from xyrt.runtime.modeldir.dirs import ENGINE_DIR, EXPORT_DIR
 
 
 def tree(root: Path) -> dict[str, bytes | None]:
@@ -45,7 +46,7 @@ def dead_pid() -> int:
 
 def test_new_directory_appears_complete_and_nothing_else_is_left(tmp_path: Path) -> None:
     out = tmp_path / "a" / "b" / "model"
-    with replace_dir(out) as tmp:
+    with replace_dir(out, EXPORT_DIR) as tmp:
         assert not out.exists() and tmp.parent == out.parent and tmp.name.startswith(".model.")
         fake_export(tmp, "new")
     assert sorted(p.name for p in out.iterdir()) == [
@@ -58,14 +59,17 @@ def test_new_directory_appears_complete_and_nothing_else_is_left(tmp_path: Path)
 
 def test_failure_leaves_no_output_directory_and_no_created_parents(tmp_path: Path) -> None:
     out = tmp_path / "new" / "deeper" / "model"
-    with pytest.raises(RuntimeError, match="boom"), replace_dir(out) as tmp:
+    with pytest.raises(RuntimeError, match="boom"), replace_dir(out, EXPORT_DIR) as tmp:
         fake_export(tmp, "new")
         raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_block_that_writes_no_manifest_publishes_nothing(tmp_path: Path) -> None:
-    with pytest.raises(XyrtError, match="has no manifest.json"), replace_dir(tmp_path / "m") as tmp:
+    with (
+        pytest.raises(XyrtError, match="has no manifest.json"),
+        replace_dir(tmp_path / "m", EXPORT_DIR) as tmp,
+    ):
         (tmp / "encoder.onnx").write_text("x")
     assert list(tmp_path.iterdir()) == []
 
@@ -76,18 +80,18 @@ def test_refuses_a_directory_that_is_not_an_export(tmp_path: Path) -> None:
     (out / "thesis.onnx").write_text("user data")
     before = tree(tmp_path)
     with pytest.raises(XyrtError, match="is not empty and is not an xyrt model directory"):
-        enter(replace_dir(out))
+        enter(replace_dir(out, EXPORT_DIR))
     (out / "manifest.json").write_text('{"format": "something-else"}')
     before = tree(tmp_path)
     with pytest.raises(XyrtError, match="not an xyrt model directory"):
-        enter(replace_dir(out))
+        enter(replace_dir(out, EXPORT_DIR))
     assert tree(tmp_path) == before
 
 
 def test_refuses_an_existing_file_and_an_engine_dir_for_an_export(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(XyrtError, match="exists and is not a directory"):
-        enter(replace_dir(tmp_path / "file"))
+        enter(replace_dir(tmp_path / "file", EXPORT_DIR))
     engines = tmp_path / "engines"
     engines.mkdir()
     (engines / "engines.json").write_text('{"format": "xyrt-trt-engines", "engines": {}}')
@@ -105,7 +109,7 @@ def test_overwrite_replaces_only_listed_files_and_keeps_the_users(tmp_path: Path
     (out / "notes").mkdir()
     (out / "notes" / "a.txt").write_text("user notes")
     inode = (out / "mine.onnx").stat().st_ino
-    with replace_dir(out) as tmp:
+    with replace_dir(out, EXPORT_DIR) as tmp:
         fake_export(tmp, "new")
     assert sorted(p.name for p in out.iterdir()) == [
         "decoder.onnx",
@@ -127,7 +131,10 @@ def test_an_unlisted_file_with_a_new_files_name_is_refused(tmp_path: Path) -> No
     fake_export(out, "old", graphs=("encoder",))
     (out / "decoder.onnx").write_text("not listed: the user's")
     before = tree(tmp_path)
-    with pytest.raises(XyrtError, match="decoder.onnx is not listed"), replace_dir(out) as tmp:
+    with (
+        pytest.raises(XyrtError, match="decoder.onnx is not listed"),
+        replace_dir(out, EXPORT_DIR) as tmp,
+    ):
         fake_export(tmp, "new")
     assert tree(tmp_path) == before
 
@@ -143,9 +150,10 @@ def test_a_killed_overwrite_leaves_the_old_export_and_the_next_run_cleans(
     script = f"""
         import os, xyrt.atomic as a
         from pathlib import Path
+        from xyrt.runtime.modeldir.dirs import EXPORT_DIR
         if not {exchange}:
             a._exchange = lambda x, y: False
-        with a.replace_dir(Path({str(out)!r})) as tmp:
+        with a.replace_dir(Path({str(out)!r}), EXPORT_DIR) as tmp:
             (tmp / "encoder.onnx").write_text("half")
             os._exit(9)
     """
@@ -155,7 +163,7 @@ def test_a_killed_overwrite_leaves_the_old_export_and_the_next_run_cleans(
     stale = [p.name for p in tmp_path.iterdir() if p.name != "model"]
     assert len(stale) == 1 and stale[0].startswith(".model.xyrt-")
     (tmp_path / ".model.other").write_text("not named by xyrt")
-    with replace_dir(out) as tmp:
+    with replace_dir(out, EXPORT_DIR) as tmp:
         fake_export(tmp, "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".model.other", "model"]
     assert (out / "encoder.onnx").read_text() == "encoder new"

@@ -19,8 +19,8 @@ from xyrt.calib.sensitivity import SensitivityOptions
 from xyrt.checks import max_threads
 from xyrt.cli import main
 from xyrt.errors import AudioError, CheckpointError, CodesError, XyrtError
-from xyrt.runtime.audio import MAX_AMPLITUDE, load_audio, prepare_audio
-from xyrt.runtime.codes import load_codes
+from xyrt.runtime.io.audio import MAX_AMPLITUDE, load_audio, prepare_audio
+from xyrt.runtime.io.codes import load_codes
 
 CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
 SPEECH = golden("tiny_16k")["speech_4/wav"]
@@ -93,8 +93,8 @@ def _damaged_checkpoint(tmp_path: Path, name: str, value) -> Path:
     ids=["nan", "inf", "int64"],
 )
 def test_damaged_checkpoints_are_refused_at_load_and_export(tmp_path: Path, damage, match) -> None:
-    from xyrt.export.checkpoint import load_model
     from xyrt.export.onnx_export import export_onnx
+    from xyrt.runtime.network.checkpoint import load_model
 
     ckpt = _damaged_checkpoint(tmp_path, "ck", damage)
     with pytest.raises(CheckpointError, match=match):
@@ -210,7 +210,7 @@ def test_graph_io_names_must_match_the_manifest(tmp_path: Path) -> None:
 
 
 def test_unreadable_files_say_permission_denied(tmp_path: Path, monkeypatch) -> None:
-    import xyrt.runtime.audio as audio_module
+    import xyrt.runtime.io.audio as audio_module
 
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
@@ -315,7 +315,7 @@ def test_unreadable_audio_says_what_happened(tmp_path: Path) -> None:
 
 
 def test_outputs_that_are_directories_or_files_of_the_wrong_kind(tmp_path: Path, capsys) -> None:
-    from xyrt.runtime.trt_build import build_engines
+    from xyrt.calib.trt_build import build_engines
 
     sf.write(tmp_path / "x.wav", SPEECH, 16000)
     model = str(exported("tiny_16k"))

@@ -144,10 +144,6 @@ class DirKind:
         return names
 
 
-EXPORT_DIR = DirKind("manifest.json", "xyrt-onnx", "graphs", "an xyrt model directory")
-ENGINE_DIR = DirKind("engines.json", "xyrt-trt-engines", "engines", "an xyrt engine directory")
-
-
 def check_output_dir(out: Path, kind: DirKind) -> set[str]:
     """`XyrtError` unless ``out`` is absent, an empty directory or one of ``kind``; returns
     the names a previous run wrote there (empty when there are none)."""
@@ -247,7 +243,7 @@ def _swap_in(new: Path, out: Path, owned: set[str], kind: DirKind) -> None:
 
 
 @contextmanager
-def replace_dir(out: str | os.PathLike, kind: DirKind = EXPORT_DIR) -> Iterator[Path]:
+def replace_dir(out: str | os.PathLike, kind: DirKind) -> Iterator[Path]:
     """Yield an empty hidden folder beside ``out`` to write the new output into (marker file
     last); when the block succeeds it replaces ``out`` in one step. On failure the folder is
     removed and ``out`` is as it was (a directory this call created is removed too)."""

@@ -25,7 +25,7 @@ from xyrt.commands import (
     cmd_verify,
 )
 from xyrt.errors import XyrtError
-from xyrt.runtime.registry import BY_NAME, PRECISION_ALIASES, PRECISIONS
+from xyrt.runtime.backends.registry import BY_NAME, PRECISION_ALIASES, PRECISIONS
 
 CHECKPOINT_HELP = "original .ckpt file or Hugging Face-layout folder (config.json + weights)"
 
@@ -62,7 +62,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     _backend_args(g)
 
 
-BACKEND_CHOICES = ["auto", *BY_NAME]  # registry names and aliases (xyrt.runtime.registry)
+BACKEND_CHOICES = ["auto", *BY_NAME]  # registry names and aliases (xyrt.runtime.backends.registry)
 PRECISION_CHOICES = [*PRECISIONS, *PRECISION_ALIASES]
 
 

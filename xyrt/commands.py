@@ -11,9 +11,9 @@ from pathlib import Path
 
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.audio import load_audio, write_wav
-from xyrt.runtime.codes import load_codes, save_codes
-from xyrt.runtime.decode_io import DevicePlayer, WavWriter, read_frames, run_decode
+from xyrt.runtime.io.audio import load_audio, write_wav
+from xyrt.runtime.io.codes import load_codes, save_codes
+from xyrt.runtime.io.decode_io import DevicePlayer, WavWriter, read_frames, run_decode
 
 
 def parse_list(text: str, kind: type, name: str) -> tuple:
@@ -47,8 +47,8 @@ def _codec(args: argparse.Namespace):
     """The codec of encode/decode: --model (an export, an engine directory or a checkpoint) or
     --checkpoint (the PyTorch backend), through the backend registry."""
     from xyrt.checks import threads
+    from xyrt.runtime.backends.registry import AUTO, backend_entry, source_kind
     from xyrt.runtime.chunking import codes_per_step
-    from xyrt.runtime.registry import AUTO, backend_entry, source_kind
 
     if args.batch_size is not None and args.batch_size < 1:
         raise XyrtError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -69,7 +69,7 @@ def _codec(args: argparse.Namespace):
 
 
 def _report_backend(codec) -> None:
-    from xyrt.runtime.onnxrt import OnnxRuntimeBackend
+    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
 
     if isinstance(codec.backend, OnnxRuntimeBackend):
         used = sorted({p for graph in codec.backend.providers.values() for p in graph})
@@ -111,7 +111,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
 def _decode_stream(args: argparse.Namespace) -> None:
     from contextlib import ExitStack
 
-    from xyrt.runtime.decode_stream import DecodeStream, DecodeStreamOptions
+    from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
 
     options = DecodeStreamOptions(
         args.hop, args.context, args.lookahead, args.max_hop, args.crossfade
@@ -171,7 +171,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     require("torch", "export", "xyrt export")
     require("onnx", "export", "xyrt export")
     from xyrt.export.onnx_export import export_onnx
-    from xyrt.runtime.manifest import read_manifest
+    from xyrt.runtime.modeldir.manifest import read_manifest
 
     t0 = time.perf_counter()
     out = export_onnx(args.checkpoint, args.output, args.config, opset=args.opset)
@@ -219,7 +219,7 @@ def _run_verify(
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    from xyrt.runtime.registry import (
+    from xyrt.runtime.backends.registry import (
         AUTO,
         Options,
         backend_entry,
@@ -312,8 +312,8 @@ def cmd_quantize(args: argparse.Namespace) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from xyrt.runtime.trt_build import build_engines
-    from xyrt.runtime.trt_profiles import Profile
+    from xyrt.calib.trt_build import build_engines
+    from xyrt.runtime.backends.trt_profiles import Profile
 
     profile = Profile.parse(args.batch, args.seconds)
     t0 = time.perf_counter()
@@ -383,7 +383,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_stream(args: argparse.Namespace) -> None:
-    from xyrt.runtime.stream_io import (
+    from xyrt.runtime.io.stream_io import (
         FileSource,
         JsonlSink,
         LoopbackSink,

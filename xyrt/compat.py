@@ -45,8 +45,8 @@ from xyrt.errors import AudioError, CodesError, XyrtError, require
 from xyrt.runtime import RUNTIME_BACKENDS
 from xyrt.runtime.chunking import num_codes
 from xyrt.runtime.codec import ChunkedCodec
-from xyrt.runtime.codes import validate_codes
 from xyrt.runtime.graph_io import pack_windows
+from xyrt.runtime.io.codes import validate_codes
 
 BACKENDS = RUNTIME_BACKENDS  # what `from_pretrained(backend=...)` accepts (aliases too)
 
@@ -131,13 +131,13 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         batch_size: int | None = 4,
         **runtime_options: Any,
     ) -> XY_Tokenizer:
-        """A model source run by ``backend`` (`xyrt.runtime.registry`): an export directory
+        """A model source run by ``backend`` (`xyrt.runtime.backends.registry`): an export directory
         (`xyrt export`/`quantize`/`build`; "auto": ONNX Runtime or TensorRT by what it holds)
         or a checkpoint (.ckpt + YAML, or a Hugging Face-layout folder; "auto": PyTorch).
         ``runtime_options`` go to `xyrt.runtime.load`: ``device`` ("cuda"), ``precision``
         ("fp32", "bf16", "fp16" for PyTorch), ``providers``, ``target``, ..."""
         import xyrt.runtime
-        from xyrt.runtime.registry import AUTO, backend_entry, source_kind
+        from xyrt.runtime.backends.registry import AUTO, backend_entry, source_kind
 
         kind = source_kind(path)
         name = AUTO[kind] if backend == "auto" else backend_entry(backend).name
@@ -165,7 +165,8 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
     # -- nn.Module-style calls the published class inherits -------------------------------------
     @property
     def model(self):
-        """The PyTorch model (`xyrt.export.model.XYTokenizer`), or None for exported graphs."""
+        """The PyTorch model (`xyrt.runtime.network.model.XYTokenizer`), or None for exported
+        graphs."""
         return getattr(self.codec.backend, "model", None)
 
     def to(self, device: Any = None, *args: Any, **kwargs: Any) -> XY_Tokenizer:

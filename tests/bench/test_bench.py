@@ -152,9 +152,9 @@ def test_bf16_autocast_keeps_frontend_and_rvq_in_float32() -> None:
     import torch
 
     from helpers import golden
-    from xyrt.export.checkpoint import load_model
+    from xyrt.runtime.backends.torch_backend import TorchBackend
     from xyrt.runtime.graph_io import pack_windows
-    from xyrt.runtime.torch_backend import TorchBackend
+    from xyrt.runtime.network.checkpoint import load_model
 
     backend = TorchBackend(load_model(CKPT), device="cpu", precision="bf16")
     wav, lengths = pack_windows([golden("tiny_16k")["speech_4/wav"]])
@@ -181,9 +181,9 @@ def test_cuda_backends_when_present() -> None:
         pytest.skip(
             "no CUDA device on this machine: the pytorch-cuda backends are listed as skipped"
         )
-    from xyrt.export.checkpoint import load_model
+    from xyrt.runtime.backends.torch_backend import TorchBackend
     from xyrt.runtime.graph_io import pack_windows
-    from xyrt.runtime.torch_backend import TorchBackend
+    from xyrt.runtime.network.checkpoint import load_model
 
     backend = TorchBackend(load_model(CKPT), device="cuda", precision="bf16")
     wav, lengths = pack_windows([np.zeros(32000, np.float32)])

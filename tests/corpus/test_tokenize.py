@@ -20,8 +20,8 @@ sf = pytest.importorskip("soundfile", reason="xyrt[audio] is not installed")
 import xyrt  # noqa: E402
 import xyrt.runtime  # noqa: E402
 from xyrt.corpus import iter_codes  # noqa: E402
+from xyrt.data import bundled_speech, speech_clip  # noqa: E402
 from xyrt.errors import XyrtError  # noqa: E402
-from xyrt.runtime.audio import bundled_speech, speech_clip  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 BAD = {"corrupt.wav": "unreadable", "empty.wav": "empty", "blip.wav": "too-short"}
@@ -184,7 +184,7 @@ def test_killed_worker_is_retried_and_output_stays_exactly_once(first_run, corpu
 
 
 def test_manifest_segments_and_extra_columns(local_ray, corpus, model, tmp_path):
-    from xyrt.runtime.audio import load_audio
+    from xyrt.runtime.io.audio import load_audio
 
     lines = [
         {"path": str(corpus / "long.wav"), "id": "a", "start": 1.0, "end": 3.5, "spk": 7},

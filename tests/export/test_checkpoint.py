@@ -10,8 +10,9 @@ import torch
 
 from helpers import FIXTURES, expect_codes, golden, golden_reference
 from xyrt.errors import CheckpointError, ConfigError
-from xyrt.export.checkpoint import load_model, read_state_dict
-from xyrt.export.codec import XYCodec
+from xyrt.runtime.backends.torch_codec import XYCodec
+from xyrt.runtime.network.checkpoint import load_model
+from xyrt.runtime.network.state import read_state_dict
 
 TINY = FIXTURES / "tiny_16k"
 

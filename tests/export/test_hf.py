@@ -17,12 +17,13 @@ from helpers import FIXTURES, expect_codes, golden, golden_reference, reference_
 from xyrt.cli import main
 from xyrt.config import XYConfig
 from xyrt.errors import CheckpointError, ConfigError, XyrtError
-from xyrt.export.checkpoint import load_model, read_state_dict
-from xyrt.export.codec import XYCodec
 from xyrt.export.convert import convert
-from xyrt.export.hf import CONFIG, SAFETENSORS, TORCH_BIN, WEIGHT_NORMS, read_hf_tensors
 from xyrt.export.verify import verify_dir
+from xyrt.runtime.backends.torch_codec import XYCodec
 from xyrt.runtime.compare import compare_codes, max_error_ratio
+from xyrt.runtime.network.checkpoint import load_model
+from xyrt.runtime.network.hf import CONFIG, SAFETENSORS, TORCH_BIN, WEIGHT_NORMS, read_hf_tensors
+from xyrt.runtime.network.state import read_state_dict
 
 CLIPS_HERE = ["speech_0", "speech_4", "short_quarter_second", "exact_frames", "chirp_loud"]
 

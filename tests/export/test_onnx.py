@@ -25,7 +25,7 @@ from helpers import (
 from xyrt.errors import XyrtError
 from xyrt.export.graphs import FusedRVQDecode, FusedRVQEncode
 from xyrt.runtime.compare import ReferenceCodes, compare_codes, max_error_ratio
-from xyrt.runtime.manifest import sha256_file
+from xyrt.runtime.modeldir.manifest import sha256_file
 
 # Ops TensorRT's ONNX parser supports that these graphs may use. No STFT, DFT, Col2Im, and no
 # Loop/If/Scan: control flow on data does not belong in an engine.
@@ -195,9 +195,10 @@ def test_decoder_dynamic_shapes(frames: int, batch: int) -> None:
 
 @pytest.mark.fullsize
 def test_full_size_export_runs_in_onnxruntime(fullsize_checkpoint, tmp_path) -> None:
-    from xyrt.export.codec import XYCodec
+    from xyrt.data import bundled_speech
     from xyrt.export.onnx_export import export_onnx
-    from xyrt.runtime.audio import bundled_speech, load_audio
+    from xyrt.runtime.backends.torch_codec import XYCodec
+    from xyrt.runtime.io.audio import load_audio
 
     out = export_onnx(fullsize_checkpoint, tmp_path / "onnx")
     wav = load_audio(bundled_speech()["speech_3"])[:160000]

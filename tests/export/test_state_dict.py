@@ -10,7 +10,7 @@ import torch
 
 from helpers import FIXTURES
 from xyrt.config import XYConfig, builtin_config_path
-from xyrt.export.model import XYTokenizer
+from xyrt.runtime.network.model import XYTokenizer
 
 
 def _read_listing(name: str) -> dict[str, tuple[tuple[int, ...], str]]:

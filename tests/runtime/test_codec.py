@@ -17,7 +17,7 @@ def test_a_2d_array_is_one_stereo_clip_not_a_batch() -> None:
 def test_two_batches_in_flight_and_results_in_place() -> None:
     """ChunkedCodec submits batch k + 1 before it waits for batch k, and puts every result
     back in its place (an asynchronous backend, as the PyTorch one on a GPU)."""
-    from xyrt.runtime.backend import Backend, ModelInfo, Pending
+    from xyrt.runtime.backends.base import Backend, ModelInfo, Pending
     from xyrt.runtime.codec import ChunkedCodec
 
     events: list[str] = []

@@ -16,8 +16,8 @@ import soundfile as sf
 import xyrt.runtime
 from helpers import exported, golden
 from xyrt.errors import CodesError
-from xyrt.runtime.audio import write_wav
-from xyrt.runtime.decode_io import WavWriter, read_frames, run_decode
+from xyrt.runtime.io.audio import write_wav
+from xyrt.runtime.io.decode_io import WavWriter, read_frames, run_decode
 
 XYRT = str(Path(sys.executable).parent / "xyrt")
 

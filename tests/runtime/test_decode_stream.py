@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import xyrt.runtime
 from helpers import exported, golden
 from xyrt.errors import CodesError, XyrtError
-from xyrt.runtime.backend import ModelInfo
+from xyrt.runtime.backends.base import ModelInfo
 from xyrt.runtime.codec import ChunkedCodec
 
 SPC = 40  # output samples per code of the fake backends

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import xyrt.runtime.filecheck as fc
+import xyrt.runtime.modeldir.filecheck as fc
 from xyrt.errors import XyrtError
 
 

@@ -58,7 +58,7 @@ def test_graph_from_another_export_is_refused(tmp_path: Path) -> None:
     d = _copy(exported("tiny_16k"), tmp_path)
     shutil.copy(exported("tiny_moss_ttsd_24k") / "decoder.onnx", d / "decoder.onnx")
     manifest = json.loads((d / "manifest.json").read_text())
-    from xyrt.runtime.manifest import sha256_file
+    from xyrt.runtime.modeldir.manifest import sha256_file
 
     manifest["graphs"]["decoder"]["sha256"] = sha256_file(d / "decoder.onnx")
     (d / "manifest.json").write_text(json.dumps(manifest))
@@ -106,7 +106,7 @@ def test_bad_codes_and_audio_are_rejected() -> None:
 
 
 def test_backend_lifecycle_lazy_load_close_and_context_manager() -> None:
-    from xyrt.runtime.onnxrt import OnnxRuntimeBackend
+    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
 
     wav = golden("tiny_16k")["speech_4/wav"]
     backend = OnnxRuntimeBackend(exported("tiny_16k"))

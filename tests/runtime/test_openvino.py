@@ -29,15 +29,15 @@ from xyrt.runtime.compare import compare_codes, max_error_ratio
 pytest.importorskip("openvino", reason="openvino is not installed (pip install 'xyrt[openvino]')")
 
 import xyrt.runtime  # noqa: E402
-from xyrt.runtime.openvino import cpu_supports  # noqa: E402
+from xyrt.runtime.backends.openvino import cpu_supports  # noqa: E402
 
 CACHE = Path(tempfile.mkdtemp(prefix="xyrt-ov-cache-"))  # not the user's cache
 
 
 def _load(model_dir: Path, precision: str | None = None, batch_size: int = 4, **kwargs):
     """A codec over `OpenVinoBackend` (compiled models cached in a folder of this session)."""
+    from xyrt.runtime.backends.openvino import OpenVinoBackend
     from xyrt.runtime.codec import ChunkedCodec
-    from xyrt.runtime.openvino import OpenVinoBackend
 
     kwargs.setdefault("cache_dir", CACHE)
     return ChunkedCodec(OpenVinoBackend(model_dir, precision, **kwargs), batch_size=batch_size)
@@ -144,7 +144,7 @@ def test_nncf_ir_scheme_manifest_and_run(tmp_path: Path) -> None:
 
 
 def test_bf16_refused_where_the_cpu_lacks_it(monkeypatch) -> None:
-    import xyrt.runtime.openvino as ovb
+    import xyrt.runtime.backends.openvino as ovb
 
     monkeypatch.setattr(ovb, "cpu_supports", lambda capability: False)
     with pytest.raises(XyrtError, match="bf16 needs a CPU with AVX512-BF16 or AMX"):
@@ -173,7 +173,7 @@ def test_modified_or_foreign_graphs_are_refused(tmp_path: Path) -> None:
     with pytest.raises(XyrtError, match="decoder.onnx has sha256 .* manifest.json expects"):
         _load(d, use_cache=False).decode(np.zeros((8, 3), np.int64))
     shutil.copy(exported("tiny_moss_ttsd_24k") / "decoder.onnx", d / "decoder.onnx")
-    from xyrt.runtime.manifest import sha256_file
+    from xyrt.runtime.modeldir.manifest import sha256_file
 
     manifest = json.loads((d / "manifest.json").read_text())
     manifest["graphs"]["decoder"]["sha256"] = sha256_file(d / "decoder.onnx")
@@ -226,7 +226,7 @@ def test_streaming_through_openvino_equals_offline_when_context_covers_the_clip(
 
 def test_cli_backend_option(tmp_path: Path) -> None:
     from xyrt.cli import main
-    from xyrt.runtime.audio import bundled_speech
+    from xyrt.data import bundled_speech
 
     clip = str(bundled_speech()["speech_4"])
     codes = tmp_path / "codes.npy"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import xyrt.runtime
 from helpers import exported, golden
 from xyrt.errors import XyrtError
-from xyrt.runtime.backend import Backend, ModelInfo
+from xyrt.runtime.backends.base import Backend, ModelInfo
 from xyrt.runtime.codec import ChunkedCodec
 
 

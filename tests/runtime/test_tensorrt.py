@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from helpers import H100, ORIN, exported, quantized
+from xyrt.calib.trt_build import plan_builds
 from xyrt.errors import XyrtError
-from xyrt.runtime.manifest import read_manifest, sha256_file
-from xyrt.runtime.onnxrt import trt_provider_options
-from xyrt.runtime.tensorrt import check_engines, read_engines
-from xyrt.runtime.trt_build import plan_builds
-from xyrt.runtime.trt_profiles import (
+from xyrt.runtime.backends.onnxrt import trt_provider_options
+from xyrt.runtime.backends.tensorrt import check_engines, read_engines
+from xyrt.runtime.backends.trt_profiles import (
     DeviceFacts,
     Profile,
     build_mode,
@@ -24,6 +23,7 @@ from xyrt.runtime.trt_profiles import (
     engine_key,
     ort_shape_options,
 )
+from xyrt.runtime.modeldir.manifest import read_manifest, sha256_file
 
 
 def test_profile_shapes_cover_one_code_to_a_30s_window() -> None:

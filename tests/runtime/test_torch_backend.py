@@ -16,7 +16,7 @@ from xyrt.runtime.compare import max_error_ratio
 torch = pytest.importorskip("torch", reason="the PyTorch backend tests need torch")
 
 import xyrt.runtime  # noqa: E402
-from xyrt.runtime.torch_backend import (  # noqa: E402
+from xyrt.runtime.backends.torch_backend import (  # noqa: E402
     TorchBackend,
     batch_bucket,
     ieee_fp32,
@@ -76,8 +76,8 @@ def test_options_that_do_not_apply_are_refused() -> None:
 def test_bf16_weights_cast_once_equal_autocast() -> None:
     """bf16 stores the Linear/convolution weights in bf16 once; autocast would cast them to
     the same values on every call, so the codes are the same as plain autocast's."""
-    from xyrt.export.checkpoint import load_model
     from xyrt.runtime.graph_io import pack_windows
+    from xyrt.runtime.network.checkpoint import load_model
 
     wav, lengths = pack_windows([golden("tiny_16k")[f"{c}/wav"][:48000] for c in SPEECH[:3]])
     backend = TorchBackend(load_model(CKPT), "cpu", "bf16")

@@ -1,4 +1,4 @@
-"""`xyrt build` (`xyrt.runtime.trt_build`) without TensorRT: which graphs a build uses, which
+"""`xyrt build` (`xyrt.calib.trt_build`) without TensorRT: which graphs a build uses, which
 engines are kept or rebuilt, argument checks. The build itself needs a GPU and the tensorrt
 package and is skipped here with the reason."""
 
@@ -12,11 +12,11 @@ import pytest
 
 import xyrt.runtime
 from helpers import H100, ORIN, exported, golden, quantized
+from xyrt.calib.trt_build import build_engines, graph_keys, plan_builds, timing_cache_path
 from xyrt.cli import main
 from xyrt.errors import XyrtError
-from xyrt.runtime.manifest import read_manifest
-from xyrt.runtime.trt_build import build_engines, graph_keys, plan_builds, timing_cache_path
-from xyrt.runtime.trt_profiles import Profile
+from xyrt.runtime.backends.trt_profiles import Profile
+from xyrt.runtime.modeldir.manifest import read_manifest
 
 
 def test_which_graphs_a_build_uses(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Accuracy beside speed: every benchmarked backend against the FP32 reference on held-out speech.
 
 The reference backend (the first FP32 one measured: ``REFERENCE_ORDER``) runs first and saves
-its codes for the bundled held-out clips (`xyrt.runtime.audio.heldout_speech`, which no
+its codes for the bundled held-out clips (`xyrt.data.heldout_speech`, which no
 calibration set contains) and its decoding of them. Every other backend encodes the same clips
 (codes compared per RVQ stage) and decodes the reference codes (SNR against the reference
 audio). Workers exchange these through .npz files in a folder of the driver's.
@@ -31,7 +31,7 @@ REFERENCE_ORDER = (
 
 def heldout_clips() -> dict[str, np.ndarray]:
     """The held-out clips, each cut to one window (30 s)."""
-    from xyrt.runtime.audio import heldout_speech
+    from xyrt.data import heldout_speech
 
     return {name: wav[:N_SAMPLES] for name, wav in heldout_speech().items()}
 

@@ -106,7 +106,7 @@ class BenchOptions:
 
 
 def _model_dirs_by_precision(dirs: Sequence[Path]) -> dict[str, Path]:
-    from xyrt.runtime.manifest import read_manifest
+    from xyrt.runtime.modeldir.manifest import read_manifest
 
     out: dict[str, Path] = {}
     for d in dirs:
@@ -156,7 +156,7 @@ def availability(name: str, opts: BenchOptions, dirs: dict[str, Path]) -> str | 
         return f"no {precision} model directory given (--model DIR from {hint})"
     import onnxruntime as ort
 
-    from xyrt.runtime.onnxrt import PROVIDER_ALIASES
+    from xyrt.runtime.backends.onnxrt import PROVIDER_ALIASES
 
     for p in providers or []:
         full = PROVIDER_ALIASES.get(p, p)
@@ -172,8 +172,8 @@ def _openvino_availability(precision: str, dirs: dict[str, Path]) -> str | None:
     if key not in dirs:
         hint = "xyrt export" if key == "fp32" else "xyrt quantize --precision int8"
         return f"no {key} model directory given (--model DIR from {hint})"
-    from xyrt.runtime.manifest import read_manifest
-    from xyrt.runtime.openvino import INT8_TARGETS, cpu_supports
+    from xyrt.runtime.backends.openvino import INT8_TARGETS, cpu_supports
+    from xyrt.runtime.modeldir.manifest import read_manifest
 
     if precision == "bf16" and not cpu_supports("BF16"):
         return "this CPU has no AVX512-BF16/AMX (OpenVINO lists no BF16)"

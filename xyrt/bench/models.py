@@ -9,7 +9,7 @@ from pathlib import Path
 from xyrt.bench.driver import BenchOptions
 from xyrt.config import XYConfig
 from xyrt.errors import XyrtError
-from xyrt.runtime.filecheck import cache_dir
+from xyrt.runtime.modeldir.filecheck import cache_dir
 
 
 def default_model(
@@ -53,7 +53,7 @@ def default_model(
 
 def export_for(checkpoint: Path, log: Callable[[str], None] = print) -> Path:
     """An FP32 export of ``checkpoint`` in the cache, keyed by its sha256."""
-    from xyrt.export.checkpoint import checkpoint_sha256
+    from xyrt.runtime.network.checkpoint import checkpoint_sha256
 
     out = cache_dir() / "exports" / checkpoint_sha256(checkpoint)[:16] / "onnx-fp32"
     if not (out / "manifest.json").is_file():
@@ -66,7 +66,7 @@ def export_for(checkpoint: Path, log: Callable[[str], None] = print) -> Path:
 
 def source_checkpoint(model_dir: Path) -> Path | None:
     """The checkpoint an export was made from, if it is still where the manifest says."""
-    from xyrt.runtime.manifest import read_manifest
+    from xyrt.runtime.modeldir.manifest import read_manifest
 
     path = read_manifest(model_dir).data["source_checkpoint"].get("path")
     return Path(path) if path and Path(path).exists() else None
@@ -75,11 +75,11 @@ def source_checkpoint(model_dir: Path) -> Path | None:
 def model_config(checkpoint: Path | None, model_dirs: list[Path]) -> XYConfig:
     """The model's config: from the checkpoint's config.yaml, else from an export's manifest."""
     if checkpoint is not None:
-        from xyrt.export.checkpoint import resolve_config
+        from xyrt.runtime.network.checkpoint import resolve_config
 
         return resolve_config(checkpoint)
     if model_dirs:
-        from xyrt.runtime.manifest import read_manifest
+        from xyrt.runtime.modeldir.manifest import read_manifest
 
         return XYConfig.from_plain(read_manifest(model_dirs[0]).data["config"])
     raise XyrtError("nothing to benchmark: pass --checkpoint and/or --model")

@@ -23,8 +23,8 @@ import time
 import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
-from xyrt.runtime.audio import speech_clip
-from xyrt.runtime.backend import Backend, StageProfiler, StageTimes
+from xyrt.data import speech_clip
+from xyrt.runtime.backends.base import Backend, StageProfiler, StageTimes
 from xyrt.runtime.graph_io import DECODER, ENCODER, pack_windows, window_feed
 
 STAGE_RUNS = 2  # instrumented/profiled runs per case for the stage breakdown (means)
@@ -37,8 +37,8 @@ def make_backend(spec: dict) -> Backend:
     if spec["kind"] in ("torch", "torch-cuda"):
         import torch
 
-        from xyrt.export.checkpoint import load_model
-        from xyrt.runtime.torch_backend import TorchBackend
+        from xyrt.runtime.backends.torch_backend import TorchBackend
+        from xyrt.runtime.network.checkpoint import load_model
 
         if spec.get("threads"):
             torch.set_num_threads(spec["threads"])
@@ -52,14 +52,14 @@ def make_backend(spec: dict) -> Backend:
             ieee=not published,
         )
     if spec["kind"] == "tensorrt":
-        from xyrt.runtime.tensorrt import TensorRTBackend
+        from xyrt.runtime.backends.tensorrt import TensorRTBackend
 
         return TensorRTBackend(spec["model_dir"])
     if spec["kind"] == "openvino":
-        from xyrt.runtime.openvino import OpenVinoBackend
+        from xyrt.runtime.backends.openvino import OpenVinoBackend
 
         return OpenVinoBackend(spec["model_dir"], spec["precision"], spec.get("threads"))
-    from xyrt.runtime.onnxrt import OnnxRuntimeBackend
+    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(spec["model_dir"], spec.get("providers"), spec.get("threads"))
 

@@ -175,12 +175,12 @@ def collect_items(inputs: Sequence[str | os.PathLike]) -> list[Item]:
 def read_item(item: Item) -> tuple[np.ndarray, int]:
     """16 kHz mono float32 samples of ``item`` and the file's own sample rate.
 
-    Reads as `xyrt.runtime.audio.load_audio` does (so whole files give the same samples);
+    Reads as `xyrt.runtime.io.audio.load_audio` does (so whole files give the same samples);
     raises `ItemError` with kind ``unreadable``, ``empty``, ``bad-segment``, ``invalid`` or
     ``too-short``.
     """
     sf = require("soundfile", "audio", "reading audio files")
-    from xyrt.runtime.audio import MAX_SECONDS, prepare_audio
+    from xyrt.runtime.io.audio import MAX_SECONDS, prepare_audio
 
     try:
         with sf.SoundFile(item.path) as f:

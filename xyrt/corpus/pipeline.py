@@ -34,7 +34,7 @@ GPU_PROVIDERS = ("cuda", "tensorrt", "trt", "CUDAExecutionProvider", "TensorrtEx
 class TokenizeOptions:
     """How to run; only ``backend``, ``providers``, ``device``, ``precision``, ``target``,
     ``overlap`` and ``shard_size`` change the output (a rerun must keep them), the rest only
-    the speed. ``backend`` "auto" picks by what the model is (`xyrt.runtime.registry`); the
+    the speed. ``backend`` "auto" picks by what the model is (`xyrt.runtime.backends.registry`); the
     torch backend takes ``device`` ("cpu", "cuda": one GPU per actor, the one Ray assigns) and
     ``precision`` ("fp32", "bf16", "fp16")."""
 
@@ -53,8 +53,8 @@ class TokenizeOptions:
     read_block: int = 16  # items per reading task
 
     def __post_init__(self) -> None:
+        from xyrt.runtime.backends.registry import backend_entry, canonical_precision
         from xyrt.runtime.chunking import codes_per_step
-        from xyrt.runtime.registry import backend_entry, canonical_precision
 
         if self.backend != "auto":
             backend_entry(self.backend)  # an unknown name fails here, naming the choices
@@ -91,7 +91,13 @@ class Progress:
 
 def model_identity(model: str | Path, options: TokenizeOptions) -> dict[str, Any]:
     """sha256 of the model (source checkpoint) and of the encoder used, precision, backend."""
-    from xyrt.runtime.registry import AUTO, Options, backend_entry, check_options, source_kind
+    from xyrt.runtime.backends.registry import (
+        AUTO,
+        Options,
+        backend_entry,
+        check_options,
+        source_kind,
+    )
 
     model = Path(model)
     kind = source_kind(model)
@@ -109,7 +115,7 @@ def model_identity(model: str | Path, options: TokenizeOptions) -> dict[str, Any
     if entry.name == "torch":
         return _torch_identity(model, options)
     if entry.name == "tensorrt":
-        from xyrt.runtime.tensorrt import read_engines
+        from xyrt.runtime.backends.tensorrt import read_engines
 
         engines = read_engines(model)
         enc = engines.get("engines", {}).get("encoder", {})
@@ -120,19 +126,19 @@ def model_identity(model: str | Path, options: TokenizeOptions) -> dict[str, Any
             "precision": enc.get("precision"),
             "backend": "tensorrt",
         }
-    from xyrt.runtime.manifest import read_manifest
-    from xyrt.runtime.onnxrt import graph_set
+    from xyrt.runtime.backends.onnxrt import graph_set
+    from xyrt.runtime.modeldir.manifest import read_manifest
 
     manifest = read_manifest(model)
     precision = manifest.data.get("precision", "fp32")
     if entry.name == "openvino":  # runs the directory's own precision (int8 or f32)
-        from xyrt.runtime.openvino import int8_graphs
+        from xyrt.runtime.backends.openvino import int8_graphs
 
         encoder = int8_graphs(manifest)[1]["encoder"] if precision == "int8" else "encoder"
         label = "openvino"
         precision = options.precision or precision
     else:
-        from xyrt.runtime.onnxrt import resolve_providers
+        from xyrt.runtime.backends.onnxrt import resolve_providers
 
         resolve_providers(options.providers)  # an uninstalled provider fails here, not in Ray
         encoder = graph_set(manifest, options.target)["encoder"]
@@ -150,8 +156,8 @@ def _torch_identity(checkpoint: Path, options: TokenizeOptions) -> dict[str, Any
     from xyrt.errors import require
 
     require("torch", "export", "xyrt tokenize with the PyTorch backend")
-    from xyrt.export.checkpoint import checkpoint_sha256
-    from xyrt.runtime.torch_backend import parse_device
+    from xyrt.runtime.backends.torch_backend import parse_device
+    from xyrt.runtime.network.checkpoint import checkpoint_sha256
 
     if options.address is None:  # a local Ray: the GPU must be here (fails now, not in Ray)
         parse_device(options.device)

@@ -112,7 +112,7 @@ class OutputDir:
         the folder holds something else."""
         path = self.root / RUN_FILE
         if path.is_file():
-            from xyrt.runtime.jsonfile import read_json
+            from xyrt.runtime.modeldir.jsonfile import read_json
 
             old = read_json(path)
             if not isinstance(old, dict) or old.get("format") != FORMAT:

@@ -18,7 +18,7 @@ import numpy as np
 from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.corpus.inputs import Item, ItemError, read_item
 from xyrt.errors import XyrtError
-from xyrt.runtime.backend import limits_of
+from xyrt.runtime.backends.base import limits_of
 from xyrt.runtime.chunking import encode_plan
 
 

@@ -7,10 +7,12 @@ Parameter names follow the checkpoints: weight-normed 1x1 projections (``weight_
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
-
 from xyrt.config import QuantizerConfig
+from xyrt.errors import require
+
+torch = require("torch", "export", "the PyTorch network")
+Tensor = torch.Tensor
+nn = torch.nn
 
 
 class WeightNormConv1x1(nn.Module):

@@ -6,13 +6,11 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
-
 from xyrt.config import N_SAMPLES, XYConfig
-from xyrt.errors import AudioError, CodesError
-from xyrt.export.frontend import LogMel
-from xyrt.export.layers import (
+from xyrt.errors import AudioError, CodesError, require
+from xyrt.runtime.graph_io import padded_length
+from xyrt.runtime.network.frontend import LogMel
+from xyrt.runtime.network.layers import (
     AcousticDecoder,
     Adapter,
     Downsample,
@@ -21,9 +19,12 @@ from xyrt.export.layers import (
     Upsample,
     sinusoids,
 )
-from xyrt.export.quantizer import ResidualVQ
-from xyrt.export.vocos import ISTFT, Vocos
-from xyrt.runtime.graph_io import padded_length
+from xyrt.runtime.network.quantizer import ResidualVQ
+from xyrt.runtime.network.vocos import ISTFT, Vocos
+
+torch = require("torch", "export", "the PyTorch network")
+Tensor = torch.Tensor
+nn = torch.nn
 
 
 class XYTokenizer(nn.Module):

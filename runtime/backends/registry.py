@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from xyrt.errors import MissingDependencyError, XyrtError
-from xyrt.runtime.backend import Backend
+from xyrt.runtime.backends.base import Backend
 
 PRECISION_ALIASES = {
     "f32": "fp32",
@@ -92,7 +92,7 @@ class BackendEntry:
 
 
 def _open_onnxruntime(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.onnxrt import OnnxRuntimeBackend
+    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
 
     providers = o.providers
     if providers is None and o.device is not None:
@@ -101,20 +101,20 @@ def _open_onnxruntime(source: Path, o: Options) -> Backend:
 
 
 def _open_openvino(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.openvino import OpenVinoBackend
+    from xyrt.runtime.backends.openvino import OpenVinoBackend
 
     precision = "f32" if o.precision == "fp32" else o.precision
     return OpenVinoBackend(source, precision, o.threads)
 
 
 def _open_tensorrt(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.tensorrt import TensorRTBackend
+    from xyrt.runtime.backends.tensorrt import TensorRTBackend
 
     return TensorRTBackend(source)
 
 
 def _open_torch(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.torch_backend import open_torch
+    from xyrt.runtime.backends.torch_backend import open_torch
 
     return open_torch(
         source,

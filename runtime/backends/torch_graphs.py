@@ -9,8 +9,8 @@ All graphs of a runner share one memory pool, which is safe because the runner s
 calls and every caller copies a graph's outputs out before the next call. A shape whose
 capture fails runs eagerly from then on, and the reason is kept (`failures`).
 
-torch is imported by this module; only `xyrt.runtime.torch_backend` imports it, and only when
-the PyTorch backend is chosen.
+torch is imported by this module; only `xyrt.runtime.backends.torch_backend` imports it, and
+only when the PyTorch backend is chosen.
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ import numpy as np
 
 from xyrt.config import CHUNK_SECONDS, CODE_RATE, CODES_PER_CHUNK
 from xyrt.errors import CodesError, XyrtError
-from xyrt.runtime.backend import Backend, ModelInfo, limits_of
-from xyrt.runtime.codes import validate_codes
+from xyrt.runtime.backends.base import Backend, ModelInfo, limits_of
+from xyrt.runtime.io.codes import validate_codes
 
 FRAME_SECONDS = 1 / CODE_RATE  # 0.08 s of audio per code frame
 

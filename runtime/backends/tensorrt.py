@@ -1,8 +1,8 @@
 """TensorRT backend (no PyTorch): runs the engines `xyrt build` wrote into ENGINE_DIR.
 
 ENGINE_DIR/engines.json names one serialized engine per graph with the facts it was built for
-(`xyrt.runtime.trt_profiles`); an engine built for another GPU, TensorRT version or graph (the
-model directory it was built from, when still there, now holds another graph) is refused before
+(`xyrt.runtime.backends.trt_profiles`); an engine built for another GPU, TensorRT version or graph
+(the model directory it was built from, when still there, now holds another graph) is refused before
 deserialization. Engines are deserialized on first use or by `load()`; `close()` frees their
 execution contexts and CUDA streams. Device memory and streams go through cuda-python.
 
@@ -18,18 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.backend import Backend, ModelInfo
-from xyrt.runtime.filecheck import verify_file
-from xyrt.runtime.graph_io import CODES, DECODER, ENCODER, WAVEFORM, decoder_feed, encoder_feed
-from xyrt.runtime.jsonfile import POSITIVE, Each, read_versioned
-from xyrt.runtime.manifest import read_manifest
-from xyrt.runtime.trt_profiles import (
+from xyrt.runtime.backends.base import Backend, ModelInfo
+from xyrt.runtime.backends.trt_profiles import (
     ENGINES_FORMAT,
     ENGINES_FORMAT_VERSION,
     DeviceFacts,
     Profile,
     check_engine,
 )
+from xyrt.runtime.graph_io import CODES, DECODER, ENCODER, WAVEFORM, decoder_feed, encoder_feed
+from xyrt.runtime.modeldir.filecheck import verify_file
+from xyrt.runtime.modeldir.jsonfile import POSITIVE, Each, read_versioned
+from xyrt.runtime.modeldir.manifest import read_manifest
 
 ENGINES_SCHEMA = {  # what the backend reads from engines.json, checked once at read
     "model": {
@@ -124,7 +124,8 @@ def check_engines(engine_dir: str | Path, engines: dict, device: DeviceFacts) ->
     for entry in engines["engines"].values():
         check_engine(entry, device, source_graph_sha256(engines, entry))
         path = Path(engine_dir) / entry["file"]
-        try:  # hashed once, then trusted while its stat is unchanged (xyrt.runtime.filecheck)
+        # hashed once, then trusted while its stat is unchanged (xyrt.runtime.modeldir.filecheck)
+        try:
             verify_file(path, entry["plan_sha256"], expected_by="engines.json")
         except (OSError, XyrtError) as exc:
             raise XyrtError(f"{path} is missing or modified; rebuild with `xyrt build`") from exc

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.backend import GraphPairBackend, ModelInfo, StageProfiler, StageTimes
+from xyrt.runtime.backends.base import GraphPairBackend, ModelInfo, StageProfiler, StageTimes
+from xyrt.runtime.backends.ort_cache import cached_session
 from xyrt.runtime.graph_io import (
     CODES,
     ENCODER,
@@ -29,8 +30,7 @@ from xyrt.runtime.graph_io import (
     encoder_feed,
     stage_of,
 )
-from xyrt.runtime.manifest import Manifest, read_manifest
-from xyrt.runtime.ort_cache import cached_session
+from xyrt.runtime.modeldir.manifest import Manifest, read_manifest
 
 CPU = "CPUExecutionProvider"
 PROVIDER_ALIASES = {
@@ -78,10 +78,11 @@ def trt_provider_options(
     manifest: Manifest, providers: list[str], cache_dir: str | Path | None, graph: str
 ) -> list[dict] | None:
     """Per-provider options: for ONNX Runtime's TensorRT provider, precision from the graphs,
-    engine and timing caches, and the optimization profile of `xyrt.runtime.trt_profiles`."""
+    engine and timing caches, and the optimization profile of
+    `xyrt.runtime.backends.trt_profiles`."""
     if PROVIDER_ALIASES["tensorrt"] not in providers:
         return None
-    from xyrt.runtime.trt_profiles import Profile, ort_shape_options
+    from xyrt.runtime.backends.trt_profiles import Profile, ort_shape_options
 
     precision = manifest.data.get("precision", "fp32")
     cache = Path(cache_dir or manifest.directory / "trt-ep-cache")
@@ -100,8 +101,8 @@ def trt_provider_options(
 class SessionFromOnnx:
     """Lazy loader: builds the InferenceSession on first call, checks metadata and providers.
 
-    On CPU alone, ORT's optimised graph is cached (`xyrt.runtime.ort_cache`; ``cache=False``
-    optimises on every load); ``origin`` then says how the session was made."""
+    On CPU alone, ORT's optimised graph is cached (`xyrt.runtime.backends.ort_cache`;
+    ``cache=False`` optimises on every load); ``origin`` then says how the session was made."""
 
     def __init__(
         self,

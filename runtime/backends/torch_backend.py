@@ -12,18 +12,17 @@ Precisions:
   In fp16 every Linear/convolution output is clamped to +-(65504 - 1000), the float16 overflow
   guard of Whisper-style encoders, so a large activation cannot become inf.
 
-On CUDA, inputs are staged through pinned host buffers, each batch costs one synchronisation,
-and every window shape runs through a captured CUDA graph after its first call
-(`xyrt.runtime.torch_graphs`; ``cuda_graphs=False`` turns this off). Encoder windows are padded
-up to shape buckets (`window_bucket`, batch rows up to a power of two) so that few shapes are
+On CUDA, inputs are staged through pinned host buffers, each batch costs one synchronisation, and
+every window shape runs through a captured CUDA graph after its first call
+(`xyrt.runtime.backends.torch_graphs`; ``cuda_graphs=False`` turns this off). Encoder windows are
+padded up to shape buckets (`window_bucket`, batch rows up to a power of two) so that few shapes are
 captured; padding never changes codes (padded keys are masked). Batches are submitted without
-waiting (`submit_encode`/`submit_decode`, `xyrt.runtime.torch_staging`), so the caller prepares
-the next batch while this one runs. Decode windows are not padded
-(the vocoder has no padding mask). ``compile=True`` runs the network through `torch.compile`
-(slow first call per shape; the time is in `compile_seconds`). ``autocast=False`` (bf16/fp16)
-runs the transformer stacks, adapters and vocoder wholly in that dtype (residual streams and
-LayerNorms too) instead of autocast's float32 residuals: less memory traffic, a little less
-agreement with float32.
+waiting (`submit_encode`/`submit_decode`, `xyrt.runtime.backends.torch_staging`), so the caller
+prepares the next batch while this one runs. Decode windows are not padded (the vocoder has no
+padding mask). ``compile=True`` runs the network through `torch.compile` (slow first call per shape;
+the time is in `compile_seconds`). ``autocast=False`` (bf16/fp16) runs the transformer stacks,
+adapters and vocoder wholly in that dtype (residual streams and LayerNorms too) instead of
+autocast's float32 residuals: less memory traffic, a little less agreement with float32.
 
 torch is imported only when this module is (when the PyTorch backend is chosen).
 """
@@ -41,12 +40,12 @@ import numpy as np
 
 from xyrt.config import N_SAMPLES, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError, require
-from xyrt.runtime.backend import Backend, BackendLimits, ModelInfo, Pending, StageProfiler
+from xyrt.runtime.backends.base import Backend, BackendLimits, ModelInfo, Pending, StageProfiler
 
 torch = require("torch", "export", "the PyTorch backend")
 
-from xyrt.runtime.torch_graphs import GraphRunner  # noqa: E402 - needs torch, imported above
-from xyrt.runtime.torch_staging import HostStaging  # noqa: E402
+from xyrt.runtime.backends.torch_graphs import GraphRunner  # noqa: E402 - needs torch, imported above
+from xyrt.runtime.backends.torch_staging import HostStaging  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -135,7 +134,7 @@ def _lower_precision_modules(model: Any) -> list[Any]:
 
 
 class TorchBackend(Backend):
-    """Runs windows through `xyrt.export.model.XYTokenizer` on a CPU or CUDA device.
+    """Runs windows through `xyrt.runtime.network.model.XYTokenizer` on a CPU or CUDA device.
 
     ``model`` is moved to ``device`` (default: where it is) and, for bf16/fp16, its Linear and
     convolution weights are cast to that dtype in place. Outputs are numpy on the host.
@@ -255,7 +254,7 @@ class TorchBackend(Backend):
                 )
             yield
 
-    # -- host <-> device (xyrt.runtime.torch_staging) ----------------------------------------
+    # -- host <-> device (xyrt.runtime.backends.torch_staging) ------------------------------
     def tensor(self, array: np.ndarray) -> Any:
         """A numpy input on this backend's device (through a pinned buffer on CUDA)."""
         return self._staging.to_device(array, self._staging.begin(), "in")
@@ -360,7 +359,7 @@ class TorchBackend(Backend):
         return {"encoder": self._encode.stats, "decoder": self._decode.stats}
 
     def stage_profiler(self) -> StageProfiler:
-        from xyrt.export.stages import TorchStageProfiler
+        from xyrt.runtime.backends.torch_stages import TorchStageProfiler
 
         return TorchStageProfiler(self)
 
@@ -406,7 +405,7 @@ def open_torch(
 ) -> TorchBackend:
     """A `TorchBackend` over a checkpoint: an original .ckpt (config given, else config.yaml
     beside it) or a Hugging Face-layout folder."""
-    from xyrt.export.checkpoint import load_model
+    from xyrt.runtime.network.checkpoint import load_model
 
     dev = parse_device(device)  # a bad device fails before the checkpoint is read
     if threads:

@@ -209,32 +209,3 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
         except (sf.SoundFileError, RuntimeError) as exc:
             raise AudioError(f"cannot write {path}: {exc}") from exc
     return path
-
-
-def speech_clip(seconds: float, target_rate: int = INPUT_SAMPLE_RATE) -> np.ndarray:
-    """The bundled speech concatenated, repeated and cut to ``seconds`` (float32, mono)."""
-    speech = np.concatenate([load_audio(p, target_rate) for p in bundled_speech().values()])
-    return np.resize(speech, int(round(seconds * target_rate))).astype(np.float32)
-
-
-def heldout_speech() -> dict[str, np.ndarray]:
-    """Bundled espeak-ng sentences that no calibration set contains (16 kHz float32 mono)."""
-    import xyrt
-
-    folder = Path(xyrt.__file__).parent / "data"
-    paths = sorted(folder.glob("heldout_*.flac"))
-    if not paths:
-        raise AudioError(f"bundled held-out speech is missing from {folder} (broken install?)")
-    return {p.stem: load_audio(p) for p in paths}
-
-
-def bundled_speech() -> dict[str, Path]:
-    """Paths of the bundled speech clips speech_0 .. speech_5 (mp3, 16 kHz mono), by name."""
-    import xyrt
-
-    folder = Path(xyrt.__file__).parent / "data"
-    clips = {f"speech_{i}": folder / f"speech_{i}.mp3" for i in range(6)}
-    missing = [str(p) for p in clips.values() if not p.is_file()]
-    if missing:
-        raise AudioError(f"bundled speech clips are missing (broken install?): {missing}")
-    return clips

@@ -9,11 +9,13 @@ since a frame of pure padding has log10(1e-10) = -10, the smallest possible valu
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
-
 from xyrt.config import HOP_LENGTH, INPUT_SAMPLE_RATE, N_FFT, N_MELS, valid_frames
+from xyrt.errors import require
 from xyrt.runtime.features import mel_filters
+
+torch = require("torch", "export", "the PyTorch network")
+Tensor = torch.Tensor
+nn = torch.nn
 
 
 class LogMel(nn.Module):

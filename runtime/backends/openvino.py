@@ -25,8 +25,8 @@ import numpy as np
 
 from xyrt.errors import XyrtError, require
 from xyrt.runtime import graph_io
-from xyrt.runtime.backend import GraphPairBackend, ModelInfo, StageProfiler, StageTimes
-from xyrt.runtime.manifest import Manifest, read_manifest
+from xyrt.runtime.backends.base import GraphPairBackend, ModelInfo, StageProfiler, StageTimes
+from xyrt.runtime.modeldir.manifest import Manifest, read_manifest
 
 PRECISIONS = ("f32", "bf16", "int8")
 OPENVINO_TARGET = "openvino-cpu"  # manifest target of the int8 graphs OpenVINO runs

@@ -33,9 +33,9 @@ import numpy as np
 from xyrt.checks import finite
 from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError, require
-from xyrt.runtime.audio import check_rate, prepare_audio
-from xyrt.runtime.backend import Backend, limits_of
+from xyrt.runtime.backends.base import Backend, limits_of
 from xyrt.runtime.graph_io import pack_windows
+from xyrt.runtime.io.audio import check_rate, prepare_audio
 
 FRAME_SECONDS = SAMPLES_PER_CODE_IN / INPUT_SAMPLE_RATE  # 0.08 s per code frame
 

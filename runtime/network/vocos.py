@@ -6,11 +6,13 @@ by the window envelope) so the computation is explicit and matches the published
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-
 from xyrt.config import VocosConfig
+from xyrt.errors import require
+
+torch = require("torch", "export", "the PyTorch network")
+F = torch.nn.functional
+Tensor = torch.Tensor
+nn = torch.nn
 
 
 class ConvNeXtBlock(nn.Module):

@@ -32,7 +32,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from xyrt.runtime.filecheck import FileStat, cache_dir
+from xyrt.runtime.modeldir.filecheck import FileStat, cache_dir
 
 log = logging.getLogger(__name__)
 

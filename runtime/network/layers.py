@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-
 from xyrt.config import TransformerConfig
+from xyrt.errors import require
+
+torch = require("torch", "export", "the PyTorch network")
+F = torch.nn.functional
+Tensor = torch.Tensor
+nn = torch.nn
 
 
 def sinusoids(length: int, channels: int) -> Tensor:

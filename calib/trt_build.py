@@ -10,8 +10,8 @@ Where precision comes from:
   in FP32 through layer precision constraints; Q/DQ graphs use the INT8 flag.
 
 Engines are cached: ENGINE_DIR/engines.json records, per graph, the key of every fact the engine
-depends on (`xyrt.runtime.trt_profiles.engine_key`); an engine whose key matches is kept, any
-other is rebuilt. The timing cache is persistent per GPU model and TensorRT version.
+depends on (`xyrt.runtime.backends.trt_profiles.engine_key`); an engine whose key matches is
+kept, any other is rebuilt. The timing cache is persistent per GPU model and TensorRT version.
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from xyrt.atomic import ENGINE_DIR, atomic_write, output_dir
+from xyrt.atomic import atomic_write, output_dir
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.graph_io import DECODER, ENCODER, FLOAT_SCOPES, GRAPHS
-from xyrt.runtime.manifest import Manifest, read_manifest, sha256_file
-from xyrt.runtime.tensorrt import device_facts, read_engines, trt_logger
-from xyrt.runtime.trt_profiles import (
+from xyrt.runtime.backends.tensorrt import device_facts, read_engines, trt_logger
+from xyrt.runtime.backends.trt_profiles import (
     ENGINES_FORMAT,
     ENGINES_FORMAT_VERSION,
     DeviceFacts,
@@ -34,6 +32,9 @@ from xyrt.runtime.trt_profiles import (
     build_mode,
     engine_key,
 )
+from xyrt.runtime.graph_io import DECODER, ENCODER, FLOAT_SCOPES, GRAPHS
+from xyrt.runtime.modeldir.dirs import ENGINE_DIR
+from xyrt.runtime.modeldir.manifest import Manifest, read_manifest, sha256_file
 
 PRECISIONS = ("fp32", "fp16", "int8")
 

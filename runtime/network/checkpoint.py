@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-import xyrt
 from xyrt.atomic import atomic_write
 from xyrt.config import XYConfig
-from xyrt.errors import CheckpointError, ConfigError
-from xyrt.export.model import XYTokenizer
+from xyrt.errors import CheckpointError, ConfigError, require
+from xyrt.runtime.network.model import XYTokenizer
+from xyrt.runtime.network.state import WRITER, read_state_dict
+
+torch = require("torch", "export", "the PyTorch network")
 
 _MAX_LISTED = 12
-WRITER = f"xyrt {xyrt.__version__}"  # stamped into the files xyrt writes (see export/convert.py)
 
 
 def resolve_config(checkpoint: str | Path, config: str | Path | None = None) -> XYConfig:
@@ -22,7 +21,7 @@ def resolve_config(checkpoint: str | Path, config: str | Path | None = None) -> 
     if config is not None:
         return XYConfig.from_yaml(config)
     if Path(checkpoint).is_dir():
-        from xyrt.export.hf import read_hf_config
+        from xyrt.runtime.network.hf import read_hf_config
 
         return read_hf_config(checkpoint)[0]
     beside = Path(checkpoint).parent / "config.yaml"
@@ -39,12 +38,12 @@ def checkpoint_sha256(checkpoint: str | Path) -> str:
     files (name and sha256 of each, in order): what an export's manifest records."""
     import hashlib
 
-    from xyrt.runtime.manifest import sha256_file
+    from xyrt.runtime.modeldir.manifest import sha256_file
 
     path = Path(checkpoint)
     if not path.is_dir():
         return sha256_file(path)
-    from xyrt.export.hf import CONFIG, WEIGHT_FILES
+    from xyrt.runtime.network.hf import CONFIG, WEIGHT_FILES
 
     names = [CONFIG, *WEIGHT_FILES, *sorted(p.name for p in path.glob("model-*.safetensors"))]
     digest = hashlib.sha256()
@@ -52,34 +51,6 @@ def checkpoint_sha256(checkpoint: str | Path) -> str:
         if (path / name).is_file():
             digest.update(f"{name} {sha256_file(path / name)}\n".encode())
     return digest.hexdigest()
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint: ``obj['generator']`` if present, else the object itself."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - old (non-zip) files cannot be memory-mapped
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001
-            raise CheckpointError(
-                f"cannot read checkpoint {path}: {type(exc).__name__}: {str(exc)[:300]}. "
-                "Expected a torch.save file holding a state dict or {'generator': state_dict}."
-            ) from exc
-    if isinstance(obj, dict) and "generator" in obj:
-        obj = obj["generator"]
-    if not isinstance(obj, dict) or not obj:
-        raise CheckpointError(
-            f"checkpoint {path} holds a {type(obj).__name__}, expected a state dict "
-            "(name -> tensor) or {'generator': state_dict}"
-        )
-    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"checkpoint {path}: entries that are not tensors: {bad[:5]}")
-    return obj
 
 
 def _finite(tensor: torch.Tensor) -> bool:
@@ -142,9 +113,9 @@ def check_state_dict(model: XYTokenizer, state: dict[str, torch.Tensor], source:
 def load_model(checkpoint: str | Path, config: str | Path | XYConfig | None = None) -> XYTokenizer:
     """Build the model from the config and load the checkpoint (any float dtype -> float32):
     an original .ckpt (config given, else config.yaml beside it) or a Hugging Face-layout
-    folder (`xyrt.export.hf`; its config.json is the config)."""
+    folder (`xyrt.runtime.network.hf`; its config.json is the config)."""
     if Path(checkpoint).is_dir():
-        from xyrt.export.hf import read_hf
+        from xyrt.runtime.network.hf import read_hf
 
         if config is not None:
             raise ConfigError(

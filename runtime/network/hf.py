@@ -25,12 +25,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from xyrt.atomic import atomic_write
 from xyrt.config import SAMPLES_PER_CODE_IN, XYConfig
 from xyrt.errors import CheckpointError, ConfigError, require
-from xyrt.export.checkpoint import WRITER, read_state_dict
+from xyrt.runtime.network.state import WRITER, read_state_dict
+
+torch = require("torch", "export", "the PyTorch network")
 
 CONFIG = "config.json"
 SAFETENSORS = "model.safetensors"
@@ -177,7 +177,7 @@ def fill_constant_buffers(
     """Add the buffers some files leave out because they are constants or unused at inference:
     positional embeddings (sinusoids), the iSTFT window, the RVQ training statistics. Shapes
     come from ``reference`` (the model's own state dict, e.g. on the meta device)."""
-    from xyrt.export.layers import sinusoids
+    from xyrt.runtime.network.layers import sinusoids
 
     for name in set(reference) - set(state):
         shape = reference[name].shape
@@ -193,7 +193,7 @@ def fill_constant_buffers(
 
 def read_hf(folder: str | Path) -> tuple[XYConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """Config, tensors under the original names, and the ``generator_params`` of a folder."""
-    from xyrt.export.model import XYTokenizer
+    from xyrt.runtime.network.model import XYTokenizer
 
     cfg, gp = read_hf_config(folder)
     with torch.device("meta"):

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from xyrt.errors import require
-from xyrt.runtime.backend import Done, Pending
+from xyrt.runtime.backends.base import Done, Pending
 
 torch = require("torch", "export", "the PyTorch backend")
 

@@ -8,11 +8,13 @@ import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-import torch
 
-from xyrt.runtime.backend import StageProfiler, StageTimes
+from xyrt.errors import require
+from xyrt.runtime.backends.base import StageProfiler, StageTimes
+from xyrt.runtime.backends.torch_backend import TorchBackend
 from xyrt.runtime.graph_io import CODES, ENCODER, LENGTHS, WAVEFORM
-from xyrt.runtime.torch_backend import TorchBackend
+
+torch = require("torch", "export", "the PyTorch network")
 
 
 class TorchStageProfiler(StageProfiler):

@@ -1,4 +1,4 @@
-"""Audio sources, code sinks and the real-time loop around `xyrt.runtime.streaming`.
+"""Audio sources, code sinks and the real-time loop around `xyrt.runtime.streams.encode_stream`.
 
 Sources (the `Source` protocol) yield `Chunk`s stamped with the monotonic time their last sample
 was captured, count overruns and can be stopped:
@@ -26,10 +26,10 @@ import numpy as np
 from xyrt.checks import finite
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, require
-from xyrt.runtime.audio import check_rate
 from xyrt.runtime.codec import ChunkedCodec
-from xyrt.runtime.decode_stream import DecodeStream
-from xyrt.runtime.streaming import CodeFrame, Stream
+from xyrt.runtime.io.audio import check_rate
+from xyrt.runtime.streams.decode_stream import DecodeStream
+from xyrt.runtime.streams.encode_stream import CodeFrame, Stream
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class FileSource:
     """A file in chunks; ``realtime`` paces them at the file's own rate."""
 
     def __init__(self, path: str | Path, chunk_seconds: float = 0.02, realtime: bool = False):
-        from xyrt.runtime.audio import load_audio
+        from xyrt.runtime.io.audio import load_audio
 
         self.audio = load_audio(path)
         self.rate, self.realtime = INPUT_SAMPLE_RATE, realtime
@@ -183,8 +183,8 @@ class JsonlSink:
 
 class LoopbackSink:
     """Passes frames on to ``inner`` and plays them through a decode stream (left context,
-    lookahead and crossfaded window edges: `xyrt.runtime.decode_stream`): hear what the tokens
-    carry while they are produced."""
+    lookahead and crossfaded window edges: `xyrt.runtime.streams.decode_stream`): hear what the
+    tokens carry while they are produced."""
 
     def __init__(self, codec, inner, player, stream: DecodeStream | None = None) -> None:
         self.codec, self.inner, self.player = codec, inner, player

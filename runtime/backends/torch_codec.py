@@ -1,5 +1,5 @@
 """`XYCodec`: the PyTorch model under the shared `ChunkedCodec`, on the runtime's
-`xyrt.runtime.torch_backend.TorchBackend`.
+`xyrt.runtime.backends.torch_backend.TorchBackend`.
 
 codec = XYCodec.from_checkpoint("model.ckpt")
 codes = codec.encode(wav)          # (8, T) int64, T = floor(n / 1280)
@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, XYConfig
-from xyrt.export.checkpoint import load_model
-from xyrt.export.model import XYTokenizer
+from xyrt.runtime.backends.torch_backend import TorchBackend
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.compare import ReferenceCodes
-from xyrt.runtime.torch_backend import TorchBackend
+from xyrt.runtime.network.checkpoint import load_model
+from xyrt.runtime.network.model import XYTokenizer
 
 
 class XYCodec(ChunkedCodec):

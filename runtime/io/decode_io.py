@@ -1,5 +1,5 @@
 """Code frames in, audio out: the JSONL reader, a progressive WAV writer, a queued player, and
-the loop around `xyrt.runtime.decode_stream` (``xyrt decode --stream``).
+the loop around `xyrt.runtime.streams.decode_stream` (``xyrt decode --stream``).
 
 - `read_frames`: the JSON lines `xyrt stream` writes ({"index", "time", "codes": [8 ints]}),
   read as they arrive (a pipe or a file); indices must run 0, 1, 2... with none missing.
@@ -25,7 +25,7 @@ import numpy as np
 
 from xyrt.atomic import atomic_write
 from xyrt.errors import AudioError, CodesError, require
-from xyrt.runtime.decode_stream import DecodeStream
+from xyrt.runtime.streams.decode_stream import DecodeStream
 
 
 def read_frames(lines: IO[str] | Iterable[str], num_quantizers: int = 8) -> Iterator[np.ndarray]:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.filecheck import sha256_file, verify_file
-from xyrt.runtime.jsonfile import POSITIVE, Each, Nullable, read_versioned
+from xyrt.runtime.modeldir.filecheck import sha256_file, verify_file
+from xyrt.runtime.modeldir.jsonfile import POSITIVE, Each, Nullable, read_versioned
 
 FORMAT = "xyrt-onnx"
 FORMAT_VERSION = 1
@@ -106,7 +106,7 @@ class Manifest:
     def check_graph(self, name: str, rehash: bool = False) -> Path:
         """Path of the graph after checking that it exists and its sha256 is the manifest's
         (files unchanged since they last matched are not re-read unless ``rehash``:
-        `xyrt.runtime.filecheck`)."""
+        `xyrt.runtime.modeldir.filecheck`)."""
         path = self.graph_path(name)
         if not path.is_file():
             raise XyrtError(f"{path} is missing; re-run xyrt export into {self.directory}")
