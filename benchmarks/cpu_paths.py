@@ -2,7 +2,8 @@
 30 s window, decode 10 s; stage-0/all-stage agreement and decoder SNR against ORT FP32.
 
     python benchmarks/cpu_paths.py --fp32 DIR [--int8 DIR] [--openvino-int8 DIR]
-        [--paths ort-fp32,published,ort-int8,openvino-f32,openvino-bf16,openvino-int8,openvino-w8dq]
+        [--paths ort-fp32,published,ort-int8,openvino-fp32,openvino-bf16,openvino-int8,
+                 openvino-w8dq]
         [--runs 2] [--threads 2] [--dq-group 32]
 
 openvino-w8dq: NNCF int8 weight compression + OpenVINO's run-time activation quantization on the
@@ -108,7 +109,7 @@ def main() -> None:
     parser.add_argument("--int8")
     parser.add_argument("--openvino-int8")
     parser.add_argument(
-        "--paths", default="ort-fp32,published,ort-int8,openvino-f32,openvino-bf16,openvino-int8"
+        "--paths", default="ort-fp32,published,ort-int8,openvino-fp32,openvino-bf16,openvino-int8"
     )
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)

@@ -179,7 +179,7 @@ def save(calib: CalibSet, path: str | Path) -> Path:
     return Path(path)
 
 
-def load(path: str | Path, expected_rate: int = INPUT_SAMPLE_RATE) -> CalibSet:
+def read_calib(path: str | Path, expected_rate: int = INPUT_SAMPLE_RATE) -> CalibSet:
     """Read a set written by `save`; `XyrtError` if it is not one, or is for another rate."""
     path = Path(path)
     if not path.is_file():

@@ -16,6 +16,7 @@ import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError
+from xyrt.runtime.backends.registry import source_kind
 from xyrt.runtime.backends.torch_codec import XYCodec
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.compare import (
@@ -123,7 +124,7 @@ def verify_codec(
 
 def model_facts(model_dir: str | Path) -> tuple[dict, str, list[str | None]]:
     """(manifest data, precision, graph targets to verify) of a model or engine directory."""
-    if (Path(model_dir) / "engines.json").is_file():
+    if source_kind(model_dir) == "engines":
         from xyrt.runtime.backends.tensorrt import read_engines
 
         engines = read_engines(model_dir)
@@ -150,7 +151,7 @@ def verify_dir(
     directory (TensorRT) against the source checkpoint: fp32 ONNX exactly (up to float32 ties),
     every other precision and TensorRT by ``min_stage0`` first-stage agreement on held-out
     speech, with per-stage agreement and SNR reported. ``backend``/``precision`` pick the
-    runtime (OpenVINO: f32 is judged exactly, bf16 and int8 by first-stage agreement). Every
+    runtime (OpenVINO: fp32 is judged exactly, bf16 and int8 by first-stage agreement). Every
     graph file is hashed in full (loads trust a file whose stat is unchanged since it last
     matched)."""
     import xyrt.runtime
@@ -166,14 +167,14 @@ def verify_dir(
         raise XyrtError(
             f"{checkpoint} is not the checkpoint {model_dir} was exported from (sha256 differs)"
         )
-    if (Path(model_dir) / "manifest.json").is_file():  # every graph re-hashed, stamps or not
+    if source_kind(model_dir) == "export":  # every graph re-hashed, stamps or not
         manifest = read_manifest(model_dir)
         for graph in manifest.data["graphs"]:
             manifest.check_graph(graph, rehash=True)
     reference = load_model(checkpoint, config)
     if backend == "openvino":
         candidate = xyrt.runtime.load(model_dir, backend="openvino", precision=precision)
-        exact = candidate.backend.precision == "f32"
+        exact = candidate.backend.precision == "fp32"
     else:
         candidate = xyrt.runtime.load(model_dir, backend=backend, target=target)
         exact = stored == "fp32"

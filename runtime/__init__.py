@@ -7,9 +7,10 @@ codes = codec.encode(audio, sample_rate)            # (8, T) int64
 audio = codec.decode(codes)                         # float32 at codec.output_sample_rate
 
 The public surface is `__all__`: `load`, the codec (`ChunkedCodec`), the backend interface
-(`Backend`, `ModelInfo`), streaming (`Stream`, `StreamOptions`, `StreamStep`, `CodeFrame`;
-decode: `DecodeStream`, `DecodeStreamOptions`) and the graph I/O contract
-(`xyrt.runtime.graph_io`).
+(`Backend`, `BackendLimits`, `ModelInfo`), streaming (`EncodeStream`, `EncodeStreamOptions`,
+`EncodeStep`, `CodeFrame`; decode: `DecodeStream`, `DecodeStreamOptions`; both step with
+``plan()``/``complete()``; `Stream`, `StreamOptions`, `StreamStep` are the old names) and the
+graph I/O contract (`xyrt.runtime.graph_io`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from xyrt.runtime.backends.base import Backend, BackendLimits, ModelInfo
 from xyrt.runtime.backends.registry import BACKEND_NAMES, open_backend
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
-from xyrt.runtime.streams.encode_stream import CodeFrame, Stream, StreamOptions, StreamStep
+from xyrt.runtime.streams.encode_stream import (
+    CodeFrame,
+    EncodeStep,
+    EncodeStream,
+    EncodeStreamOptions,
+    Stream,
+    StreamOptions,
+    StreamStep,
+)
 
 RUNTIME_BACKENDS = (*BACKEND_NAMES, "auto")  # what `load(backend=...)` accepts (aliases too)
 
@@ -83,6 +92,9 @@ __all__ = [
     "CodeFrame",
     "DecodeStream",
     "DecodeStreamOptions",
+    "EncodeStep",
+    "EncodeStream",
+    "EncodeStreamOptions",
     "ModelInfo",
     "Stream",
     "StreamOptions",

@@ -20,7 +20,7 @@ from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch, w
 from xyrt.runtime.graph_io import pack_windows
 from xyrt.runtime.io.audio import prepare_audio
 from xyrt.runtime.io.codes import validate_codes
-from xyrt.runtime.streams.encode_stream import Stream, StreamOptions, encode_streams
+from xyrt.runtime.streams.encode_stream import EncodeStream, EncodeStreamOptions, encode_streams
 
 if TYPE_CHECKING:
     from xyrt.runtime.streams.decode_stream import DecodeStream
@@ -106,22 +106,22 @@ class ChunkedCodec:
     # -- streaming (see xyrt.runtime.streams.encode_stream) --------------------------------
     def create_stream(
         self, hop: float = 0.32, context: float = 5.0, lookahead: float = 0.32
-    ) -> Stream:
-        """A new `Stream`: hop, left context and lookahead in seconds (multiples of 0.08)."""
-        return Stream(StreamOptions(hop, context, lookahead))
+    ) -> EncodeStream:
+        """A new `EncodeStream`: hop, left context and lookahead in seconds (multiples of 0.08)."""
+        return EncodeStream(EncodeStreamOptions(hop, context, lookahead))
 
-    def is_ready(self, stream: Stream | DecodeStream) -> bool:
+    def is_ready(self, stream: EncodeStream | DecodeStream) -> bool:
         """Whether ``stream`` (encode or decode) has a step (or, once finished, its tail) ready."""
         from xyrt.runtime.streams.decode_stream import DecodeStream
         from xyrt.runtime.streams.encode_stream import check_stream
 
         return (stream if isinstance(stream, DecodeStream) else check_stream(stream)).ready()
 
-    def encode_stream(self, stream: Stream) -> None:
+    def encode_stream(self, stream: EncodeStream) -> None:
         """Encode one step of ``stream``; its codes are then available from ``pop_codes()``."""
         self.encode_streams([stream])
 
-    def encode_streams(self, streams: Sequence[Stream]) -> int:
+    def encode_streams(self, streams: Sequence[EncodeStream]) -> int:
         """One step of every ready stream, batched; returns how many streams stepped."""
         return encode_streams(self.backend, streams)
 

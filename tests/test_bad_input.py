@@ -14,7 +14,7 @@ import torch
 
 import xyrt.runtime
 from helpers import FIXTURES, calib_set, exported, golden
-from xyrt.calib.dataset import CalibOptions, load, save
+from xyrt.calib.dataset import CalibOptions, read_calib, save
 from xyrt.calib.sensitivity import SensitivityOptions
 from xyrt.checks import max_threads
 from xyrt.cli import main
@@ -116,7 +116,7 @@ def _calib_file(tmp_path: Path, **change) -> Path:
 
 def test_calibration_sets_are_validated_on_read(tmp_path: Path) -> None:
     good = save(calib_set(), tmp_path / "ok.npz")
-    assert len(load(good).windows) == len(calib_set().windows)
+    assert len(read_calib(good).windows) == len(calib_set().windows)
     audio = np.load(good)["audio"]
     cases = {
         "NaN or Inf": {"audio": np.where(np.arange(len(audio)) == 5, np.nan, audio)},
@@ -129,13 +129,13 @@ def test_calibration_sets_are_validated_on_read(tmp_path: Path) -> None:
     }
     for match, change in cases.items():
         with pytest.raises(XyrtError, match=match):
-            load(_calib_file(tmp_path, **change))
+            read_calib(_calib_file(tmp_path, **change))
     data = good.read_bytes()
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
     (tmp_path / "text.npz").write_text("not a zip")
     for name in ("cut.npz", "text.npz"):
         with pytest.raises(XyrtError, match=r"is not an xyrt calibration set \(cannot read it"):
-            load(tmp_path / name)
+            read_calib(tmp_path / name)
 
 
 def test_stdin_rate_zero_and_empty_backend_list(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -280,7 +280,7 @@ def test_python_api_misuse() -> None:
     with pytest.raises(XyrtError, match="model must be a path .* got None"):
         xyrt.runtime.load(None)
     with pytest.raises(
-        XyrtError, match="expected a Stream from codec.create_stream.., got NoneType"
+        XyrtError, match="expected an EncodeStream from codec.create_stream.., got NoneType"
     ):
         codec.is_ready(None)
     with pytest.raises(XyrtError, match="expected a list of Streams"):

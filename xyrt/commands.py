@@ -249,7 +249,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
         args.config,
         args.min_stage0,
         entry.name,
-        "f32" if precision == "fp32" else precision,
+        precision,
     )
 
 
@@ -280,9 +280,9 @@ def cmd_quantize(args: argparse.Namespace) -> None:
 
     calib = None
     if args.calib is not None:
-        from xyrt.calib.dataset import load
+        from xyrt.calib.dataset import read_calib
 
-        calib = load(args.calib)
+        calib = read_calib(args.calib)
     scheme_names = args.scheme.split(",") if args.scheme else None
     options = SensitivityOptions(
         enabled=not args.no_sensitivity,

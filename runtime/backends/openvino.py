@@ -1,7 +1,8 @@
 """OpenVINO backend (no PyTorch): runs an xyrt model directory on the CPU with OpenVINO.
 
 Precisions:
-- ``f32``: the directory's float32 ONNX graphs, ``INFERENCE_PRECISION_HINT=f32``;
+- ``fp32`` (OpenVINO's ``f32``): the directory's float32 ONNX graphs,
+  ``INFERENCE_PRECISION_HINT=f32``;
 - ``bf16``: the same graphs with ``INFERENCE_PRECISION_HINT=bf16``, only on CPUs that report
   BF16 in OpenVINO's ``OPTIMIZATION_CAPABILITIES`` (AVX512-BF16 or AMX);
 - ``int8``: the int8 graph set an ``xyrt quantize`` directory records for OpenVINO in its
@@ -28,7 +29,7 @@ from xyrt.runtime import graph_io
 from xyrt.runtime.backends.base import GraphPairBackend, ModelInfo, StageProfiler, StageTimes
 from xyrt.runtime.modeldir.manifest import Manifest, read_manifest
 
-PRECISIONS = ("f32", "bf16", "int8")
+PRECISIONS = ("fp32", "bf16", "int8")  # "f32", OpenVINO's own name, is taken as fp32
 OPENVINO_TARGET = "openvino-cpu"  # manifest target of the int8 graphs OpenVINO runs
 INT8_TARGETS = (OPENVINO_TARGET, "tensorrt")  # preference order; Q/DQ graphs run as int8 too
 
@@ -145,7 +146,8 @@ class OpenVinoBackend(GraphPairBackend):
         require("openvino", "openvino", "the OpenVINO backend")
         self.manifest = read_manifest(model_dir)
         stored = self.manifest.data.get("precision", "fp32")
-        precision = precision or ("int8" if stored == "int8" else "f32")
+        precision = "fp32" if precision == "f32" else precision
+        precision = precision or ("int8" if stored == "int8" else "fp32")
         if precision not in PRECISIONS:
             raise XyrtError(f"unknown OpenVINO precision {precision!r}; choose from {PRECISIONS}")
         if precision == "int8":
@@ -160,7 +162,7 @@ class OpenVinoBackend(GraphPairBackend):
         if precision == "bf16" and not cpu_supports("BF16"):
             raise XyrtError(
                 "OpenVINO bf16 needs a CPU with AVX512-BF16 or AMX; this CPU does not report "
-                "BF16 (use precision f32 or int8)"
+                "BF16 (use precision fp32 or int8)"
             )
         self.precision = precision
         cache = None

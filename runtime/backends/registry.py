@@ -25,6 +25,7 @@ from typing import Any
 
 from xyrt.errors import MissingDependencyError, XyrtError
 from xyrt.runtime.backends.base import Backend
+from xyrt.runtime.modeldir.dirs import ENGINE_DIR, EXPORT_DIR
 
 PRECISION_ALIASES = {
     "f32": "fp32",
@@ -103,8 +104,7 @@ def _open_onnxruntime(source: Path, o: Options) -> Backend:
 def _open_openvino(source: Path, o: Options) -> Backend:
     from xyrt.runtime.backends.openvino import OpenVinoBackend
 
-    precision = "f32" if o.precision == "fp32" else o.precision
-    return OpenVinoBackend(source, precision, o.threads)
+    return OpenVinoBackend(source, o.precision, o.threads)
 
 
 def _open_tensorrt(source: Path, o: Options) -> Backend:
@@ -210,9 +210,9 @@ def source_kind(source: str | Path) -> str:
         )
     path = Path(source)
     if path.is_dir():
-        if (path / "engines.json").is_file():
+        if (path / ENGINE_DIR.marker).is_file():
             return "engines"
-        if (path / "manifest.json").is_file():
+        if (path / EXPORT_DIR.marker).is_file():
             return "export"
         if (path / "config.json").is_file():
             return "checkpoint"

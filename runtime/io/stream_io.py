@@ -29,7 +29,7 @@ from xyrt.errors import AudioError, require
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.io.audio import check_rate
 from xyrt.runtime.streams.decode_stream import DecodeStream
-from xyrt.runtime.streams.encode_stream import CodeFrame, Stream
+from xyrt.runtime.streams.encode_stream import CodeFrame, EncodeStream
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def run_stream(
     codec: ChunkedCodec,
     source: Source,
     sink: Sink,
-    stream: Stream,
+    stream: EncodeStream,
     on_update: Callable[[StreamStats], None] | None = None,
 ) -> StreamStats:
     """Feed ``source`` into ``stream``, encode as frames become ready, write every frame to

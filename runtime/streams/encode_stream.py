@@ -16,9 +16,9 @@ offline codes; with context and lookahead covering the whole clip they are the o
 Every frame (80 ms, 1280 samples at 16 kHz) is emitted exactly once, in order; the result is
 deterministic. Several streams can be encoded together: ``codec.encode_streams([s1, s2])``.
 
-One step of a stream is explicit state: `Stream.next_step()` gives a `StreamStep` (the window's
+One step of a stream is explicit state: `EncodeStream.plan()` gives an `EncodeStep` (the window's
 samples and which of its frames to keep), any backend encodes the window, and
-`Stream.complete_step(step, codes)` emits the kept frames.
+`EncodeStream.complete(step, codes)` emits the kept frames.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _hop_frames(seconds: float) -> int:
 
 
 @dataclass(frozen=True)
-class StreamOptions:
+class EncodeStreamOptions:
     """Window geometry in seconds: ``hop`` a multiple of 0.08 s; ``context`` is rounded up to
     whole 0.08 s frames (windows start on a frame); ``lookahead`` is any length. At most 30 s
     together."""
@@ -93,7 +93,7 @@ class CodeFrame(NamedTuple):
 
 
 @dataclass(frozen=True)
-class StreamStep:
+class EncodeStep:
     """One step of a stream: a window to encode and the frames of it to keep."""
 
     samples: np.ndarray  # (n,) float32 at 16 kHz: left context + new frames + lookahead
@@ -102,10 +102,10 @@ class StreamStep:
     offset: int  # position of the first kept frame among the window's codes
 
 
-class Stream:
+class EncodeStream:
     """One audio stream's state: buffered 16 kHz samples, frames emitted, codes not yet popped."""
 
-    def __init__(self, options: StreamOptions) -> None:
+    def __init__(self, options: EncodeStreamOptions) -> None:
         self.options = options
         self._buffer = np.zeros(0, np.float32)
         self._offset = 0  # absolute sample index of _buffer[0]
@@ -187,9 +187,9 @@ class Stream:
         need = (self._emitted + opts.hop_frames) * SAMPLES_PER_CODE_IN + opts.lookahead_samples
         return self._received >= need
 
-    def next_step(self) -> StreamStep:
+    def plan(self) -> EncodeStep:
         """The window of the next step (call when `ready()`); encode its samples, then pass the
-        codes to `complete_step`."""
+        codes to `complete`."""
         opts = self.options
         first = self._emitted
         count = min(opts.hop_frames, self._total_frames() - first)
@@ -197,9 +197,9 @@ class Stream:
         end = min(self._received, (first + count) * SAMPLES_PER_CODE_IN + opts.lookahead_samples)
         window = self._buffer[start - self._offset : end - self._offset]
         offset = (first * SAMPLES_PER_CODE_IN - start) // SAMPLES_PER_CODE_IN
-        return StreamStep(window, first, count, offset)
+        return EncodeStep(window, first, count, offset)
 
-    def complete_step(self, step: StreamStep, codes: np.ndarray) -> None:
+    def complete(self, step: EncodeStep, codes: np.ndarray) -> None:
         """Emit the kept frames of ``step`` from the window's codes (num_quantizers, frames)."""
         if step.first != self._emitted:
             raise XyrtError(
@@ -217,18 +217,18 @@ class Stream:
             self._offset = keep_from
 
 
-def check_stream(stream: object) -> Stream:
-    """``stream`` if it is a `Stream` (from ``codec.create_stream()``), else `XyrtError`."""
-    if not isinstance(stream, Stream):
+def check_stream(stream: object) -> EncodeStream:
+    """``stream`` if it is an `EncodeStream` (from ``codec.create_stream()``), else `XyrtError`."""
+    if not isinstance(stream, EncodeStream):
         raise XyrtError(
-            f"expected a Stream from codec.create_stream(), got {type(stream).__name__}"
+            f"expected an EncodeStream from codec.create_stream(), got {type(stream).__name__}"
         )
     return stream
 
 
-def encode_streams(backend: Backend, streams: Sequence[Stream]) -> int:
+def encode_streams(backend: Backend, streams: Sequence[EncodeStream]) -> int:
     """Encode one step of every ready stream in one batch; returns how many streams stepped."""
-    if isinstance(streams, Stream) or not isinstance(streams, (list, tuple)):
+    if isinstance(streams, EncodeStream) or not isinstance(streams, (list, tuple)):
         raise XyrtError(f"expected a list of Streams, got {type(streams).__name__}")
     for s in streams:
         check_stream(s)
@@ -238,8 +238,16 @@ def encode_streams(backend: Backend, streams: Sequence[Stream]) -> int:
     cap = limits_of(backend).max_batch or len(ready)  # a TensorRT profile's or CUDA graph's maximum
     for b in range(0, len(ready), cap):
         group = ready[b : b + cap]
-        steps = [s.next_step() for s in group]
+        steps = [s.plan() for s in group]
         codes = backend.encode_window(*pack_windows([step.samples for step in steps]))
         for row, (stream, step) in enumerate(zip(group, steps, strict=True)):
-            stream.complete_step(step, codes[:, row])
+            stream.complete(step, codes[:, row])
     return len(ready)
+
+
+# The names before encode and decode streams shared one vocabulary (scripts may still use them).
+Stream = EncodeStream
+StreamOptions = EncodeStreamOptions
+StreamStep = EncodeStep
+EncodeStream.next_step = EncodeStream.plan
+EncodeStream.complete_step = EncodeStream.complete

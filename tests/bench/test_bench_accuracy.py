@@ -25,7 +25,7 @@ def report(tmp_path_factory) -> tuple[dict, str, Path]:
         "--model",
         str(exported("tiny_16k")),
         "--backends",
-        "openvino-f32,ort-fp32,ort-int8",
+        "openvino-f32,ort-fp32,ort-int8",  # the old spelling of openvino-fp32 is accepted
         "--seconds",
         "1",
         "--runs",
@@ -45,13 +45,13 @@ def report(tmp_path_factory) -> tuple[dict, str, Path]:
 
 def test_every_measured_backend_reports_agreement_and_snr(report) -> None:
     data, table, _ = report
-    # ort-fp32 is the reference although asked after openvino-f32; the report keeps the order
+    # ort-fp32 is the reference although asked after openvino-fp32; the report keeps the order
     assert data["accuracy_reference"] == "ort-fp32"
-    assert [b["name"] for b in data["backends"]] == ["openvino-f32", "ort-fp32", "ort-int8"]
+    assert [b["name"] for b in data["backends"]] == ["openvino-fp32", "ort-fp32", "ort-int8"]
     by = {b["name"]: b for b in data["backends"]}
     ref = by["ort-fp32"]["accuracy"]
     assert ref["stage0"] == ref["all_stages"] == 1.0 and ref["snr_db"] is None
-    ov = by["openvino-f32"]["accuracy"]
+    ov = by["openvino-fp32"]["accuracy"]
     assert ov["stage0"] >= 0.99 and len(ov["per_stage"]) == 8
     assert ov["snr_db"] is None or ov["snr_db"] > 60  # float32 against float32
     assert ov["clips"] == ["heldout_0", "heldout_1", "heldout_2"] and ov["frames"] > 100
@@ -106,7 +106,7 @@ def format_table_pick(pick_section: dict) -> list[str]:
 
 def test_openvino_stages_come_from_its_performance_counters(report) -> None:
     data, _, _ = report
-    ov = next(b for b in data["backends"] if b["name"] == "openvino-f32")
+    ov = next(b for b in data["backends"] if b["name"] == "openvino-fp32")
     assert ov["stage_method"].startswith("OpenVINO performance counters")
     for op, stages in (("encode", ("frontend", "rvq")), ("decode", ("vocoder",))):
         case = next(c for c in ov["cases"] if c["op"] == op)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from xyrt.calib.dataset import CalibOptions, build, load, save, trim_silence
+from xyrt.calib.dataset import CalibOptions, build, read_calib, save, trim_silence
 from xyrt.cli import main
 from xyrt.errors import XyrtError
 
@@ -25,7 +25,7 @@ def test_default_set_covers_short_and_full_windows(tmp_path: Path) -> None:
     other = build(options=CalibOptions(max_windows=8, seed=4))
     assert not np.array_equal(calib.windows[0], other.windows[0])
     path = save(calib, tmp_path / "c.npz")
-    loaded = load(path)
+    loaded = read_calib(path)
     assert all(np.array_equal(a, b) for a, b in zip(calib.windows, loaded.windows, strict=True))
     assert loaded.summary == calib.summary and loaded.options == calib.options
 
@@ -88,10 +88,10 @@ def test_set_for_another_sample_rate_is_refused(tmp_path: Path) -> None:
     data["sample_rate"] = np.int64(24000)
     np.savez(tmp_path / "c24.npz", **data)
     with pytest.raises(XyrtError, match="holds 24000 Hz audio"):
-        load(tmp_path / "c24.npz")
+        read_calib(tmp_path / "c24.npz")
     np.savez(tmp_path / "junk.npz", x=np.zeros(3))
     with pytest.raises(XyrtError, match="not an xyrt calibration set"):
-        load(tmp_path / "junk.npz")
+        read_calib(tmp_path / "junk.npz")
 
 
 def test_cli_calib_prints_a_summary(tmp_path: Path, capsys) -> None:
@@ -101,4 +101,4 @@ def test_cli_calib_prints_a_summary(tmp_path: Path, capsys) -> None:
     assert summary["windows"] == 4 and summary["windows_per_length"] == {"1s": 2, "10s": 2}
     assert summary["minutes"] == pytest.approx(22 / 60)
     assert -60 < summary["rms_dbfs"]["mean"] < 0 and 0 < summary["peak"] <= 1.5
-    assert load(out).summary == summary
+    assert read_calib(out).summary == summary

@@ -140,16 +140,16 @@ def test_public_steps_let_a_caller_drive_the_backend() -> None:
     stream.input_finished()
     done = []
     while stream.ready():
-        step = stream.next_step()
+        step = stream.plan()
         assert step.first == stream.frames_emitted and 1 <= step.count <= 2
-        stream.complete_step(step, backend.encode_window(*pack_windows([step.samples]))[:, 0])
+        stream.complete(step, backend.encode_window(*pack_windows([step.samples]))[:, 0])
         done.append(step)
     frames = stream.pop_codes()
     offline = backend.encode_window(samples[None, : 23 * 1280], None)[:, 0]
     assert [f.index for f in frames] == list(range(23)) and len(done) == 12
     np.testing.assert_array_equal(np.stack([f.codes for f in frames], axis=1), offline)
     with pytest.raises(XyrtError, match="out of order"):
-        stream.complete_step(done[0], np.zeros((8, 10), np.int64))
+        stream.complete(done[0], np.zeros((8, 10), np.int64))
 
 
 def test_real_model_whole_clip_context_equals_offline_and_is_deterministic() -> None:

@@ -21,7 +21,7 @@ from xyrt.runtime.compare import compare_codes, snr_db
 # FP32 backends that can serve as the reference, in order of preference
 REFERENCE_ORDER = (
     "ort-fp32",
-    "openvino-f32",
+    "openvino-fp32",
     "pytorch",
     "pytorch-published",
     "pytorch-cuda",

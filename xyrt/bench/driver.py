@@ -26,6 +26,7 @@ from xyrt.bench.peak import measure_gpu_peak, measure_peak
 from xyrt.checks import threads as check_threads
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN, XYConfig
 from xyrt.errors import XyrtError
+from xyrt.runtime.backends.registry import backend_entry, source_kind
 
 SCHEMA = "xyrt-bench/1"
 BASELINE = "pytorch-published"
@@ -37,7 +38,7 @@ BENCH_BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
     "ort-fp32": ("ort", "fp32", ["cpu"], False),
     "ort-int8": ("ort", "int8", ["cpu"], False),
     "ort-fp16": ("ort", "fp16", ["cpu"], False),
-    "openvino-f32": ("openvino", "f32", None, False),
+    "openvino-fp32": ("openvino", "fp32", None, False),
     "openvino-bf16": ("openvino", "bf16", None, False),
     "openvino-int8": ("openvino", "int8", None, False),
     "ort-cuda": ("ort", "fp32", ["cuda"], False),
@@ -48,17 +49,26 @@ BENCH_BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
     "pytorch-cuda-bf16": ("torch-cuda", "bf16", None, False),
     "pytorch-cuda-fp16": ("torch-cuda", "fp16", None, False),
 }
+# Old spellings of backend names users may have in scripts -> the current ones
+BENCH_ALIASES = {"openvino-f32": "openvino-fp32"}
 # The published cost on each device: windows padded to 30 s, eager PyTorch with its default
 # flags (TF32 convolutions on CUDA). Every backend's "vs pub" is against its own device's.
 BASELINES = {"cpu": "pytorch-published", "cuda": "pytorch-published-cuda"}
 ONNX_KINDS = ("ort", "openvino")  # backends that run an export directory
+KIND_BACKEND = {  # bench kinds -> registry names
+    "torch": "torch",
+    "torch-cuda": "torch",
+    "ort": "onnxruntime",
+    "openvino": "openvino",
+    "tensorrt": "tensorrt",
+}
 
 
 # Measured on request only: PyTorch's bf16 autocast on CPU measured ~9x slower than float32 on
 # an AVX-512 BF16 machine (full-size synthetic model, 10 s clip), so it is not a default.
 DEFAULT_BACKENDS = tuple(b for b in BENCH_BACKENDS if b != "pytorch-bf16")
 # OpenVINO precision -> the model directory it runs (by the directory's stored precision)
-OPENVINO_DIRS = {"f32": "fp32", "bf16": "fp32", "int8": "int8"}
+OPENVINO_DIRS = {"fp32": "fp32", "bf16": "fp32", "int8": "int8"}
 
 
 def model_dir_key(kind: str, precision: str) -> str:
@@ -82,6 +92,8 @@ class BenchOptions:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        names = tuple(BENCH_ALIASES.get(b, b) for b in self.backends)
+        object.__setattr__(self, "backends", names)
         if not self.backends:
             raise XyrtError(
                 f"--backends names no backend; choose from: {', '.join(BENCH_BACKENDS)}"
@@ -110,7 +122,7 @@ def _model_dirs_by_precision(dirs: Sequence[Path]) -> dict[str, Path]:
 
     out: dict[str, Path] = {}
     for d in dirs:
-        if (Path(d) / "engines.json").is_file():  # xyrt build output: the tensorrt backend
+        if source_kind(d) == "engines":  # xyrt build output: the tensorrt backend
             precision = "engines"
         else:
             precision = read_manifest(d).data.get("precision", "fp32")
@@ -125,32 +137,22 @@ def _model_dirs_by_precision(dirs: Sequence[Path]) -> dict[str, Path]:
 def availability(name: str, opts: BenchOptions, dirs: dict[str, Path]) -> str | None:
     """None if the backend can run here, else why not."""
     kind, precision, providers, _ = BENCH_BACKENDS[name]
-    if kind == "torch":
-        if importlib.util.find_spec("torch") is None:
-            return "PyTorch is not installed (pip install 'xyrt[export]')"
-        if opts.checkpoint is None:
-            return "no checkpoint (pass --checkpoint)"
-        return None
-    if kind == "torch-cuda":
-        if importlib.util.find_spec("torch") is None:
-            return "PyTorch is not installed"
-        import torch
+    missing = backend_entry(KIND_BACKEND[kind]).available()  # packages, from the registry
+    if missing is not None:
+        return missing
+    if kind in ("torch", "torch-cuda"):
+        if kind == "torch-cuda":
+            import torch
 
-        if not torch.cuda.is_available():
-            return "no CUDA device visible to PyTorch"
-        if opts.checkpoint is None:
-            return "no checkpoint (pass --checkpoint)"
-        return None
+            if not torch.cuda.is_available():
+                return "no CUDA device visible to PyTorch"
+        return None if opts.checkpoint is not None else "no checkpoint (pass --checkpoint)"
     if kind == "openvino":
         return _openvino_availability(precision, dirs)
     if kind == "tensorrt":
-        if importlib.util.find_spec("tensorrt") is None:
-            return "TensorRT is not installed (NVIDIA GPU machines; pip install tensorrt)"
         if "engines" not in dirs:
             return "no engine directory given (--model ENGINE_DIR from xyrt build)"
         return None
-    if importlib.util.find_spec("onnxruntime") is None:
-        return "onnxruntime is not installed (pip install 'xyrt[ort]')"
     if precision not in dirs:
         hint = "xyrt export" if precision == "fp32" else f"xyrt quantize --precision {precision}"
         return f"no {precision} model directory given (--model DIR from {hint})"
@@ -166,8 +168,6 @@ def availability(name: str, opts: BenchOptions, dirs: dict[str, Path]) -> str | 
 
 
 def _openvino_availability(precision: str, dirs: dict[str, Path]) -> str | None:
-    if importlib.util.find_spec("openvino") is None:
-        return "openvino is not installed (pip install 'xyrt[openvino]')"
     key = OPENVINO_DIRS[precision]
     if key not in dirs:
         hint = "xyrt export" if key == "fp32" else "xyrt quantize --precision int8"

@@ -9,6 +9,7 @@ from pathlib import Path
 from xyrt.bench.driver import BenchOptions
 from xyrt.config import XYConfig
 from xyrt.errors import XyrtError
+from xyrt.runtime.modeldir.dirs import EXPORT_DIR
 from xyrt.runtime.modeldir.filecheck import cache_dir
 
 
@@ -26,8 +27,8 @@ def default_model(
         s
         for s, done in (
             ("synth", ckpt.is_file()),
-            ("export", not exports or (onnx_dir / "manifest.json").is_file()),
-            ("quantize", not exports or (int8_dir / "manifest.json").is_file()),
+            ("export", not exports or (onnx_dir / EXPORT_DIR.marker).is_file()),
+            ("quantize", not exports or (int8_dir / EXPORT_DIR.marker).is_file()),
         )
         if not done
     ]
@@ -56,7 +57,7 @@ def export_for(checkpoint: Path, log: Callable[[str], None] = print) -> Path:
     from xyrt.runtime.network.checkpoint import checkpoint_sha256
 
     out = cache_dir() / "exports" / checkpoint_sha256(checkpoint)[:16] / "onnx-fp32"
-    if not (out / "manifest.json").is_file():
+    if not (out / EXPORT_DIR.marker).is_file():
         from xyrt.export.onnx_export import export_onnx
 
         log(f"exporting {checkpoint} to {out} (once; cached) ...")

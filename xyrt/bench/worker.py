@@ -3,7 +3,7 @@
     python -m xyrt.bench.worker < spec.json > result.json
 
 Spec: {"backend", "kind": "torch"|"torch-cuda"|"ort"|"openvino"|"tensorrt", "precision":
-"fp32"|"bf16"|"f32"|"int8"|...,
+"fp32"|"bf16"|"fp16"|"int8",
 "checkpoint", "model_dir", "pad_to_30s", "providers", "threads", "seconds": [...],
 "batch": [...], "runs", "warmup"}.
 Every case runs through the runtime `Backend` the spec names (the same classes `xyrt encode`
@@ -32,36 +32,33 @@ NO_STAGES = "none (end-to-end only)"
 
 
 def make_backend(spec: dict) -> Backend:
-    """The runtime backend a worker spec names (PyTorch, ONNX Runtime, OpenVINO or TensorRT),
-    unloaded."""
-    if spec["kind"] in ("torch", "torch-cuda"):
-        import torch
+    """The runtime backend a worker spec names, opened through the registry (the same path as
+    `xyrt encode`), unloaded."""
+    from xyrt.bench.driver import KIND_BACKEND
+    from xyrt.runtime.backends.registry import open_backend
 
-        from xyrt.runtime.backends.torch_backend import TorchBackend
-        from xyrt.runtime.network.checkpoint import load_model
-
-        if spec.get("threads"):
-            torch.set_num_threads(spec["threads"])
+    name = KIND_BACKEND[spec["kind"]]
+    threads = spec.get("threads")
+    if name == "torch":
         device = "cuda" if spec["kind"] == "torch-cuda" else "cpu"
         published = spec["pad_to_30s"]  # the published cost: eager, PyTorch's default flags
-        return TorchBackend(
-            load_model(spec["checkpoint"]),
-            device,
-            spec.get("precision", "fp32"),
+        backend = open_backend(
+            spec["checkpoint"],
+            name,
+            device=device,
+            precision=spec.get("precision", "fp32"),
+            threads=threads,
             cuda_graphs=not published,
-            ieee=not published,
         )
-    if spec["kind"] == "tensorrt":
-        from xyrt.runtime.backends.tensorrt import TensorRTBackend
-
-        return TensorRTBackend(spec["model_dir"])
-    if spec["kind"] == "openvino":
-        from xyrt.runtime.backends.openvino import OpenVinoBackend
-
-        return OpenVinoBackend(spec["model_dir"], spec["precision"], spec.get("threads"))
-    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
-
-    return OnnxRuntimeBackend(spec["model_dir"], spec.get("providers"), spec.get("threads"))
+        backend.ieee = not published
+        return backend
+    if name == "openvino":
+        return open_backend(spec["model_dir"], name, precision=spec["precision"], threads=threads)
+    if name == "onnxruntime":
+        return open_backend(
+            spec["model_dir"], name, providers=spec.get("providers"), threads=threads
+        )
+    return open_backend(spec["model_dir"], name)
 
 
 def peak_rss_mib() -> float:
