@@ -218,6 +218,51 @@ class ChunkedCodec:
             k += len(plan)
         return single, out
 
+    def encode_windows(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Packed windows, one per row: wav (B, P <= 30 s) float32 zero past each row's length,
+        lengths (B,) -> codes (8, B, P / 1280) int64, run in batches of ``batch_size`` rows
+        within the backend's limits, two in flight (no chunking, no stitching: the window-level
+        call of the published ``inference_tokenize``)."""
+        out: list[np.ndarray] = []
+        rows = [
+            list(range(b, min(b + self.batch_size, len(lengths))))
+            for b in range(0, len(lengths), self.batch_size)
+        ]
+
+        def submit(idx: list[int]) -> Callable[[], np.ndarray]:
+            return submit_encode(
+                self.backend, wav[idx[0] : idx[-1] + 1], lengths[idx[0] : idx[-1] + 1]
+            ).result
+
+        in_flight(rows, submit, lambda idx, result: out.append(result()))
+        return np.concatenate(out, axis=1)
+
+    def decode_windows(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Windows of codes, one per row: codes (8, B, T <= 375), lengths (B,) -> audio (B, T x
+        samples_per_code) float32, zero past each row's length. Rows of equal length run
+        together (the vocoder has no padding mask), ``batch_size`` at a time, two in flight."""
+        spc = self.info.samples_per_code_out
+        audio = np.zeros((codes.shape[1], codes.shape[2] * spc), np.float32)
+        batches = []
+        for n in np.unique(lengths[lengths > 0]):
+            same = np.flatnonzero(lengths == n)
+            batches += [same[b : b + self.batch_size] for b in range(0, len(same), self.batch_size)]
+
+        def submit(idx: np.ndarray) -> Callable[[], np.ndarray]:
+            n = int(lengths[idx[0]])
+            window = validate_codes(
+                codes[:, idx, :n].reshape(self.info.num_quantizers, -1),
+                self.info.num_quantizers,
+                self.info.codebook_size,
+            ).reshape(self.info.num_quantizers, len(idx), n)
+            return submit_decode(self.backend, window).result
+
+        def collect(idx: np.ndarray, result: Callable[[], np.ndarray]) -> None:
+            audio[idx, : int(lengths[idx[0]]) * spc] = result()
+
+        in_flight(batches, submit, collect)
+        return audio
+
     def decode(
         self, codes: np.ndarray | Sequence[np.ndarray], overlap: float = 10.0
     ) -> np.ndarray | list[np.ndarray]:

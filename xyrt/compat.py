@@ -260,14 +260,7 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
             )
         batch, lengths = pack_windows([wav[i, :n] for i, n in enumerate(lengths)])
         code_lengths = valid_frames(lengths) // MEL_PER_CODE
-        step = self.codec.batch_size
-        codes = np.concatenate(
-            [
-                self.codec.backend.encode_window(batch[b : b + step], lengths[b : b + step])
-                for b in range(0, len(lengths), step)
-            ],
-            axis=1,
-        )[:, :, : int(code_lengths.max())]
+        codes = self.codec.encode_windows(batch, lengths)[:, :, : int(code_lengths.max())]
         like = _Like(x)
         out = {"codes": like(codes), "codes_lengths": like(code_lengths)}
         if self.model is None:
@@ -290,15 +283,7 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
                 f"{lengths.max()}]; one window holds at most {CODES_PER_CHUNK} codes (use decode())"
             )
         spc = self.decoder_upsample_rate
-        y = np.zeros((arr.shape[1], 1, arr.shape[2] * spc), np.float32)
-        step = self.codec.batch_size
-        for n in np.unique(lengths[lengths > 0]):  # the vocoder has no mask: equal lengths only
-            rows = np.flatnonzero(lengths == n)
-            for b in range(0, len(rows), step):
-                idx = rows[b : b + step]
-                window = validate_codes(arr[:, idx, :n].reshape(self.nq, -1), self.nq)
-                audio = self.codec.backend.decode_window(window.reshape(self.nq, len(idx), n))
-                y[idx, 0, : n * spc] = audio
+        y = self.codec.decode_windows(arr, lengths)[:, None, :]
         like = _Like(codes)
         return Outputs({"y": like(y), "output_length": like(lengths * spc)})
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xyrt.errors import require
 from xyrt.runtime.backends.base import StageProfiler, StageTimes
-from xyrt.runtime.backends.torch_backend import TorchBackend
 from xyrt.runtime.graph_io import CODES, ENCODER, LENGTHS, WAVEFORM
+
+if TYPE_CHECKING:  # the backend imports this module when asked for its profiler
+    from xyrt.runtime.backends.torch_backend import TorchBackend
 
 torch = require("torch", "export", "the PyTorch network")
 

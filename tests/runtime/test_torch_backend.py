@@ -147,6 +147,15 @@ def test_max_batch_caps_codec_and_streams() -> None:
     for d in decode:
         d.accept_codes(np.zeros((8, 20), np.int64))
     codec.decode_streams(decode)
+    # the window-level calls (what xyrt.compat's inference_tokenize/detokenize use)
+    from xyrt.runtime.graph_io import pack_windows
+
+    wav, lengths = pack_windows(clips)
+    whole = inner.encode_window(wav, lengths)
+    np.testing.assert_array_equal(codec.encode_windows(wav, lengths), whole)
+    audio = codec.decode_windows(whole, np.array([25, 25, 10, 25, 0]))
+    assert audio.shape == (5, whole.shape[2] * 1280) and not audio[4].any()
+    assert not audio[2, 10 * 1280 :].any() and audio[2, : 10 * 1280].any()
     assert counting.calls and max(counting.calls) <= 2
 
 
