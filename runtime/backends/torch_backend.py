@@ -299,10 +299,7 @@ class TorchBackend(Backend):
             wav, lengths = self._pad_rows(wav, lengths)
 
         def finish(codes: np.ndarray, finite: np.ndarray) -> np.ndarray:
-            if not bool(finite):
-                raise AudioError(
-                    "the log-mel features of this audio are not finite; scale it to [-1, 1]"
-                )
+            check_finite(finite)
             return codes[:, :b, : p // SAMPLES_PER_CODE_IN]
 
         with self._lock, self.context():
@@ -346,10 +343,7 @@ class TorchBackend(Backend):
         (8, B, T) float32 (see `xyrt.runtime.compare.ReferenceCodes`); eager."""
         with self._lock, self.context():
             mel, mel_lengths = self.model.frontend(self.tensor(wav), self.tensor(lengths))
-            if not bool(torch.isfinite(mel).all()):
-                raise AudioError(
-                    "the log-mel features of this audio are not finite; scale it to [-1, 1]"
-                )
+            check_finite(torch.isfinite(mel).all())
             x, code_lengths = self.model.latents(mel, mel_lengths)
             codes, margins = self.model.quantizer.encode_with_margins(x, code_lengths)
             return self.host(codes, margins.float())
@@ -384,6 +378,13 @@ def _whole_stacks(model: Any, dtype: Any) -> list[Any]:
 
     entries = (model.semantic_encoder, model.acoustic_encoder, model.post_rvq_adapter)
     return [m.register_forward_pre_hook(cast) for m in entries]
+
+
+def check_finite(finite: Any) -> None:
+    """`AudioError` unless the log-mel features were all finite (``finite``: a flag the network
+    computed): codes are never computed from inf/NaN features."""
+    if not bool(finite):
+        raise AudioError("the log-mel features of this audio are not finite; scale it to [-1, 1]")
 
 
 def _clamp_fp16(module: Any, args: Any, output: Any) -> Any:
