@@ -188,8 +188,10 @@ def _build_one(trt, onnx_path: Path, entry: dict, profile: Profile, cache: Path,
             config.set_flag(trt.BuilderFlag.INT8)
         _pin_float_islands(trt, network, config)
     opt = builder.create_optimization_profile()
+    inputs = {network.get_input(i).name for i in range(network.num_inputs)}
     for name, (lo, mid, hi) in profile.shapes(entry["graph"], entry["num_quantizers"]).items():
-        opt.set_shape(name, lo, mid, hi)
+        if name in inputs:  # an export older than window positions lacks them
+            opt.set_shape(name, lo, mid, hi)
     config.add_optimization_profile(opt)
     timing = config.create_timing_cache(cache.read_bytes() if cache.is_file() else b"")
     if not config.set_timing_cache(timing, ignore_mismatch=False):  # stale or corrupt: start anew

@@ -29,6 +29,7 @@ from xyrt.config import (
     valid_frames,
 )
 from xyrt.runtime.features import mel_filters
+from xyrt.runtime.network.frontend import normalise_log_mel
 from xyrt.runtime.network.model import XYTokenizer
 
 
@@ -50,7 +51,9 @@ class DFTLogMel(nn.Module):
             "filters", torch.from_numpy(mel_filters(INPUT_SAMPLE_RATE, N_FFT, N_MELS)).float()
         )
 
-    def forward(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, wav: Tensor, lengths: Tensor, mel_reference: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """wav (B, P) -> log-mel (B, 80, P / 160) and valid frames ceil(n / 160)."""
         keep = torch.arange(wav.shape[1], device=wav.device)[None, :] < lengths[:, None]
         wav = wav * keep.to(wav.dtype)
@@ -62,9 +65,7 @@ class DFTLogMel(nn.Module):
         bins = N_FFT // 2 + 1
         power = spec[:, :bins].square() + spec[:, bins:].square()
         mel = torch.clamp(torch.matmul(self.filters, power), min=1e-10).log10()
-        floor = mel.amax(dim=(1, 2), keepdim=True) - 8.0
-        mel = (torch.maximum(mel, floor) + 4.0) / 4.0
-        return mel, valid_frames(lengths)
+        return normalise_log_mel(mel, mel_reference), valid_frames(lengths)
 
 
 class RVQStage(nn.Module):
@@ -152,7 +153,8 @@ class ConvISTFT(nn.Module):
 
 
 class EncoderGraph(nn.Module):
-    """waveform (B, P), lengths (B,) -> codes (8, B, P / 1280) int64, code lengths (B,)."""
+    """waveform (B, P), lengths (B,), positions (B,), mel_reference (B,) -> codes
+    (8, B, P / 1280) int64, code lengths (B,) (`xyrt.runtime.graph_io`)."""
 
     def __init__(self, model: XYTokenizer) -> None:
         super().__init__()
@@ -160,9 +162,11 @@ class EncoderGraph(nn.Module):
         self.model = model
         self.rvq = FusedRVQEncode(model)
 
-    def forward(self, waveform: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        mel, mel_lengths = self.frontend(waveform, lengths)
-        x, code_frames = self.model.latents(mel, mel_lengths)
+    def forward(
+        self, waveform: Tensor, lengths: Tensor, positions: Tensor, mel_reference: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        mel, mel_lengths = self.frontend(waveform, lengths, mel_reference)
+        x, code_frames = self.model.latents(mel, mel_lengths, positions)
         return self.rvq(x, code_frames), lengths // SAMPLES_PER_CODE_IN
 
 
@@ -180,7 +184,8 @@ class VocoderSpectrum(nn.Module):
 
 
 class DecoderGraph(nn.Module):
-    """codes (8, B, T) int64, lengths (B,) -> waveform (B, T x samples_per_code), lengths."""
+    """codes (8, B, T) int64, lengths (B,), positions (B,) -> waveform (B, T x samples_per_code),
+    lengths."""
 
     def __init__(self, model: XYTokenizer) -> None:
         super().__init__()
@@ -190,11 +195,8 @@ class DecoderGraph(nn.Module):
         self.istft = ConvISTFT(model.cfg.vocos.n_fft, model.cfg.vocos.hop)
         self.samples_per_code = model.cfg.samples_per_code_out
 
-    def forward(self, codes: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        m = self.model
-        x = m.post_rvq_adapter(self.rvq(codes), lengths, project_input=False)
-        x, up_lengths = m.upsample(x, lengths)
-        mel, _ = m.acoustic_decoder(x, up_lengths)
+    def forward(self, codes: Tensor, lengths: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+        mel = self.model.decode_projected(self.rvq(codes), lengths, positions, False)
         mag, phase = self.vocoder(mel)
         audio = self.istft(mag * torch.cos(phase), mag * torch.sin(phase))
         return audio, lengths * self.samples_per_code

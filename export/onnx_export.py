@@ -19,7 +19,7 @@ from xyrt.atomic import check_output_dir, replace_dir
 from xyrt.config import CHUNK_SECONDS, CODES_PER_CHUNK, N_SAMPLES, SAMPLES_PER_CODE_IN
 from xyrt.errors import XyrtError, require
 from xyrt.export.graphs import DecoderGraph, EncoderGraph
-from xyrt.runtime.graph_io import DECODER, DECODER_IO, ENCODER, ENCODER_IO
+from xyrt.runtime.graph_io import DECODER, DECODER_IO, ENCODER, ENCODER_IO, LOG_MEL_MIN
 from xyrt.runtime.modeldir.dirs import EXPORT_DIR
 from xyrt.runtime.modeldir.manifest import (
     EXTERNAL_DATA_BYTES,
@@ -122,9 +122,11 @@ def export_onnx(
         lengths = torch.tensor([25 * spc - 400, 15 * spc + 77])
         codes = torch.zeros(8, 2, 20, dtype=torch.long)
         graphs = {}
+        positions = torch.tensor([0, 3])  # any in-range offsets: traced as inputs
+        reference = torch.full((2,), LOG_MEL_MIN)
         for name, module, args, io in [
-            (ENCODER, EncoderGraph(model), (wav, lengths), ENCODER_IO),
-            (DECODER, DecoderGraph(model), (codes, torch.tensor([20, 20])), DECODER_IO),
+            (ENCODER, EncoderGraph(model), (wav, lengths, positions, reference), ENCODER_IO),
+            (DECODER, DecoderGraph(model), (codes, torch.tensor([20, 20]), positions), DECODER_IO),
         ]:
             path = tmp / f"{name}.onnx"
             _trace(module, args, path, io, opset)

@@ -26,6 +26,7 @@ from xyrt.runtime.compare import (
     max_error_ratio,
     snr_db,
 )
+from xyrt.runtime.graph_io import DECODER, ENCODER, has_window_inputs
 from xyrt.runtime.modeldir.manifest import read_manifest
 from xyrt.runtime.network.checkpoint import checkpoint_sha256, load_model
 from xyrt.runtime.network.model import XYTokenizer
@@ -134,6 +135,32 @@ def model_facts(model_dir: str | Path) -> tuple[dict, str, list[str | None]]:
         t for t in data.get("targets", {}) if data["targets"][t]["encoder"] != "encoder"
     ]
     return data, data.get("precision", "fp32"), targets
+
+
+def window_inputs_note(model_dir: str | Path) -> str | None:
+    """A note for an export whose graphs predate the window inputs (``positions``,
+    ``mel_reference``), else None: offline codes are unaffected, streams behave as before."""
+    if source_kind(model_dir) != "export":
+        return None
+    manifest = read_manifest(model_dir)
+    old = [
+        name
+        for name in manifest.data["graphs"]
+        if not has_window_inputs(manifest.input_names(name), graph_kind(name))
+    ]
+    if not old:
+        return None
+    return (
+        f"note: {', '.join(old)} predate the window inputs (positions, mel_reference): offline "
+        "codes are unaffected, but streams restart positions at 0 in every window and take the "
+        "log-mel floor from the window alone; re-export (xyrt export) for streams that follow "
+        "the offline codes"
+    )
+
+
+def graph_kind(name: str) -> str:
+    """ "encoder" or "decoder" for a manifest graph name ("encoder", "encoder_int8", ...)."""
+    return DECODER if name.startswith(DECODER) else ENCODER
 
 
 def verify_dir(

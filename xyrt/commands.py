@@ -15,6 +15,30 @@ from xyrt.runtime.io.audio import load_audio, write_wav
 from xyrt.runtime.io.codes import load_codes, save_codes
 from xyrt.runtime.io.decode_io import DevicePlayer, WavWriter, read_frames, run_decode
 
+DECODE_STREAM_DEFAULTS = {"decode_hop": 0.32, "decode_context": 2.0, "decode_lookahead": 0.16}
+
+
+DECODE_STREAM_OPTIONS = ("decode_hop", "decode_context", "decode_lookahead", "max_hop", "crossfade")
+
+
+def decode_stream_settings(
+    args: argparse.Namespace, hop: float | None = None
+) -> dict[str, float | None]:
+    """`DecodeStreamOptions` keywords from the parsed ``--decode-*`` options (defaults:
+    `DECODE_STREAM_DEFAULTS`, the hop ``hop`` when given)."""
+    value = {k: getattr(args, k) for k in DECODE_STREAM_OPTIONS}
+    defaults = {**DECODE_STREAM_DEFAULTS, **({"decode_hop": hop} if hop else {})}
+    for k, default in defaults.items():
+        value[k] = default if value[k] is None else value[k]
+    return {
+        "hop": value["decode_hop"],
+        "context": value["decode_context"],
+        "lookahead": value["decode_lookahead"],
+        "max_hop": value["max_hop"],
+        "crossfade": value["crossfade"],
+        "overlap": args.overlap,
+    }
+
 
 def parse_list(text: str, kind: type, name: str) -> tuple:
     """'1,5,10' -> (1, 5, 10); `XyrtError` naming the option on bad input."""
@@ -113,9 +137,7 @@ def _decode_stream(args: argparse.Namespace) -> None:
 
     from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
 
-    options = DecodeStreamOptions(
-        args.hop, args.context, args.lookahead, args.max_hop, args.crossfade
-    )
+    options = DecodeStreamOptions(**decode_stream_settings(args))
     if str(args.input) != "-" and not args.input.is_file():
         raise XyrtError(f"code frames file not found: {args.input} (JSON lines from xyrt stream)")
     codec = _codec(args)
@@ -191,9 +213,12 @@ def _run_verify(
     precision: str | None = None,
 ) -> None:
     require("torch", "export", "xyrt verify (it compares against the PyTorch model)")
-    from xyrt.export.verify import format_report, model_facts, verify_dir
+    from xyrt.export.verify import format_report, model_facts, verify_dir, window_inputs_note
 
     _, stored, targets = model_facts(model_dir)
+    note = window_inputs_note(model_dir)
+    if note:
+        print(note)
     if backend == "openvino":
         targets = [None]  # OpenVINO picks its own graph set for the precision
     failed = []
@@ -398,7 +423,7 @@ def cmd_stream(args: argparse.Namespace) -> None:
             "the microphone is --input-device"
         )
     codec = _load_runtime(args)
-    stream = codec.create_stream(args.hop, args.context, args.lookahead)
+    stream = codec.create_stream(args.hop, args.context, args.lookahead, args.overlap)
     if args.source == "mic":
         source = MicSource(args.input_device, args.rate, duration=args.duration)
         print(f"recording from {source.name} at {source.rate} Hz (Ctrl-C stops)", file=sys.stderr)
@@ -419,7 +444,8 @@ def cmd_stream(args: argparse.Namespace) -> None:
     player = None
     if args.loopback:
         player = DevicePlayer(codec.output_sample_rate, args.output_device)
-        sink = LoopbackSink(codec, sink, player, codec.create_decode_stream(hop=args.hop))
+        decoding = codec.create_decode_stream(**decode_stream_settings(args, args.hop))
+        sink = LoopbackSink(codec, sink, player, decoding)
     try:
         stats = run_stream(codec, source, sink, stream, update)
         if args.loopback:

@@ -3,8 +3,14 @@
 A backend runs one batch of windows (at most 30 s each) through the network, with the graph I/O
 contract of `xyrt.runtime.graph_io`:
 
-    encode_window(wav (B, P) float32, lengths (B,) int64) -> codes (8, B, P / 1280) int64
-    decode_window(codes (8, B, T) int64) -> audio (B, T x samples_per_code) float32
+    encode_window(wav (B, P) float32, lengths (B,) int64[, positions (B,) int64,
+                  mel_reference (B,) float32]) -> codes (8, B, P / 1280) int64
+    decode_window(codes (8, B, T) int64[, positions (B,) int64])
+        -> audio (B, T x samples_per_code) float32
+
+``positions`` and ``mel_reference`` default to the offline window's (0 and `LOG_MEL_MIN`); streams
+pass their windows' place in the offline plan. A backend over an export older than these inputs
+drops them (`window_inputs` is then False).
 
 Lifecycle: heavy objects (sessions, engines, device memory) are created lazily by the first run
 or explicitly by `load()`, and released by `close()`; a closed backend loads again when run.
@@ -22,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
+from xyrt.runtime.graph_io import fit_feed, has_window_inputs
 
 
 @dataclass(frozen=True)
@@ -93,22 +101,49 @@ class Backend(ABC):
     def close(self) -> None:  # noqa: B027 - backends without resources need nothing here
         """Release sessions, engines and device memory (safe to call twice)."""
 
+    # graph -> the inputs its graph takes (from the manifest); None: the whole contract
+    graph_inputs: dict[str, Sequence[str]] | None = None
+
     @abstractmethod
-    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    def encode_window(
+        self,
+        wav: np.ndarray,
+        lengths: np.ndarray,
+        positions: np.ndarray | None = None,
+        mel_reference: np.ndarray | None = None,
+    ) -> np.ndarray:
         """waveform (B, P) float32, lengths (B,) int64 -> codes (8, B, P / 1280) int64."""
 
     @abstractmethod
-    def decode_window(self, codes: np.ndarray) -> np.ndarray:
+    def decode_window(self, codes: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
         """codes (8, B, T) int64 -> audio (B, T x samples_per_code_out) float32."""
 
-    def submit_encode(self, wav: np.ndarray, lengths: np.ndarray) -> Pending:
+    def submit_encode(
+        self,
+        wav: np.ndarray,
+        lengths: np.ndarray,
+        positions: np.ndarray | None = None,
+        mel_reference: np.ndarray | None = None,
+    ) -> Pending:
         """`encode_window` started; the codes come from ``.result()``. Backends that can run a
         batch while the caller prepares the next override this; the default runs it now."""
-        return Done(self.encode_window(wav, lengths))
+        return Done(self.encode_window(wav, lengths, positions, mel_reference))
 
-    def submit_decode(self, codes: np.ndarray) -> Pending:
+    def submit_decode(self, codes: np.ndarray, positions: np.ndarray | None = None) -> Pending:
         """`decode_window` started (see `submit_encode`)."""
-        return Done(self.decode_window(codes))
+        return Done(self.decode_window(codes, positions))
+
+    @property
+    def window_inputs(self) -> bool:
+        """Whether this backend's graphs take window positions and the mel reference (exports
+        older than them do not: streams then restart positions at 0 in every window)."""
+        if self.graph_inputs is None:
+            return True
+        return all(has_window_inputs(names, g) for g, names in self.graph_inputs.items())
+
+    def fit(self, graph: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``feed`` without the inputs this backend's ``graph`` lacks (`graph_io.fit_feed`)."""
+        return feed if self.graph_inputs is None else fit_feed(feed, self.graph_inputs[graph])
 
     def window_samples(self, samples: int) -> int:
         """Samples an encoder window of ``samples`` is run as (a shape bucket of the backend;

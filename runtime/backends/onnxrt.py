@@ -23,6 +23,7 @@ from xyrt.runtime.backends.base import GraphPairBackend, ModelInfo, StageProfile
 from xyrt.runtime.backends.ort_cache import cached_session
 from xyrt.runtime.graph_io import (
     CODES,
+    DECODER,
     ENCODER,
     GRAPHS,
     WAVEFORM,
@@ -75,7 +76,11 @@ def graph_set(manifest: Manifest, target: str | None) -> dict[str, str]:
 
 
 def trt_provider_options(
-    manifest: Manifest, providers: list[str], cache_dir: str | Path | None, graph: str
+    manifest: Manifest,
+    providers: list[str],
+    cache_dir: str | Path | None,
+    graph: str,
+    inputs: Sequence[str] | None = None,
 ) -> list[dict] | None:
     """Per-provider options: for ONNX Runtime's TensorRT provider, precision from the graphs,
     engine and timing caches, and the optimization profile of
@@ -93,7 +98,7 @@ def trt_provider_options(
         "trt_timing_cache_path": str(cache),
         "trt_fp16_enable": str(precision == "fp16"),
         "trt_int8_enable": str(precision == "int8"),  # Q/DQ graph: no calibration table needed
-        **ort_shape_options(Profile(), graph, manifest.num_quantizers),
+        **ort_shape_options(Profile(), graph, manifest.num_quantizers, inputs),
     }
     return [trt if p == PROVIDER_ALIASES["tensorrt"] else {} for p in providers]
 
@@ -206,13 +211,14 @@ class OnnxRuntimeBackend(GraphPairBackend):
             target = "tensorrt" if "tensorrt" in self.manifest.data.get("targets", {}) else None
         self.target = target
         graphs = graph_set(self.manifest, target)
+        self.graph_inputs = {g: self.manifest.input_names(graphs[g]) for g in GRAPHS}
         self.encoder, self.decoder = (
             SessionFromOnnx(
                 self.manifest,
                 graphs[g],
                 chosen,
                 threads,
-                trt_provider_options(self.manifest, chosen, trt_cache, g),
+                trt_provider_options(self.manifest, chosen, trt_cache, g, self.graph_inputs[g]),
                 cache,
             )
             for g in GRAPHS
@@ -230,11 +236,12 @@ class OnnxRuntimeBackend(GraphPairBackend):
     def stage_profiler(self) -> OrtStageProfiler:
         return OrtStageProfiler(self)
 
-    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        return self.encoder().run([CODES], encoder_feed(wav, lengths))[0]
+    def encode_window(self, wav, lengths, positions=None, mel_reference=None) -> np.ndarray:
+        feed = self.fit(ENCODER, encoder_feed(wav, lengths, positions, mel_reference))
+        return self.encoder().run([CODES], feed)[0]
 
-    def decode_window(self, codes: np.ndarray) -> np.ndarray:
-        return self.decoder().run([WAVEFORM], decoder_feed(codes))[0]
+    def decode_window(self, codes: np.ndarray, positions=None) -> np.ndarray:
+        return self.decoder().run([WAVEFORM], self.fit(DECODER, decoder_feed(codes, positions)))[0]
 
 
 class OrtStageProfiler(StageProfiler):

@@ -171,6 +171,7 @@ class OpenVinoBackend(GraphPairBackend):
             cache.mkdir(parents=True, exist_ok=True)
         self.cache_dir = cache
         config = compile_config(precision, threads, cache)
+        self.graph_inputs = {g: self.manifest.input_names(graphs[g]) for g in graph_io.GRAPHS}
         self.encoder, self.decoder = (
             CompiledGraph(self.manifest, graphs[g], config)
             for g in (graph_io.ENCODER, graph_io.DECODER)
@@ -180,11 +181,13 @@ class OpenVinoBackend(GraphPairBackend):
             m.output_sample_rate, m.samples_per_code_out, m.num_quantizers, m.codebook_size
         )
 
-    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        return self.encoder.run(graph_io.encoder_feed(wav, lengths), graph_io.CODES)
+    def encode_window(self, wav, lengths, positions=None, mel_reference=None) -> np.ndarray:
+        feed = graph_io.encoder_feed(wav, lengths, positions, mel_reference)
+        return self.encoder.run(self.fit(graph_io.ENCODER, feed), graph_io.CODES)
 
-    def decode_window(self, codes: np.ndarray) -> np.ndarray:
-        return self.decoder.run(graph_io.decoder_feed(codes), graph_io.WAVEFORM)
+    def decode_window(self, codes: np.ndarray, positions=None) -> np.ndarray:
+        feed = self.fit(graph_io.DECODER, graph_io.decoder_feed(codes, positions))
+        return self.decoder.run(feed, graph_io.WAVEFORM)
 
     def stage_profiler(self) -> OpenVinoStageProfiler:
         return OpenVinoStageProfiler(self)

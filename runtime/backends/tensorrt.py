@@ -26,7 +26,16 @@ from xyrt.runtime.backends.trt_profiles import (
     Profile,
     check_engine,
 )
-from xyrt.runtime.graph_io import CODES, DECODER, ENCODER, WAVEFORM, decoder_feed, encoder_feed
+from xyrt.runtime.graph_io import (
+    CODES,
+    DECODER,
+    ENCODER,
+    WAVEFORM,
+    decoder_feed,
+    encoder_feed,
+    fit_feed,
+    has_window_inputs,
+)
 from xyrt.runtime.modeldir.filecheck import verify_file
 from xyrt.runtime.modeldir.jsonfile import POSITIVE, Each, read_versioned
 from xyrt.runtime.modeldir.manifest import read_manifest
@@ -156,8 +165,16 @@ class EngineFromPlan:
         self.stream = _ok(self.rt.cudaStreamCreate())
         self.engine = engine
 
-    def run(self, feeds: dict[str, np.ndarray], output: str) -> np.ndarray:
+    @property
+    def input_names(self) -> list[str]:
+        """The engine's input tensors (loads it)."""
         self.load()
+        trt, engine = self.trt, self.engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        return [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+
+    def run(self, feeds: dict[str, np.ndarray], output: str) -> np.ndarray:
+        feeds = fit_feed(feeds, self.input_names)
         trt, rt = self.trt, self.rt
         device, hosts = [], []  # every buffer stays referenced until the stream is synchronised
         try:
@@ -235,8 +252,16 @@ class TensorRTBackend(Backend):
         self.encoder.close()
         self.decoder.close()
 
-    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        return self.encoder.run(encoder_feed(wav, lengths), CODES).astype(np.int64)
+    @property
+    def window_inputs(self) -> bool:
+        return all(
+            has_window_inputs(e.input_names, g)
+            for g, e in ((ENCODER, self.encoder), (DECODER, self.decoder))
+        )
 
-    def decode_window(self, codes: np.ndarray) -> np.ndarray:
-        return self.decoder.run(decoder_feed(codes), WAVEFORM)
+    def encode_window(self, wav, lengths, positions=None, mel_reference=None) -> np.ndarray:
+        feed = encoder_feed(wav, lengths, positions, mel_reference)
+        return self.encoder.run(feed, CODES).astype(np.int64)
+
+    def decode_window(self, codes: np.ndarray, positions=None) -> np.ndarray:
+        return self.decoder.run(decoder_feed(codes, positions), WAVEFORM)

@@ -41,11 +41,21 @@ import numpy as np
 from xyrt.config import N_SAMPLES, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError, require
 from xyrt.runtime.backends.base import Backend, BackendLimits, ModelInfo, Pending, StageProfiler
+from xyrt.runtime.graph_io import (
+    CODES,
+    ENCODER_IO,
+    POSITIONS,
+    WAVEFORM,
+    decoder_feed,
+    encoder_feed,
+)
 
 torch = require("torch", "export", "the PyTorch backend")
 
 from xyrt.runtime.backends.torch_graphs import GraphRunner  # noqa: E402 - needs torch, imported above
 from xyrt.runtime.backends.torch_staging import HostStaging  # noqa: E402
+
+ENCODER_INPUTS = tuple(ENCODER_IO["inputs"])  # the order `_encode_fn` takes them in
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -264,39 +274,51 @@ class TorchBackend(Backend):
         return self._staging.to_host(tensors, self._staging.begin(), lambda *a: list(a)).result()
 
     # -- the network --------------------------------------------------------------------------
-    def _encode_fn(self, wav: Any, lengths: Any) -> tuple[Any, Any]:
-        mel, mel_lengths = self.model.frontend(wav, lengths)
+    def _encode_fn(self, wav: Any, lengths: Any, positions: Any, reference: Any) -> tuple[Any, Any]:
+        mel, mel_lengths = self.model.frontend(wav, lengths, reference)
         finite = torch.isfinite(mel).all()
-        codes, _ = self.model.encode_mel(mel, mel_lengths)
+        codes, _ = self.model.encode_mel(mel, mel_lengths, positions)
         return codes, finite
 
-    def _decode_fn(self, codes: Any) -> tuple[Any]:
-        return (self.model.decode_codes(codes).float(),)
+    def _decode_fn(self, codes: Any, positions: Any) -> tuple[Any]:
+        return (self.model.decode_codes(codes, None, positions).float(),)
 
     def window_samples(self, samples: int) -> int:
         """Encoder windows run in shape buckets when CUDA graphs are on (`window_bucket`)."""
         return window_bucket(samples) if self._encode.enabled else samples
 
-    def _pad_rows(self, wav: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _pad_rows(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Pad an encoder batch to its shape bucket (graphs only): columns to `window_bucket`
         (callers that pack with `window_samples` already did), rows to a power of two (copies
         of row 0, dropped again after)."""
+        wav = feed[WAVEFORM]
         b, p = wav.shape
         rows, cols = batch_bucket(b), window_bucket(p)
         if self.max_batch is not None:
             rows = max(b, min(rows, self.max_batch))
         if (rows, cols) == (b, p):
-            return wav, lengths
+            return feed
         out = np.zeros((rows, cols), np.float32)
         out[:b, :p] = wav
-        out[b:] = out[0]
-        return out, np.concatenate([lengths, np.full(rows - b, lengths[0], np.int64)])
+        padded = {WAVEFORM: out}
+        for name, values in feed.items():
+            if name != WAVEFORM:
+                padded[name] = np.concatenate([values, np.repeat(values[:1], rows - b)])
+        padded[WAVEFORM][b:] = out[0]
+        return padded
 
-    def submit_encode(self, wav: np.ndarray, lengths: np.ndarray) -> Pending:
+    def submit_encode(
+        self,
+        wav: np.ndarray,
+        lengths: np.ndarray,
+        positions: np.ndarray | None = None,
+        mel_reference: np.ndarray | None = None,
+    ) -> Pending:
         """Start one encoder batch on the device; ``.result()`` gives its codes."""
         b, p = wav.shape
+        feed = encoder_feed(wav, lengths, positions, mel_reference)
         if self._encode.enabled:
-            wav, lengths = self._pad_rows(wav, lengths)
+            feed = self._pad_rows(feed)
 
         def finish(codes: np.ndarray, finite: np.ndarray) -> np.ndarray:
             check_finite(finite)
@@ -304,24 +326,23 @@ class TorchBackend(Backend):
 
         with self._lock, self.context():
             slot = self._staging.begin()
-            inputs = (
-                self._staging.to_device(wav, slot, "wav"),
-                self._staging.to_device(lengths, slot, "lengths"),
-            )
+            inputs = [self._staging.to_device(feed[n], slot, n) for n in ENCODER_INPUTS]
             return self._staging.to_host(self._timed(self._encode, *inputs), slot, finish)
 
-    def submit_decode(self, codes: np.ndarray) -> Pending:
+    def submit_decode(self, codes: np.ndarray, positions: np.ndarray | None = None) -> Pending:
         """Start one decoder batch on the device; ``.result()`` gives its audio."""
+        feed = decoder_feed(codes, positions)
         with self._lock, self.context():
             slot = self._staging.begin()
-            out = self._timed(self._decode, self._staging.to_device(codes, slot, "codes"))
+            inputs = [self._staging.to_device(feed[n], slot, n) for n in (CODES, POSITIONS)]
+            out = self._timed(self._decode, *inputs)
             return self._staging.to_host(out, slot, lambda audio: audio)
 
-    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        return self.submit_encode(wav, lengths).result()
+    def encode_window(self, wav, lengths, positions=None, mel_reference=None) -> np.ndarray:
+        return self.submit_encode(wav, lengths, positions, mel_reference).result()
 
-    def decode_window(self, codes: np.ndarray) -> np.ndarray:
-        return self.submit_decode(codes).result()
+    def decode_window(self, codes: np.ndarray, positions=None) -> np.ndarray:
+        return self.submit_decode(codes, positions).result()
 
     def _timed(self, runner: GraphRunner, *args: Any) -> tuple[Any, ...]:
         if not self.compile:

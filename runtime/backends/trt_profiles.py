@@ -16,11 +16,20 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import XyrtError
-from xyrt.runtime.graph_io import CODES, DECODER, ENCODER, LENGTHS, WAVEFORM
+from xyrt.runtime.graph_io import (
+    CODES,
+    DECODER,
+    ENCODER,
+    LENGTHS,
+    MEL_REFERENCE,
+    POSITIONS,
+    WAVEFORM,
+)
 
 MAX_WINDOW_SECONDS = float(CHUNK_SECONDS)
 ENGINES_FORMAT = "xyrt-trt-engines"
@@ -79,11 +88,14 @@ class Profile:
             return {
                 WAVEFORM: tuple((b, f * SAMPLES_PER_CODE_IN) for b, f in pairs),
                 LENGTHS: tuple((b,) for b in batches),
+                POSITIONS: tuple((b,) for b in batches),
+                MEL_REFERENCE: tuple((b,) for b in batches),
             }
         if graph == DECODER:
             return {
                 CODES: tuple((num_quantizers, b, f) for b, f in pairs),
                 LENGTHS: tuple((b,) for b in batches),
+                POSITIONS: tuple((b,) for b in batches),
             }
         raise XyrtError(f"unknown graph {graph!r} (encoder or decoder)")
 
@@ -103,9 +115,14 @@ class Profile:
         return asdict(self)
 
 
-def ort_shape_options(profile: Profile, graph: str, num_quantizers: int = 8) -> dict[str, str]:
-    """``trt_profile_{min,opt,max}_shapes`` for ONNX Runtime's TensorRT provider."""
+def ort_shape_options(
+    profile: Profile, graph: str, num_quantizers: int = 8, inputs: Collection[str] | None = None
+) -> dict[str, str]:
+    """``trt_profile_{min,opt,max}_shapes`` for ONNX Runtime's TensorRT provider, for the
+    ``inputs`` the graph has (default: the whole contract; older exports lack some)."""
     shapes = profile.shapes(graph, num_quantizers)
+    if inputs is not None:
+        shapes = {name: dims for name, dims in shapes.items() if name in inputs}
     out = {}
     for i, kind in enumerate(("min", "opt", "max")):
         out[f"trt_profile_{kind}_shapes"] = ",".join(

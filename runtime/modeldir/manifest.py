@@ -83,6 +83,12 @@ class Manifest:
     def codebook_size(self) -> int:
         return int(self.data["codebook_size"])
 
+    def input_names(self, name: str) -> list[str]:
+        """The inputs graph ``name`` takes, as the manifest lists them (none for a graph it does
+        not list: loading that graph says so)."""
+        entry = self.data.get("graphs", {}).get(name, {})
+        return [io["name"] for io in entry.get("inputs", [])]
+
     def graph_path(self, name: str) -> Path:
         """Path of graph ``name`` ("encoder" or "decoder"), unchecked."""
         graphs = self.data.get("graphs", {})

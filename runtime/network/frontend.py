@@ -25,10 +25,13 @@ class LogMel(nn.Module):
         filters = torch.from_numpy(mel_filters(INPUT_SAMPLE_RATE, N_FFT, N_MELS)).float()
         self.register_buffer("filters", filters, persistent=False)
 
-    def forward(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, wav: Tensor, lengths: Tensor, mel_reference: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """wav (B, P), zero beyond lengths -> log-mel (B, 80, P / 160), valid frames ceil(n / 160).
 
-        P comes from `xyrt.runtime.graph_io.padded_length`.
+        P comes from `xyrt.runtime.graph_io.padded_length`. ``mel_reference`` (B,): a maximum
+        the floor is taken from when larger than the window's own (`log_mel_floor`).
         """
         with torch.autocast(device_type=wav.device.type, enabled=False):  # always float32
             spec = torch.stft(
@@ -42,6 +45,14 @@ class LogMel(nn.Module):
             )
             power = spec[..., :-1].abs() ** 2
             mel = torch.clamp(self.filters @ power, min=1e-10).log10()
-            floor = mel.amax(dim=(1, 2), keepdim=True) - 8.0
-            mel = (torch.maximum(mel, floor) + 4.0) / 4.0
+            mel = normalise_log_mel(mel, mel_reference)
         return mel, valid_frames(lengths)
+
+
+def normalise_log_mel(mel: Tensor, mel_reference: Tensor | None) -> Tensor:
+    """log10-mel (B, 80, N) -> (max(mel, floor) + 4) / 4 with floor = max(window max, reference)
+    - 8: the published floor when the reference is None or `graph_io.LOG_MEL_MIN`."""
+    top = mel.amax(dim=(1, 2), keepdim=True)
+    if mel_reference is not None:
+        top = torch.maximum(top, mel_reference.to(mel.dtype)[:, None, None])
+    return (torch.maximum(mel, top - 8.0) + 4.0) / 4.0

@@ -88,10 +88,16 @@ class TransformerStack(nn.Module):
         )
         self.layer_norm = nn.LayerNorm(cfg.d_model)
 
-    def run_stack(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """x (B, T, d) -> (B, T, d), positions >= lengths set to 0."""
+    def run_stack(self, x: Tensor, lengths: Tensor, positions: Tensor | None = None) -> Tensor:
+        """x (B, T, d) -> (B, T, d), positions >= lengths set to 0. ``positions`` (B,): where
+        each row's first frame sits in this stack's 30 s window (None: 0, as offline)."""
         t = x.shape[1]
-        x = x + self.positional_embedding[:t].to(x.dtype)
+        if positions is None:
+            x = x + self.positional_embedding[:t].to(x.dtype)
+        else:
+            index = positions[:, None] + torch.arange(t, device=x.device)[None, :]
+            last = self.positional_embedding.shape[0] - 1  # padding past it is masked anyway
+            x = x + self.positional_embedding[index.clamp(max=last)].to(x.dtype)
         bias = key_padding_bias(lengths, t, x.dtype)
         for layer in self.layers:
             x = layer(x, bias)
@@ -107,11 +113,13 @@ class Encoder(TransformerStack):
         self.conv1 = nn.Conv1d(n_mels, cfg.d_model, kernel_size=3, padding=1)
         self.conv2 = nn.Conv1d(cfg.d_model, cfg.d_model, kernel_size=3, stride=2, padding=1)
 
-    def forward(self, mel: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """mel (B, 80, N) -> (B, ceil(N/2), d) at 50 Hz, lengths // 2."""
+    def forward(
+        self, mel: Tensor, mel_lengths: Tensor, positions: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """mel (B, 80, N) -> (B, ceil(N/2), d) at 50 Hz, lengths // 2 (positions: 50 Hz)."""
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         lengths = mel_lengths // 2
-        return self.run_stack(x, lengths), lengths
+        return self.run_stack(x, lengths, positions), lengths
 
 
 class Adapter(TransformerStack):
@@ -124,12 +132,18 @@ class Adapter(TransformerStack):
             nn.Linear(cfg.d_model, cfg.output_dim) if cfg.output_dim != cfg.d_model else None
         )
 
-    def forward(self, x: Tensor, lengths: Tensor, project_input: bool = True) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        lengths: Tensor,
+        project_input: bool = True,
+        positions: Tensor | None = None,
+    ) -> Tensor:
         """x (B, T, input_dim) -> (B, T, output_dim); ``project_input=False``: x is already
         projected to d_model (the fused decode table includes the projection)."""
         if self.proj is not None and project_input:
             x = self.proj(x)
-        x = self.run_stack(x, lengths)
+        x = self.run_stack(x, lengths, positions)
         return self.out_proj(x) if self.out_proj is not None else x
 
 
@@ -179,9 +193,11 @@ class AcousticDecoder(TransformerStack):
         self.deconv1 = nn.ConvTranspose1d(cfg.d_model, cfg.d_model, 3, stride=2)
         self.deconv2 = nn.ConvTranspose1d(cfg.d_model, n_mels, 3, stride=1)
 
-    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """x (B, T, d) -> mel (B, 80, 2T), lengths x 2."""
+    def forward(
+        self, x: Tensor, lengths: Tensor, positions: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """x (B, T, d) -> mel (B, 80, 2T), lengths x 2 (positions: 50 Hz)."""
         t = x.shape[1]
-        x = self.run_stack(x, lengths).transpose(1, 2)
+        x = self.run_stack(x, lengths, positions).transpose(1, 2)
         mel = F.gelu(self.deconv2(F.gelu(self.deconv1(x))))
         return mel[:, :, : 2 * t], lengths * 2

@@ -71,17 +71,24 @@ class XYTokenizer(nn.Module):
         return getattr(self, self.cfg.vocoder_name)
 
     # -- encode ---------------------------------------------------------------------------------
-    def latents(self, mel: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """log-mel (B, 80, N) -> pre-RVQ latents (B, N/8, 4d) at 12.5 Hz and their lengths."""
-        sem, lengths = self.semantic_encoder(mel, mel_lengths)
-        sem = self.semantic_encoder_adapter(sem, lengths)
-        aco, _ = self.acoustic_encoder(mel, mel_lengths)
-        x = self.pre_rvq_adapter(torch.cat([sem, aco], dim=-1), lengths)
+    def latents(
+        self, mel: Tensor, mel_lengths: Tensor, positions: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """log-mel (B, 80, N) -> pre-RVQ latents (B, N/8, 4d) at 12.5 Hz and their lengths.
+
+        ``positions`` (B,): each window's first code in the 30 s window (None: 0)."""
+        pos = None if positions is None else positions * self.cfg.downsample_factor  # 50 Hz
+        sem, lengths = self.semantic_encoder(mel, mel_lengths, pos)
+        sem = self.semantic_encoder_adapter(sem, lengths, positions=pos)
+        aco, _ = self.acoustic_encoder(mel, mel_lengths, pos)
+        x = self.pre_rvq_adapter(torch.cat([sem, aco], dim=-1), lengths, positions=pos)
         return self.downsample(x, lengths)
 
-    def encode_mel(self, mel: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def encode_mel(
+        self, mel: Tensor, mel_lengths: Tensor, positions: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """log-mel (B, 80, N) -> codes (8, B, N/8) int64 and code lengths (B,)."""
-        x, lengths = self.latents(mel, mel_lengths)
+        x, lengths = self.latents(mel, mel_lengths, positions)
         return self.quantizer.encode(x, lengths), lengths
 
     def prepare_window(self, wav: Tensor, lengths: Tensor, pad_to_30s: bool = False) -> Tensor:
@@ -102,8 +109,11 @@ class XYTokenizer(nn.Module):
         return wav * keep.to(wav.dtype)
 
     # -- decode ---------------------------------------------------------------------------------
-    def decode_mel(self, codes: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """codes (8, B, T) -> reconstructed log-mel (B, 80, 8T) at 100 Hz."""
+    def decode_mel(
+        self, codes: Tensor, lengths: Tensor | None = None, positions: Tensor | None = None
+    ) -> Tensor:
+        """codes (8, B, T) -> reconstructed log-mel (B, 80, 8T) at 100 Hz; ``positions`` (B,):
+        each window's first code in the 30 s window (None: 0)."""
         if codes.ndim != 3 or codes.shape[0] != self.cfg.num_quantizers:
             raise CodesError(
                 f"expected codes of shape ({self.cfg.num_quantizers}, batch, frames), "
@@ -113,11 +123,20 @@ class XYTokenizer(nn.Module):
             lengths = torch.full(
                 (codes.shape[1],), codes.shape[2], dtype=torch.long, device=codes.device
             )
-        x = self.post_rvq_adapter(self.quantizer.decode(codes), lengths)
-        x, lengths = self.upsample(x, lengths)
-        mel, _ = self.acoustic_decoder(x, lengths)
+        return self.decode_projected(self.quantizer.decode(codes), lengths, positions, True)
+
+    def decode_projected(
+        self, x: Tensor, lengths: Tensor, positions: Tensor | None, project_input: bool
+    ) -> Tensor:
+        """RVQ output (B, T, rvq out, or d_model when projected) -> log-mel (B, 80, 8T)."""
+        x = self.post_rvq_adapter(x, lengths, project_input, positions)
+        x, up_lengths = self.upsample(x, lengths)
+        up_pos = None if positions is None else positions * self.cfg.upsample_stride
+        mel, _ = self.acoustic_decoder(x, up_lengths, up_pos)
         return mel
 
-    def decode_codes(self, codes: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def decode_codes(
+        self, codes: Tensor, lengths: Tensor | None = None, positions: Tensor | None = None
+    ) -> Tensor:
         """codes (8, B, T) int64 -> audio (B, T x samples_per_code) float32 at the output rate."""
-        return self.vocoder(self.decode_mel(codes, lengths))
+        return self.vocoder(self.decode_mel(codes, lengths, positions))

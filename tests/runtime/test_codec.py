@@ -34,16 +34,16 @@ def test_two_batches_in_flight_and_results_in_place() -> None:
         info = ModelInfo(16000, 1280)
         submitted = 0
 
-        def submit_encode(self, wav, lengths):
+        def submit_encode(self, wav, lengths, *window):
             k, self.submitted = self.submitted, self.submitted + 1
             events.append(f"submit {k}")
             first = (wav[:, :1] * 0 + np.arange(len(wav))[:, None] + 100 * k).astype(np.int64)
             return Later(k, np.repeat(first[None], 8, 0).repeat(wav.shape[1] // 1280, 2))
 
-        def encode_window(self, wav, lengths):
+        def encode_window(self, wav, lengths, *window):
             return self.submit_encode(wav, lengths).result()
 
-        def decode_window(self, codes):
+        def decode_window(self, codes, positions=None):
             raise NotImplementedError
 
     codec = ChunkedCodec(Async(), batch_size=2)

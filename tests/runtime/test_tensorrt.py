@@ -58,11 +58,17 @@ def test_bad_profiles_are_refused(batch: str, seconds: str, message: str) -> Non
 
 def test_ort_tensorrt_provider_shape_strings() -> None:
     opts = ort_shape_options(Profile(max_batch=2), "encoder")
-    assert opts["trt_profile_min_shapes"] == "waveform:1x1280,lengths:1"
-    assert opts["trt_profile_max_shapes"] == "waveform:2x480000,lengths:2"
-    assert ort_shape_options(Profile(), "decoder")["trt_profile_opt_shapes"] == (
-        "codes:8x1x125,lengths:1"
+    assert opts["trt_profile_min_shapes"] == (
+        "waveform:1x1280,lengths:1,positions:1,mel_reference:1"
     )
+    assert opts["trt_profile_max_shapes"] == (
+        "waveform:2x480000,lengths:2,positions:2,mel_reference:2"
+    )
+    assert ort_shape_options(Profile(), "decoder")["trt_profile_opt_shapes"] == (
+        "codes:8x1x125,lengths:1,positions:1"
+    )
+    old_export = ort_shape_options(Profile(), "decoder", inputs=["codes", "lengths"])
+    assert old_export["trt_profile_opt_shapes"] == "codes:8x1x125,lengths:1"
 
 
 def test_engine_key_changes_with_every_fact() -> None:

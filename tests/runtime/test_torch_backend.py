@@ -99,12 +99,17 @@ def test_bucket_padding_never_changes_codes() -> None:
     wav, lengths = pack_windows(
         [g["speech_0/wav"][:70000], g["speech_1/wav"][:50000], g["speech_2/wav"][:64000]]
     )
-    padded, plengths = backend._pad_rows(wav, lengths)
+    from xyrt.runtime.graph_io import LENGTHS, POSITIONS, WAVEFORM, encoder_feed
+
+    feed = encoder_feed(wav, lengths, np.array([0, 40, 7]))
+    padded = backend._pad_rows(feed)
     p = wav.shape[1]
-    assert padded.shape == (4, window_bucket(p)) and p < padded.shape[1] <= 1.125 * p
-    plain = backend.encode_window(wav, lengths)
-    bucketed = backend.encode_window(padded, plengths)[:, :3, : plain.shape[2]]
-    np.testing.assert_array_equal(plain, bucketed)
+    assert padded[WAVEFORM].shape == (4, window_bucket(p)) and p < padded[WAVEFORM].shape[1]
+    assert padded[WAVEFORM].shape[1] <= 1.125 * p
+    assert list(padded[POSITIONS]) == [0, 40, 7, 0]  # padded rows copy row 0
+    plain = backend.encode_window(wav, lengths, feed[POSITIONS])
+    bucketed = backend.encode_window(padded[WAVEFORM], padded[LENGTHS], padded[POSITIONS])
+    np.testing.assert_array_equal(plain, bucketed[:, :3, : plain.shape[2]])
     assert [batch_bucket(n) for n in (1, 2, 3, 5, 32, 33)] == [1, 2, 4, 8, 32, 64]
     assert window_bucket(480000) == 480000 and window_bucket(1280) == 1280
     # at most 12.5% more work for any window, and few shapes: 8 buckets per octave
@@ -120,13 +125,13 @@ class _Counting:
     def __init__(self, inner) -> None:
         self.inner, self.info, self.limits, self.calls = inner, inner.info, inner.limits, []
 
-    def encode_window(self, wav, lengths):
+    def encode_window(self, wav, lengths, *window):
         self.calls.append(wav.shape[0])
-        return self.inner.encode_window(wav, lengths)
+        return self.inner.encode_window(wav, lengths, *window)
 
-    def decode_window(self, codes):
+    def decode_window(self, codes, positions=None):
         self.calls.append(codes.shape[1])
-        return self.inner.decode_window(codes)
+        return self.inner.decode_window(codes, positions)
 
 
 def test_max_batch_caps_codec_and_streams() -> None:
