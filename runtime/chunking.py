@@ -57,6 +57,15 @@ def decode_plan(n_codes: int, overlap_seconds: float = 10.0) -> list[Window]:
     ]
 
 
+def offline_window(frame: int, overlap_seconds: float = 10.0) -> Window:
+    """The window of the offline plan whose kept codes include code ``frame``, in codes (the
+    `decode_plan` window; the `encode_plan` one is the same x 1280 samples). Streams step inside
+    it, so their frames sit at the positions the offline window gives them."""
+    step = codes_per_step(overlap_seconds)
+    start = (frame // step) * step
+    return Window(start, start + CODES_PER_CHUNK, step)
+
+
 def window_batches(
     lengths: Sequence[int], batch_size: int, max_pad: float = MAX_BATCH_PAD
 ) -> list[list[int]]:

@@ -105,10 +105,16 @@ class ChunkedCodec:
 
     # -- streaming (see xyrt.runtime.streams.encode_stream) --------------------------------
     def create_stream(
-        self, hop: float = 0.32, context: float = 5.0, lookahead: float = 0.32
+        self,
+        hop: float = 0.32,
+        context: float = 5.0,
+        lookahead: float = 0.32,
+        overlap: float = 10.0,
+        match_offline: bool = True,
     ) -> EncodeStream:
-        """A new `EncodeStream`: hop, left context and lookahead in seconds (multiples of 0.08)."""
-        return EncodeStream(EncodeStreamOptions(hop, context, lookahead))
+        """A new `EncodeStream`: hop, left context and lookahead in seconds (multiples of 0.08);
+        ``overlap``: of the offline plan whose codes the stream follows (as `encode` takes it)."""
+        return EncodeStream(EncodeStreamOptions(hop, context, lookahead, overlap, match_offline))
 
     def is_ready(self, stream: EncodeStream | DecodeStream) -> bool:
         """Whether ``stream`` (encode or decode) has a step (or, once finished, its tail) ready."""
@@ -133,11 +139,15 @@ class ChunkedCodec:
         lookahead: float = 0.16,
         max_hop: float | None = None,
         crossfade: float | None = None,
+        overlap: float = 10.0,
+        match_offline: bool = True,
     ) -> DecodeStream:
         """A new `DecodeStream` (codes in, audio out); seconds, see `DecodeStreamOptions`."""
         from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
 
-        options = DecodeStreamOptions(hop, context, lookahead, max_hop, crossfade)
+        options = DecodeStreamOptions(
+            hop, context, lookahead, max_hop, crossfade, overlap, match_offline
+        )
         return DecodeStream(options, self.info)
 
     def decode_stream(self, stream: DecodeStream) -> None:

@@ -6,8 +6,14 @@ encode stream, the decode stream re-decodes a sliding window: each step decodes 
 seconds of codes already played + the new frames + ``lookahead`` seconds of codes after them, and
 keeps the audio of the new frames. The audio the window produced for its lookahead frames is kept
 too and crossfaded (raised cosine, ``crossfade`` seconds) into the next step's audio for the same
-samples, so window edges do not click. With context and lookahead covering the utterance, the
-output is the offline decode.
+samples, so window edges do not click.
+
+Like the encode stream, each step stays inside the offline decode window (`xyrt.runtime.chunking.
+offline_window`, 375 codes every 30 - ``overlap`` seconds) whose kept codes it decodes: its codes
+get the positions that window gives them (the decoder's ``positions`` input), the sliding window
+never reaches outside it, and where a new offline window begins the audio is cut there as offline
+decoding cuts it (no crossfade across it). With context and lookahead covering the offline window,
+the output is the offline decode. ``match_offline=False`` gives the earlier behaviour.
 
     stream = codec.create_decode_stream(hop=0.32, context=2.0, lookahead=0.16)
     stream.accept_codes(codes)                       # (8, n) ints, any n, in order
@@ -33,6 +39,7 @@ import numpy as np
 from xyrt.config import CHUNK_SECONDS, CODE_RATE, CODES_PER_CHUNK
 from xyrt.errors import CodesError, XyrtError
 from xyrt.runtime.backends.base import Backend, ModelInfo, limits_of
+from xyrt.runtime.chunking import codes_per_step, offline_window
 from xyrt.runtime.io.codes import validate_codes
 
 FRAME_SECONDS = 1 / CODE_RATE  # 0.08 s of audio per code frame
@@ -68,8 +75,12 @@ class DecodeStreamOptions:
     lookahead: float = 0.16
     max_hop: float | None = None
     crossfade: float | None = None
+    overlap: float = 10.0  # of the offline plan the stream follows (as in codec.decode)
+    match_offline: bool = True
 
     def __post_init__(self) -> None:
+        _seconds("overlap", self.overlap)
+        codes_per_step(self.overlap)
         if self.max_hop is not None and self.max_hop_frames < self.hop_frames:
             raise XyrtError(f"max_hop must be >= hop ({self.hop} s); got {self.max_hop} s")
         total = self.max_hop_frames + self.context_frames + self.lookahead_frames
@@ -120,6 +131,8 @@ class DecodeStep:
     start: int
     first: int
     count: int
+    position: int = 0  # ``start`` in the offline window (the decoder's ``positions`` input)
+    plan_start: int = 0  # that offline window's first code
 
 
 def _fade_in(n: int) -> np.ndarray:
@@ -139,6 +152,7 @@ class DecodeStream:
         self._emitted = 0
         self._finished = False
         self._tail = np.zeros(0, np.float32)  # last window's audio after its kept frames
+        self._tail_plan = 0  # the offline window the tail came from
         self._xfade = options.crossfade_samples(info.samples_per_code_out)
         self._pending: list[np.ndarray] = []
         self._samples_out = 0
@@ -214,8 +228,15 @@ class DecodeStream:
             available = self._received - opts.lookahead_frames - first
             count = min(available, opts.max_hop_frames)
         stop = min(self._received, first + count + opts.lookahead_frames)
+        if not opts.match_offline:
+            codes = self._codes[:, start - self._offset : stop - self._offset]
+            return DecodeStep(codes, start, first, count)
+        plan = offline_window(first, opts.overlap)
+        start = max(start, plan.start)
+        count = min(count, plan.start + plan.keep - first)
+        stop = min(self._received, first + count + opts.lookahead_frames, plan.stop)
         codes = self._codes[:, start - self._offset : stop - self._offset]
-        return DecodeStep(codes, start, first, count)
+        return DecodeStep(codes, start, first, count, start - plan.start, plan.start)
 
     def complete(self, step: DecodeStep, audio: np.ndarray) -> None:
         """Take the decoded window ``audio`` ((W x samples per code,) float32) of ``step``."""
@@ -229,11 +250,12 @@ class DecodeStream:
         begin = (step.first - step.start) * spc
         end = begin + step.count * spc
         kept = np.array(audio[begin:end], np.float32)
-        n = min(len(self._tail), len(kept))
+        n = min(len(self._tail), len(kept)) if self._tail_plan == step.plan_start else 0
         if n:
             w = _fade_in(len(self._tail))[:n]
             kept[:n] = self._tail[:n] * (1 - w) + kept[:n] * w
         self._tail = np.array(audio[end : end + self._xfade], np.float32)
+        self._tail_plan = step.plan_start
         self._pending.append(kept)
         self._samples_out += len(kept)
         self._emitted = step.first + step.count
@@ -254,7 +276,9 @@ def decode_streams(backend: Backend, streams: Sequence[DecodeStream]) -> int:
     for same_width in by_width.values():
         for b in range(0, len(same_width), cap):
             group = same_width[b : b + cap]
-            audio = backend.decode_window(np.stack([step.codes for _, step in group], axis=1))
+            codes = np.stack([step.codes for _, step in group], axis=1)
+            positions = np.array([step.position for _, step in group], np.int64)
+            audio = backend.decode_window(codes, positions)
             for row, (stream, step) in enumerate(group):
                 stream.complete(step, audio[row])
     return len(steps)

@@ -3,8 +3,17 @@
 XY-Tokenizer's attention spans the whole window and its log-mel floor depends on the window's
 maximum, so streaming re-encodes a sliding window: each step encodes ``context`` seconds already
 emitted + ``hop`` seconds of new frames + ``lookahead`` seconds of right context, and keeps the
-``hop`` frames. Latency = hop + lookahead + compute. Codes near a window's edges can differ from
-offline codes; with context and lookahead covering the whole clip they are the offline codes.
+``hop`` frames. Latency = hop + lookahead + compute.
+
+Each step stays inside the offline window (`xyrt.runtime.chunking.offline_window`, the published
+30 s windows with ``overlap``) whose kept codes it emits: the sliding window never reaches before
+that window's start or past its end, its frames get the positions the offline window gives them
+(the ``positions`` graph input), and its log-mel floor is taken from the loudest frame heard so
+far in the offline window (``mel_reference``, `xyrt.runtime.features.LogMelPeaks`). What can
+still differ from offline: attention sees only context + lookahead rather than the whole window,
+and the floor cannot know audio not yet heard. With context and lookahead covering the window,
+the codes are the offline codes. ``match_offline=False`` gives the earlier behaviour (positions
+from 0 in every sliding window, the window's own floor), for comparison.
 
     stream = codec.create_stream(hop=0.32, context=5.0, lookahead=0.32)
     stream.accept_waveform(48000, samples)          # any rate, any chunk size
@@ -34,7 +43,9 @@ from xyrt.checks import finite
 from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError, require
 from xyrt.runtime.backends.base import Backend, limits_of
-from xyrt.runtime.graph_io import pack_windows
+from xyrt.runtime.chunking import codes_per_step, offline_window
+from xyrt.runtime.features import LogMelPeaks
+from xyrt.runtime.graph_io import LOG_MEL_MIN, pack_windows
 from xyrt.runtime.io.audio import check_rate, prepare_audio
 
 FRAME_SECONDS = SAMPLES_PER_CODE_IN / INPUT_SAMPLE_RATE  # 0.08 s per code frame
@@ -56,11 +67,14 @@ class EncodeStreamOptions:
     hop: float = 0.32
     context: float = 5.0
     lookahead: float = 0.32
+    overlap: float = 10.0  # of the offline plan the stream follows (as in codec.encode)
+    match_offline: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("hop", "context", "lookahead"):
+        for name in ("hop", "context", "lookahead", "overlap"):
             finite(getattr(self, name), name)
         _hop_frames(self.hop)
+        codes_per_step(self.overlap)
         if self.context < 0 or self.lookahead < 0:
             raise XyrtError(
                 f"context and lookahead must be >= 0 s; got {self.context}, {self.lookahead}"
@@ -100,6 +114,8 @@ class EncodeStep:
     first: int  # stream index of the first frame kept
     count: int  # frames kept
     offset: int  # position of the first kept frame among the window's codes
+    position: int = 0  # the window's first code in its offline 30 s window (graph `positions`)
+    mel_reference: float = LOG_MEL_MIN  # the floor's reference maximum (graph `mel_reference`)
 
 
 class EncodeStream:
@@ -115,6 +131,7 @@ class EncodeStream:
         self._rate: int | None = None
         self._resampler = None
         self._pending: list[CodeFrame] = []
+        self._peaks = LogMelPeaks()
 
     @property
     def samples_received(self) -> int:
@@ -190,14 +207,23 @@ class EncodeStream:
     def plan(self) -> EncodeStep:
         """The window of the next step (call when `ready()`); encode its samples, then pass the
         codes to `complete`."""
-        opts = self.options
+        opts, spc = self.options, SAMPLES_PER_CODE_IN
         first = self._emitted
         count = min(opts.hop_frames, self._total_frames() - first)
-        start = max(0, first * SAMPLES_PER_CODE_IN - opts.context_samples)
-        end = min(self._received, (first + count) * SAMPLES_PER_CODE_IN + opts.lookahead_samples)
+        start = max(0, first * spc - opts.context_samples)
+        end = min(self._received, (first + count) * spc + opts.lookahead_samples)
+        if not opts.match_offline:
+            window = self._buffer[start - self._offset : end - self._offset]
+            return EncodeStep(window, first, count, (first * spc - start) // spc)
+        plan = offline_window(first, opts.overlap)
+        count = min(count, plan.start + plan.keep - first)  # the next window's codes: next step
+        start = max(start, plan.start * spc)
+        end = min(self._received, (first + count) * spc + opts.lookahead_samples, plan.stop * spc)
+        self._peaks.update(self._buffer, self._offset, self._offset + len(self._buffer))
         window = self._buffer[start - self._offset : end - self._offset]
-        offset = (first * SAMPLES_PER_CODE_IN - start) // SAMPLES_PER_CODE_IN
-        return EncodeStep(window, first, count, offset)
+        offset = first - start // spc
+        reference = self._peaks.reference(plan.start * spc, end)
+        return EncodeStep(window, first, count, offset, start // spc - plan.start, reference)
 
     def complete(self, step: EncodeStep, codes: np.ndarray) -> None:
         """Emit the kept frames of ``step`` from the window's codes (num_quantizers, frames)."""
@@ -212,6 +238,10 @@ class EncodeStream:
             self._pending.append(CodeFrame(index, index * FRAME_SECONDS, kept[:, k].copy()))
         self._emitted = step.first + step.count
         keep_from = max(0, self._emitted * SAMPLES_PER_CODE_IN - self.options.context_samples)
+        if self.options.match_offline:
+            plan = offline_window(self._emitted, self.options.overlap)
+            self._peaks.forget(plan.start * SAMPLES_PER_CODE_IN)
+            keep_from = min(keep_from, self._peaks.first_sample_needed())
         if keep_from > self._offset:
             self._buffer = self._buffer[keep_from - self._offset :]
             self._offset = keep_from
@@ -239,7 +269,10 @@ def encode_streams(backend: Backend, streams: Sequence[EncodeStream]) -> int:
     for b in range(0, len(ready), cap):
         group = ready[b : b + cap]
         steps = [s.plan() for s in group]
-        codes = backend.encode_window(*pack_windows([step.samples for step in steps]))
+        wav, lengths = pack_windows([step.samples for step in steps])
+        positions = np.array([step.position for step in steps], np.int64)
+        reference = np.array([step.mel_reference for step in steps], np.float32)
+        codes = backend.encode_window(wav, lengths, positions, reference)
         for row, (stream, step) in enumerate(zip(group, steps, strict=True)):
             stream.complete(step, codes[:, row])
     return len(ready)

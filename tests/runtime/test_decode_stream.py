@@ -31,10 +31,10 @@ class ContentAudio:
     def __init__(self) -> None:
         self.calls: list[tuple[int, ...]] = []
 
-    def encode_window(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    def encode_window(self, wav: np.ndarray, lengths: np.ndarray, *window) -> np.ndarray:
         raise NotImplementedError
 
-    def decode_window(self, codes: np.ndarray) -> np.ndarray:
+    def decode_window(self, codes: np.ndarray, positions=None) -> np.ndarray:
         self.calls.append(codes.shape)
         key = (codes[0] * 3 + codes[7]).astype(np.float32)  # (B, T)
         ramp = np.arange(SPC, dtype=np.float32) / SPC
@@ -45,7 +45,7 @@ class ContentAudio:
 class WindowStart(ContentAudio):
     """Audio equal, everywhere in a window, to the number of the window's first frame + 1."""
 
-    def decode_window(self, codes: np.ndarray) -> np.ndarray:
+    def decode_window(self, codes: np.ndarray, positions=None) -> np.ndarray:
         return np.repeat(codes[0, :, :1].astype(np.float32) + 1, codes.shape[2] * SPC, axis=1)
 
 
