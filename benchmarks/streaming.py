@@ -1,20 +1,31 @@
-"""Streaming at real-time pace: sustained RTF, capture-to-emission latency and agreement with
-offline codes, per hop and left context, in one run.
+"""Streaming encode and decode against offline, before and after the streams follow the offline
+plan (window positions, offline window bounds, the offline mel floor), in one run.
 
-    python benchmarks/streaming.py --model DIR [--seconds 10] [--hops 0.32,0.64]
-                                   [--contexts 1,2,5] [--lookahead 0.32]
+    python benchmarks/streaming.py --model DIR [--model INT8_DIR ...] [--seconds 10]
+        [--hops 0.08,0.16,0.32] [--contexts 1,2,5] [--lookaheads 0.16,0.32]
+        [--realtime 0.16/2/0.32,...] [--json FILE]
 
-A speech file is played at its own pace (as a microphone would deliver it) through ONNX Runtime.
-RTF = encode compute / audio duration: above 1 the stream falls behind and latency grows without
-bound. Agreement compares streamed codes with the offline (30 s window) codes of the same audio;
-with random (synthetic) weights every code depends strongly on its context, which exaggerates
-the disagreement a trained model would show.
+Quality (deterministic: the steps do not depend on pace or chunking, so the grid runs flat out):
+- encode: stage-0 and all-stage agreement of streamed codes with the offline codes of the audio;
+- decode: SNR (dB) of the joined streamed audio against the offline decode of the same codes.
+"before" is ``match_offline=False`` (positions from 0 in every sliding window, the window's own
+mel floor, windows crossing offline-window bounds); "after" is the default.
+
+Pace (``--realtime`` settings hop/context/lookahead, "after" only): the speech file played at its
+own pace into the encode stream (first-code latency, p50/p95 capture-to-emission latency, RTF),
+and its codes fed at 12.5 frames/s into the decode stream (first audio, RTF, gapless playback
+start). RTF = compute / audio seconds: below 1 keeps up.
+
+With random (synthetic) weights every code and sample depends on its context far more than a
+trained model's would, so agreement and SNR are lower bounds; say so with any number.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,51 +34,172 @@ import xyrt.runtime
 from xyrt.data import speech_clip
 from xyrt.runtime.compare import compare_codes
 from xyrt.runtime.io.audio import write_wav
-from xyrt.runtime.io.stream_io import FileSource, StreamStats, run_stream
+from xyrt.runtime.io.stream_io import FileSource, run_stream
+
+FRAME = 0.08
+
+
+def floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
+
+
+def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    noise = float(np.sum((reference - test) ** 2))
+    return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(reference**2)) / noise)
+
+
+def encode_flat(codec, wav: np.ndarray, **options) -> np.ndarray:
+    stream = codec.create_stream(**options)
+    stream.accept_waveform(16000, wav)
+    stream.input_finished()
+    while codec.is_ready(stream):
+        codec.encode_stream(stream)
+    return np.stack([f.codes for f in stream.pop_codes()], axis=1)
+
+
+def decode_flat(codec, codes: np.ndarray, **options) -> np.ndarray:
+    stream = codec.create_decode_stream(**options)
+    pieces = []
+    for i in range(codes.shape[1]):  # one frame at a time, as a TTS model emits them
+        stream.accept_codes(codes[:, i : i + 1])
+        while codec.is_ready(stream):
+            codec.decode_stream(stream)
+        pieces.append(stream.pop_audio())
+    stream.input_finished()
+    while codec.is_ready(stream):
+        codec.decode_stream(stream)
+    return np.concatenate([*pieces, stream.pop_audio()])
 
 
 class _Collect:
     def __init__(self) -> None:
-        self.frames = []
+        self.frames: list = []
+        self.first_at: float | None = None
+        self.t0 = time.monotonic()
 
     def write(self, frame) -> None:
+        if self.first_at is None:
+            self.first_at = time.monotonic() - self.t0
         self.frames.append(frame)
+
+
+def encode_realtime(codec, path: Path, hop: float, context: float, lookahead: float) -> dict:
+    sink = _Collect()
+    stream = codec.create_stream(hop, context, lookahead)
+    stats = run_stream(codec, FileSource(path, realtime=True), sink, stream)
+    return {
+        "first_code_s": sink.first_at,
+        "latency_p50_ms": stats.percentile(50),
+        "latency_p95_ms": stats.percentile(95),
+        "rtf": stats.rtf,
+        "overruns": stats.overruns,
+    }
+
+
+def decode_realtime(codec, codes: np.ndarray, hop: float, context: float, lookahead: float):
+    """Codes arrive at 12.5 frames/s from t = 0; the stream decodes as steps become ready."""
+    stream = codec.create_decode_stream(hop, context, lookahead)
+    n, rate = codes.shape[1], codec.output_sample_rate
+    pieces, times, compute, arrived = [], [], 0.0, 0
+    t0 = time.perf_counter()
+    while True:
+        due = min(n, int((time.perf_counter() - t0) / FRAME) + 1)
+        if due > arrived:
+            stream.accept_codes(codes[:, arrived:due])
+            arrived = due
+            if arrived == n:
+                stream.input_finished()
+        if codec.is_ready(stream):
+            start = time.perf_counter()
+            codec.decode_stream(stream)
+            compute += time.perf_counter() - start
+            pieces.append(stream.pop_audio())
+            times.append(time.perf_counter() - t0)
+        elif stream.finished:
+            break
+        else:
+            time.sleep(max(0.0, arrived * FRAME - (time.perf_counter() - t0)))
+    total = sum(len(p) for p in pieces)
+    before = np.cumsum([0] + [len(p) for p in pieces[:-1]]) / rate
+    return {
+        "first_audio_s": times[0],
+        "rtf": compute / (total / rate),
+        "gapless_from_s": float(np.max(np.array(times) - before)),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model", action="append", required=True, help="model directory (repeat)")
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--hops", default="0.32,0.64")
-    ap.add_argument("--contexts", default="1,2,5")
-    ap.add_argument("--lookahead", type=float, default=0.32)
+    ap.add_argument("--hops", type=floats, default=floats("0.08,0.16,0.32"))
+    ap.add_argument("--contexts", type=floats, default=floats("1,2,5"))
+    ap.add_argument("--lookaheads", type=floats, default=floats("0.16,0.32"))
+    ap.add_argument("--grid-models", type=int, default=1, help="quality grid on the first N")
+    ap.add_argument("--realtime", default="0.16/2/0.32", help="hop/context/lookahead,...")
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-
-    codec = xyrt.runtime.load(args.model, threads=args.threads)
     wav = speech_clip(args.seconds)
-    offline = codec.encode(wav)
     path = write_wav(Path(tempfile.mkdtemp()) / "speech.wav", wav, 16000)
+    out: dict = {"seconds": args.seconds, "quality": [], "realtime": [], "offline": {}}
+    print(f"{args.seconds:g} s of bundled speech; agreement/SNR vs offline; before -> after")
     print(
-        f"{args.seconds:g} s of speech at real-time pace, lookahead {args.lookahead} s, "
-        f"model {args.model}"
+        f"{'model':<14}{'hop':>5}{'ctx':>5}{'look':>6}"
+        f"{'stage-0 %':>18}{'all-stage %':>18}{'decode SNR dB':>18}"
     )
-    print(
-        f"{'hop s':>6}{'context s':>10}{'RTF':>7}{'lat p50 ms':>12}{'lat p95 ms':>12}"
-        f"{'stage-0 same':>14}{'all same':>10}{'overruns':>10}"
-    )
-    for hop in (float(h) for h in args.hops.split(",")):
-        for context in (float(c) for c in args.contexts.split(",")):
-            sink = _Collect()
-            stream = codec.create_stream(hop, context, args.lookahead)
-            stats: StreamStats = run_stream(codec, FileSource(path, realtime=True), sink, stream)
-            codes = np.stack([f.codes for f in sink.frames], axis=1)
-            agreement = compare_codes(offline, codes)
+    for m, model_dir in enumerate(args.model):
+        name = Path(model_dir).name
+        codec = xyrt.runtime.load(model_dir, threads=args.threads)
+        t = time.perf_counter()
+        offline = codec.encode(wav)
+        enc_s = time.perf_counter() - t
+        t = time.perf_counter()
+        audio = codec.decode(offline)
+        dec_s = time.perf_counter() - t
+        out["offline"][name] = {
+            "encode_rtf": enc_s / args.seconds,
+            "decode_rtf": dec_s / args.seconds,
+        }
+        grid = [
+            (h, c, la)
+            for h in args.hops
+            for c in args.contexts
+            for la in args.lookaheads
+            if m < args.grid_models or (h, c, la) == (0.16, 2.0, 0.32)
+        ]
+        for hop, ctx, la in grid:
+            row = {"model": name, "hop": hop, "context": ctx, "lookahead": la}
+            for label, match in (("before", False), ("after", True)):
+                opts = dict(hop=hop, context=ctx, lookahead=la, match_offline=match)
+                agreement = compare_codes(offline, encode_flat(codec, wav, **opts))
+                row[f"stage0_{label}"] = 100 * agreement.per_stage[0]
+                row[f"all_{label}"] = 100 * agreement.identical
+                row[f"snr_{label}"] = snr_db(audio, decode_flat(codec, offline, **opts))
+            out["quality"].append(row)
             print(
-                f"{hop:>6.2f}{context:>10.2f}{stats.rtf:>7.2f}{stats.percentile(50):>12.0f}"
-                f"{stats.percentile(95):>12.0f}{100 * agreement.per_stage[0]:>13.1f}%"
-                f"{100 * agreement.identical:>9.1f}%{stats.overruns:>10}"
+                f"{name:<14}{hop:>5.2f}{ctx:>5.1f}{la:>6.2f}"
+                f"{row['stage0_before']:>8.1f} -> {row['stage0_after']:>5.1f}"
+                f"{row['all_before']:>9.1f} -> {row['all_after']:>5.1f}"
+                f"{row['snr_before']:>9.1f} -> {row['snr_after']:>5.1f}",
+                flush=True,
             )
+        for setting in (s for s in args.realtime.split(",") if s):
+            hop, ctx, la = (float(v) for v in setting.split("/"))
+            enc = encode_realtime(codec, path, hop, ctx, la)
+            dec = decode_realtime(codec, offline, hop, ctx, la)
+            out["realtime"].append({"model": name, "hop": hop, "context": ctx, "lookahead": la,
+                                    "encode": enc, "decode": dec})  # fmt: skip
+            print(
+                f"{name}: real time at hop {hop} / context {ctx} / lookahead {la}: encode first "
+                f"code {enc['first_code_s']:.2f} s, latency p50 {enc['latency_p50_ms']:.0f} ms "
+                f"p95 {enc['latency_p95_ms']:.0f} ms, RTF {enc['rtf']:.2f}; decode first audio "
+                f"{dec['first_audio_s']:.2f} s, RTF {dec['rtf']:.2f}, gapless from "
+                f"{dec['gapless_from_s']:.2f} s",
+                flush=True,
+            )
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

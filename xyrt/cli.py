@@ -11,6 +11,7 @@ from pathlib import Path
 from xyrt import __version__
 from xyrt.calib.schemes import ATTENTION_MODES
 from xyrt.commands import (
+    DECODE_STREAM_OPTIONS,
     cmd_bench,
     cmd_build,
     cmd_calib,
@@ -91,6 +92,24 @@ def _backend_args(p: argparse.ArgumentParser, device: bool = True) -> None:
         )
 
 
+def _decode_stream_args(g: argparse._ArgumentGroup, *short: str) -> None:
+    """The decode-stream settings, named ``--decode-*`` in every command (``xyrt decode
+    --stream`` also takes the ``short`` names ``--hop``/``--context``/``--lookahead``); None when
+    not given, so a command can tell when they were asked for."""
+    dests = ("decode_hop", "decode_context", "decode_lookahead")
+    names = dict(zip(dests, short or (None,) * 3, strict=True))
+    helps = {
+        "decode_hop": "least seconds per decode step (x 0.08; default 0.32)",
+        "decode_context": "decode left context, seconds (default 2)",
+        "decode_lookahead": "decode right context, seconds (default 0.16)",
+    }
+    for dest, alias in names.items():
+        flags = ["--" + dest.replace("_", "-")] + ([alias] if alias else [])
+        g.add_argument(*flags, dest=dest, type=float, help=helps[dest])
+    g.add_argument("--max-hop", type=float, help="most seconds per decode step, to catch up")
+    g.add_argument("--crossfade", type=float, help="seconds (default: the lookahead, <= hop)")
+
+
 def _chunk_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("chunking")
     g.add_argument(
@@ -140,11 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stream", action="store_true", help="decode code frames as they arrive")
     g.add_argument("--play", action="store_true", help="play the audio (--stream)")
     g.add_argument("--output-device", help="playback device for --play (default: system)")
-    g.add_argument("--hop", type=float, default=0.32, help="least seconds per step (x 0.08)")
-    g.add_argument("--max-hop", type=float, help="most seconds per step, to catch up (x 0.08)")
-    g.add_argument("--context", type=float, default=2.0, help="left context, seconds")
-    g.add_argument("--lookahead", type=float, default=0.16, help="right context, seconds")
-    g.add_argument("--crossfade", type=float, help="seconds (default: the lookahead, <= hop)")
+    _decode_stream_args(g, "--hop", "--context", "--lookahead")
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("export", help="checkpoint -> ONNX encoder/decoder + manifest.json")
@@ -218,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hop", type=float, default=0.32, help="seconds per step (x 0.08 s)")
     p.add_argument("--context", type=float, default=5.0, help="left context, seconds")
     p.add_argument("--lookahead", type=float, default=0.32, help="right context, seconds")
+    p.add_argument(
+        "--overlap",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="of the offline 30 s windows the streams follow (default: 10, as xyrt encode)",
+    )
     p.add_argument("--realtime", action="store_true", help="play a file source at its own pace")
     p.add_argument("--duration", type=float, help="stop the microphone after this many seconds")
     p.add_argument("--providers", metavar="P[,P]", help="ONNX Runtime providers (default: cpu)")
@@ -228,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--loopback", action="store_true", help="decode the codes as they arrive and play them"
     )
     p.add_argument("--output-device", help="playback device for --loopback (default: system)")
+    _decode_stream_args(p.add_argument_group("decoding for --loopback (as xyrt decode --stream)"))
     p.add_argument("-o", "--output", type=Path, help="JSONL file (default: stdout)")
     p.set_defaults(func=cmd_stream)
 
@@ -362,6 +385,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("decode needs -o/--output (or --stream with --play)")
     if args.command == "decode" and args.play and not args.stream:
         parser.error("--play needs --stream")
+    given = [k for k in DECODE_STREAM_OPTIONS if getattr(args, k, None) is not None]
+    if given and args.command == "stream" and not args.loopback:
+        parser.error(f"--{given[0].replace('_', '-')} sets the decoding of --loopback; add it")
+    if given and args.command == "decode" and not args.stream:
+        parser.error(f"--{given[0].replace('_', '-')} is a setting of --stream; add it")
     try:
         _check_finite(args)
         if args.command in FILE_OUTPUT_COMMANDS and getattr(args, "output", None) is not None:
