@@ -24,7 +24,7 @@ from xyrt.commands import (
     cmd_tokenize,
     cmd_verify,
 )
-from xyrt.errors import XyrtError
+from xyrt.errors import XyrtError, one_line
 from xyrt.runtime.backends.registry import BY_NAME, PRECISION_ALIASES, PRECISIONS
 
 CHECKPOINT_HELP = "original .ckpt file or Hugging Face-layout folder (config.json + weights)"
@@ -346,12 +346,6 @@ def _check_finite(args: argparse.Namespace) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             option = "--" + name.replace("_", "-")
             raise XyrtError(f"{option} must be a finite number, got {value}")
-
-
-def one_line(message: str) -> str:
-    """A multi-line message (a list of problems) as one line: "head: item; item"."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return lines[0] + (" " + "; ".join(lines[1:]) if len(lines) > 1 else "") if lines else "?"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
