@@ -23,6 +23,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -113,19 +114,23 @@ class Client:
         return Audio(np.frombuffer(data, "<f4").copy(), rate)
 
     # -- WebSocket streams -----------------------------------------------------------------
-    def _connect(self, kind: str, params: dict[str, Any]):
+    @contextmanager
+    def _connect(self, kind: str, params: dict[str, Any]) -> Iterator[Any]:
+        """An open stream's socket, after the server's "ready"."""
         sync = require("websockets.sync.client", "serve", "xyrt streams over WebSocket")
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
         url = "ws" + self.url[4:] + f"/v1/stream/{kind}" + (f"?{query}" if query else "")
         try:
-            ws = sync.connect(url, open_timeout=self.timeout, max_size=None, compression=None)
+            connection = sync.connect(
+                url, open_timeout=self.timeout, max_size=None, compression=None
+            )
         except Exception as exc:  # noqa: BLE001 - refused, unreachable: say which
             raise XyrtError(f"cannot open a stream at {url}: {exc}") from exc
-        hello = self._message(ws)
-        if not isinstance(hello, dict) or hello.get("type") != "ready":
-            ws.close()
-            raise XyrtError(f"unexpected first message from {url}: {str(hello)[:80]}")
-        return ws
+        with connection as ws:
+            hello = self._message(ws)
+            if not isinstance(hello, dict) or hello.get("type") != "ready":
+                raise XyrtError(f"unexpected first message from {url}: {str(hello)[:80]}")
+            yield ws
 
     def _message(self, ws) -> Any:
         """The next message: bytes as they are, text as JSON; a server error raised."""
@@ -165,23 +170,23 @@ class Client:
         return thread
 
     def _run(self, kind: str, params: dict[str, Any], messages: Iterator) -> Iterator[Any]:
-        ws = self._connect(kind, params)
-        failed: list[BaseException] = []
-        thread = self._pump(ws, messages, failed)
-        try:
-            while True:
-                try:
-                    message = self._message(ws)
-                except XyrtError:
-                    if failed:
-                        raise failed[0] from None
-                    raise
-                if isinstance(message, dict) and message.get("type") == "done":
-                    return
-                yield message
-        finally:
-            ws.close()
-            thread.join(timeout=self.timeout)
+        with self._connect(kind, params) as ws:
+            failed: list[BaseException] = []
+            thread = self._pump(ws, messages, failed)
+            try:
+                while True:
+                    try:
+                        message = self._message(ws)
+                    except XyrtError:
+                        if failed:
+                            raise failed[0] from None
+                        raise
+                    if isinstance(message, dict) and message.get("type") == "done":
+                        return
+                    yield message
+            finally:
+                ws.close()
+                thread.join(timeout=self.timeout)
 
     def stream_encode(
         self,
