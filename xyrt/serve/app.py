@@ -44,7 +44,7 @@ from xyrt.serve.requests import (
     read_body,
     status_of,
 )
-from xyrt.serve.streams import Close, Session, StreamHub
+from xyrt.serve.streams import Close, Session, StreamHub, refusal
 
 log = logging.getLogger("ray.serve")
 app = FastAPI(title="xyrt", docs_url=None, redoc_url=None)
@@ -170,10 +170,9 @@ class Replica:
         try:
             session = self.open_stream(kind, dict(ws.query_params))
         except Exception as exc:  # noqa: BLE001 - refused: say why, close
-            body = error_json(exc)
-            await ws.send_text(json.dumps({"type": "error", **body}))
-            reason = body["error"].encode()[:120].decode(errors="ignore")
-            await ws.close(4000 + status_of(exc), reason)
+            message, close = refusal(exc)
+            await ws.send_text(message)
+            await ws.close(close.code, close.reason)
             return
         await ws.send_text(json.dumps(session.hello()))
         sender = asyncio.create_task(_send(ws, session))

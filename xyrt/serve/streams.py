@@ -49,6 +49,15 @@ class Close:
     reason: str = ""
 
 
+def refusal(exc: BaseException, stream: str | None = None) -> tuple[str, Close]:
+    """The error message of a failed stream (one line, as the CLI prints it) and its close:
+    4000 + the HTTP status, the message (cut to fit) as the reason."""
+    body = error_json(exc)
+    message = json.dumps({"type": "error", **({"stream": stream} if stream else {}), **body})
+    reason = body["error"].encode()[:CLOSE_REASON_BYTES].decode(errors="ignore")
+    return message, Close(4000 + status_of(exc), reason)
+
+
 class Session:
     """One WebSocket's stream: parsed input waiting for the stepper, output waiting to be sent."""
 
@@ -145,10 +154,9 @@ class Session:
         """Send the error (one line, as the CLI prints it) and close with 4000 + its status."""
         if self.closed:
             return
-        body = error_json(exc)
-        self.outbox.put_nowait(json.dumps({"type": "error", "stream": self.id, **body}))
-        reason = body["error"].encode()[:CLOSE_REASON_BYTES].decode(errors="ignore")
-        self.close(Close(4000 + status_of(exc), reason))
+        message, close = refusal(exc, self.id)
+        self.outbox.put_nowait(message)
+        self.close(close)
 
     def close(self, how: Close) -> None:
         self.closed = True
