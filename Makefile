@@ -16,7 +16,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[audio,export,ort,openvino,plot,scale,dev]'
+	$(BIN)/python -m pip install -q -e '.[audio,export,ort,openvino,plot,scale,serve,dev]'
 	touch $@
 
 setup: $(VENV)/.installed

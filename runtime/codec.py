@@ -44,6 +44,17 @@ def in_flight(
         collect(*previous)
 
 
+def check_encodable(clip: np.ndarray) -> np.ndarray:
+    """``clip`` (16 kHz samples) unchanged if it holds at least one code (80 ms), else
+    `AudioError`."""
+    if num_codes(len(clip)) == 0:
+        raise AudioError(
+            f"audio of {len(clip)} samples ({len(clip) / 16:.1f} ms at 16 kHz) is shorter than "
+            f"one code ({SAMPLES_PER_CODE_IN} samples, 80 ms)"
+        )
+    return clip
+
+
 def submit_encode(backend: Backend, wav: np.ndarray, lengths: np.ndarray) -> Pending:
     """``backend.submit_encode``, or a finished `Done` for backends without it (duck-typed)."""
     if hasattr(backend, "submit_encode"):
@@ -192,11 +203,7 @@ class ChunkedCodec:
         single = not isinstance(audio, (list, tuple))  # an array is one clip, (n,) or (n, ch)
         clips = [prepare_audio(c, sample_rate) for c in ([audio] if single else list(audio))]
         for c in clips:
-            if num_codes(len(c)) == 0:
-                raise AudioError(
-                    f"audio of {len(c)} samples ({len(c) / 16:.1f} ms at 16 kHz) is shorter than "
-                    f"one code ({SAMPLES_PER_CODE_IN} samples, 80 ms)"
-                )
+            check_encodable(c)
         plans = [encode_plan(len(c), overlap) for c in clips]
         jobs = [(i, w) for i, plan in enumerate(plans) for w in plan]
         sizes = [w.stop - w.start for _, w in jobs]

@@ -20,15 +20,17 @@ from xyrt.commands import (
     cmd_encode,
     cmd_export,
     cmd_quantize,
+    cmd_serve,
     cmd_stream,
     cmd_synth,
     cmd_tokenize,
     cmd_verify,
 )
-from xyrt.errors import XyrtError
+from xyrt.errors import XyrtError, one_line
 from xyrt.runtime.backends.registry import BY_NAME, PRECISION_ALIASES, PRECISIONS
 
 CHECKPOINT_HELP = "original .ckpt file or Hugging Face-layout folder (config.json + weights)"
+SERVER_HELP = "an xyrt serve at URL (http://HOST:PORT) runs the model instead"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +53,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         help="model directory from xyrt export/quantize (ONNX Runtime), engine directory "
         "from xyrt build (TensorRT), or a checkpoint (PyTorch)",
     )
+    src.add_argument("--server", metavar="URL", help=SERVER_HELP)
     g.add_argument(
         "--config", type=Path, help="model YAML (default: config.yaml next to the checkpoint)"
     )
@@ -224,9 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("stream", help="real-time audio -> codes, one JSON line per 80 ms frame")
-    p.add_argument(
-        "--model", type=Path, required=True, help="exported model directory, or a checkpoint"
-    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", type=Path, help="exported model directory, or a checkpoint")
+    src.add_argument("--server", metavar="URL", help=SERVER_HELP)
     p.add_argument("--source", default="mic", help="mic, an audio file, or - (s16le PCM on stdin)")
     p.add_argument("--input-device", help="input device name or index for --source mic")
     p.add_argument("--rate", type=int, help="sample rate of the mic or of stdin PCM (Hz)")
@@ -253,6 +256,41 @@ def build_parser() -> argparse.ArgumentParser:
     _decode_stream_args(p.add_argument_group("decoding for --loopback (as xyrt decode --stream)"))
     p.add_argument("-o", "--output", type=Path, help="JSONL file (default: stdout)")
     p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser("serve", help="HTTP + WebSocket service on Ray Serve (batched, streaming)")
+    p.add_argument(
+        "--model", type=Path, required=True, help="model or engine directory, or a checkpoint"
+    )
+    _backend_args(p)
+    p.add_argument("--providers", metavar="P[,P]", help="ONNX Runtime providers (default: cpu)")
+    p.add_argument("--threads", type=int, help="CPU threads per replica (default 1)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    p.add_argument("--replicas", type=int, default=1, help="model replicas (default 1)")
+    p.add_argument("--address", help="Ray cluster: auto or ray://HOST:10001 (default: a local Ray)")
+    p.add_argument(
+        "--gpus-per-replica", type=float, help="default: 1 where the backend uses a GPU, else 0"
+    )
+    p.add_argument(
+        "--max-batch", type=int, help="requests per model run (default: the backend's batch)"
+    )
+    p.add_argument(
+        "--max-delay-ms",
+        type=float,
+        default=10.0,
+        help="longest a request waits for others to batch with (default 10)",
+    )
+    p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request (default 64)")
+    p.add_argument(
+        "--max-streams", type=int, default=64, help="open WebSocket streams per replica (64)"
+    )
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=30.0,
+        help="on SIGTERM/Ctrl-C, how long requests in flight may finish (default 30)",
+    )
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("calib", help="audio files/folders -> calibration windows (.npz)")
     p.add_argument("inputs", nargs="*", help="audio files or folders (default: bundled speech)")
@@ -369,12 +407,6 @@ def _check_finite(args: argparse.Namespace) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             option = "--" + name.replace("_", "-")
             raise XyrtError(f"{option} must be a finite number, got {value}")
-
-
-def one_line(message: str) -> str:
-    """A multi-line message (a list of problems) as one line: "head: item; item"."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return lines[0] + (" " + "; ".join(lines[1:]) if len(lines) > 1 else "") if lines else "?"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -101,6 +101,10 @@ def _report_backend(codec) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
+    if args.server:
+        from xyrt import remote
+
+        return remote.encode(args)
     wav = load_audio(args.input)
     codec = _codec(args)
     t0 = time.perf_counter()
@@ -116,6 +120,10 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
+    if args.server:
+        from xyrt import remote
+
+        return remote.decode(args)
     if args.stream:
         return _decode_stream(args)
     codec = _codec(args)
@@ -422,8 +430,13 @@ def cmd_stream(args: argparse.Namespace) -> None:
             f"--device {args.device!r}: --device is the compute device (cpu, cuda, cuda:N); "
             "the microphone is --input-device"
         )
-    codec = _load_runtime(args)
-    stream = codec.create_stream(args.hop, args.context, args.lookahead, args.overlap)
+    if args.server:
+        from xyrt import remote
+
+        remote.client(args)  # local-only options refused before a microphone opens
+    else:
+        codec = _load_runtime(args)
+        stream = codec.create_stream(args.hop, args.context, args.lookahead, args.overlap)
     if args.source == "mic":
         source = MicSource(args.input_device, args.rate, duration=args.duration)
         print(f"recording from {source.name} at {source.rate} Hz (Ctrl-C stops)", file=sys.stderr)
@@ -441,6 +454,12 @@ def cmd_stream(args: argparse.Namespace) -> None:
 
     out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
     sink = JsonlSink(out)
+    if args.server:
+        try:
+            return remote.stream(args, source, sink)
+        finally:
+            if args.output:
+                out.close()
     player = None
     if args.loopback:
         player = DevicePlayer(codec.output_sample_rate, args.output_device)
@@ -501,3 +520,25 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
         f"({run['audio_seconds_per_second']:.1f}x real time, {run['workers']} workers)",
         file=sys.stderr,
     )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from xyrt.serve.options import ServeOptions
+    from xyrt.serve.server import run
+
+    options = ServeOptions(
+        model=str(args.model),
+        backend=args.backend,
+        device=args.device,
+        precision=args.precision,
+        providers=tuple(args.providers.split(",")) if args.providers else None,
+        threads=args.threads,
+        replicas=args.replicas,
+        gpus_per_replica=args.gpus_per_replica,
+        max_batch=args.max_batch,
+        max_delay_ms=args.max_delay_ms,
+        max_body_mb=args.max_body_mb,
+        max_streams=args.max_streams,
+        drain_seconds=args.drain_seconds,
+    )
+    run(options, args.host, args.port, args.address, log=lambda m: print(m, file=sys.stderr))

@@ -29,6 +29,12 @@ class MissingDependencyError(XyrtError):
     """An optional dependency is needed for this feature but is not installed."""
 
 
+def one_line(message: str) -> str:
+    """A multi-line message (a list of problems) as one line: "head: item; item"."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0] + (" " + "; ".join(lines[1:]) if len(lines) > 1 else "") if lines else "?"
+
+
 def require(module: str, extra: str, feature: str) -> ModuleType:
     """Import an optional dependency or raise `MissingDependencyError` naming the extra."""
     import importlib

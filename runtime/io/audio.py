@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -28,8 +30,9 @@ def check_rate(value: object, name: str = "sample_rate") -> int:
     return int(value)
 
 
-def _to_float(samples: np.ndarray, what: str) -> np.ndarray:
-    """Samples as float32/float64, integer PCM scaled to [-1, 1)."""
+def to_float(samples: np.ndarray, what: str = "audio") -> np.ndarray:
+    """Samples as float32/float64, integer PCM scaled to [-1, 1) (`AudioError` for other
+    dtypes)."""
     dt = samples.dtype
     if dt in (np.float32, np.float64):
         return samples
@@ -75,7 +78,7 @@ def prepare_audio(
             f"{what} is {seconds / 3600:.2f} hours long ({samples.shape[0]} samples at "
             f"{sample_rate} Hz); at most {MAX_SECONDS // 3600} hours are accepted: split it"
         )
-    x = _to_float(samples, what)
+    x = to_float(samples, what)
     check_amplitude(x, what)
     if x.ndim == 2:
         x = x[:, 0] if x.shape[1] == 1 else x.mean(axis=1, dtype=np.float64)
@@ -111,36 +114,55 @@ def check_amplitude(x: np.ndarray, what: str = "audio") -> np.ndarray:
 
 def load_audio(path: str | os.PathLike, target_rate: int = INPUT_SAMPLE_RATE) -> np.ndarray:
     """Mono float32 samples at ``target_rate`` Hz, shape (n,), read from any soundfile format."""
-    sf = require("soundfile", "audio", "reading audio files")
     path = Path(path)
     if not path.exists():
         raise AudioError(f"audio file not found: {path}")
     if not path.is_file():
         raise AudioError(f"audio path is not a file: {path}")
-    target_rate = check_rate(target_rate, "target_rate")
     try:
-        with open(path, "rb") as f:
-            head = f.read(64)
+        f = open(path, "rb")  # noqa: SIM115 - closed below, after reading
     except OSError as exc:
         raise AudioError(f"cannot read audio file {path}: {exc.strerror or exc}") from exc
-    if not head:
-        raise AudioError(f"audio file {path} is empty (0 bytes)")
-    _check_wav_header(head, path)
+    with f:
+        return read_audio(f, f"audio file {path}", target_rate, size_name=str(path))
+
+
+def read_audio(
+    source: bytes | BinaryIO,
+    what: str = "audio",
+    target_rate: int = INPUT_SAMPLE_RATE,
+    *,
+    size_name: str | None = None,
+) -> np.ndarray:
+    """`load_audio` of an audio file's bytes, or of a seekable binary file object: the same
+    checks and messages (``what`` names it: "audio file x.wav", "the request body");
+    ``size_name`` names it where a message says how long it is (default: ``what``)."""
+    sf = require("soundfile", "audio", "reading audio files")
+    target_rate = check_rate(target_rate, "target_rate")
+    f = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
     try:
-        with sf.SoundFile(path) as f:
-            rate = f.samplerate
-            if f.frames > MAX_SECONDS * rate:
+        head = f.read(64)
+        f.seek(0)
+    except OSError as exc:
+        raise AudioError(f"cannot read {what}: {exc.strerror or exc}") from exc
+    if not head:
+        raise AudioError(f"{what} is empty (0 bytes)")
+    _check_wav_header(head, what)
+    try:
+        with sf.SoundFile(f) as snd:
+            rate = snd.samplerate
+            if snd.frames > MAX_SECONDS * rate:
                 raise AudioError(
-                    f"{path} is {f.frames / rate / 3600:.2f} hours long; at most "
+                    f"{size_name or what} is {snd.frames / rate / 3600:.2f} hours long; at most "
                     f"{MAX_SECONDS // 3600} hours are accepted: split it"
                 )
-            data = f.read(dtype="float32", always_2d=True)
+            data = snd.read(dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(
-            f"cannot read audio file {path}: {_describe(head)} (libsndfile: "
+            f"cannot read {what}: {_describe(head)} (libsndfile: "
             f"{_libsndfile_reason(exc)}); expected audio soundfile reads (wav, flac, ogg, mp3)"
         ) from exc
-    return prepare_audio(data, rate, target_rate, what=f"audio file {path}")
+    return prepare_audio(data, rate, target_rate, what=what)
 
 
 _MAGIC = {
@@ -175,7 +197,7 @@ def _libsndfile_reason(exc: Exception) -> str:
     return text.split(": ", 1)[-1] if text.startswith("Error opening") else text
 
 
-def _check_wav_header(head: bytes, path: Path) -> None:
+def _check_wav_header(head: bytes, what: str) -> None:
     """A WAV header whose fmt chunk gives 0 Hz or 0 channels (libsndfile says only "SF_INFO
     struct incomplete")."""
     if not head.startswith(b"RIFF") or head[8:12] != b"WAVE" or head[12:16] != b"fmt ":
@@ -184,7 +206,7 @@ def _check_wav_header(head: bytes, path: Path) -> None:
     rate = int.from_bytes(head[24:28], "little")
     if rate == 0 or channels == 0:
         raise AudioError(
-            f"audio file {path} has a WAV header saying {rate} Hz and {channels} channel(s); "
+            f"{what} has a WAV header saying {rate} Hz and {channels} channel(s); "
             "expected a positive sample rate and channel count: the file is damaged"
         )
 
@@ -199,7 +221,7 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
             f"cannot write audio of shape {x.shape}; expected non-empty (n_samples,) or "
             "(n_samples, channels)"
         )
-    x = _to_float(x, "audio to write")
+    x = to_float(x, "audio to write")
     if not np.isfinite(x).all():
         raise AudioError("cannot write audio with NaN or Inf samples; expected finite values")
     path = Path(path)

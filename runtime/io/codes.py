@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -65,60 +67,78 @@ def load_codes(
     if not path.is_file():
         what = "is not a file" if path.exists() else "not found"
         raise CodesError(f"codes file {what}: {path}")
-    expected = "a .npy file written by xyrt encode (numpy.save of an integer array)"
-    _check_npy_header(path, num_quantizers, expected)
     try:
-        data = np.load(path, allow_pickle=False)
+        f = open(path, "rb")  # noqa: SIM115 - closed below, after reading
+    except OSError as exc:
+        raise CodesError(f"cannot read codes from {path}: {exc.strerror or exc}") from exc
+    with f:
+        return read_codes(f, str(path), num_quantizers, codebook_size)
+
+
+def read_codes(
+    source: bytes | BinaryIO,
+    what: str = "codes",
+    num_quantizers: int = NUM_QUANTIZERS,
+    codebook_size: int = CODEBOOK_SIZE,
+) -> np.ndarray:
+    """`load_codes` of a .npy file's bytes or of a seekable binary file object, with the same
+    checks and messages (``what`` names it: a path, "the request body")."""
+    f = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    expected = "a .npy file written by xyrt encode (numpy.save of an integer array)"
+    _check_npy_header(f, what, num_quantizers, expected)
+    f.seek(0)
+    try:
+        data = np.load(f, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise CodesError(f"cannot read codes from {path}: {exc}; expected {expected}") from exc
+        raise CodesError(f"cannot read codes from {what}: {exc}; expected {expected}") from exc
     try:
         return validate_codes(data, num_quantizers, codebook_size)
     except CodesError as exc:
-        raise CodesError(f"{path}: {exc}") from exc
+        raise CodesError(f"{what}: {exc}") from exc
 
 
-def _check_npy_header(path: Path, num_quantizers: int, expected: str) -> None:
-    """Read only the .npy header and check dtype, shape and size against the file before any
-    array is allocated (a damaged header may claim terabytes)."""
+def _check_npy_header(f: BinaryIO, what: str, num_quantizers: int, expected: str) -> None:
+    """Read only the .npy header and check dtype, shape and size against the data that follows
+    before any array is allocated (a damaged header may claim terabytes)."""
     fmt = np.lib.format
     try:
-        with open(path, "rb") as f:
-            if f.read(4) == b"PK\x03\x04":
-                raise CodesError(
-                    f"{path} is an .npz archive; expected a single .npy array of shape "
-                    f"({num_quantizers}, T)"
-                )
-            f.seek(0)
-            version = fmt.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = fmt.read_array_header_1_0(f, max_header_size=10_000)
-            elif version == (2, 0):
-                shape, _, dtype = fmt.read_array_header_2_0(f, max_header_size=10_000)
-            else:
-                raise ValueError(f"unsupported .npy format version {version}")
-            data_bytes = path.stat().st_size - f.tell()
+        if f.read(4) == b"PK\x03\x04":
+            raise CodesError(
+                f"{what} is an .npz archive; expected a single .npy array of shape "
+                f"({num_quantizers}, T)"
+            )
+        f.seek(0)
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(f, max_header_size=10_000)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(f, max_header_size=10_000)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+        header_end = f.tell()
+        data_bytes = f.seek(0, io.SEEK_END) - header_end
     except CodesError:
         raise
     except Exception as exc:  # noqa: BLE001 - numpy's header parser raises many kinds
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise CodesError(
-            f"cannot read codes from {path}: {type(exc).__name__}: {reason}; expected {expected}"
+            f"cannot read codes from {what}: {type(exc).__name__}: {reason}; expected {expected}"
         ) from exc
     if dtype.hasobject:
         raise CodesError(
-            f"cannot read codes from {path}: it holds Python objects (a pickle), which xyrt never "
+            f"cannot read codes from {what}: it holds Python objects (a pickle), which xyrt never "
             f"loads (allow_pickle=False); expected {expected}"
         )
     if len(shape) != 2 or shape[0] != num_quantizers:
         raise CodesError(
-            f"{path}: codes have shape {shape}; expected ({num_quantizers}, T): one row per "
+            f"{what}: codes have shape {shape}; expected ({num_quantizers}, T): one row per "
             "quantizer, one column per 80 ms frame"
         )
     if dtype.kind not in "iu":
-        raise CodesError(f"{path}: codes have dtype {dtype}; expected an integer dtype (int64)")
+        raise CodesError(f"{what}: codes have dtype {dtype}; expected an integer dtype (int64)")
     need = shape[0] * shape[1] * dtype.itemsize
     if need > data_bytes:
         raise CodesError(
-            f"cannot read codes from {path}: the header says shape {shape} ({need} bytes) but "
-            f"the file holds {data_bytes} bytes of data: it is truncated or damaged"
+            f"cannot read codes from {what}: the header says shape {shape} ({need} bytes) but "
+            f"it holds {data_bytes} bytes of data: it is truncated or damaged"
         )

@@ -35,26 +35,35 @@ def read_frames(lines: IO[str] | Iterable[str], num_quantizers: int = 8) -> Iter
     for number, line in enumerate(source, 1):
         if not line.strip():
             continue
-        try:
-            frame = json.loads(line)
-            codes, index = frame["codes"], frame["index"]
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:
-            raise CodesError(
-                f"line {number}: {line.strip()[:80]!r} is not a code frame ({exc}); expected "
-                'JSON like {"index": 0, "time": 0.0, "codes": [8 ints]} as xyrt stream writes'
-            ) from exc
-        if index != expected:
-            raise CodesError(
-                f"line {number}: frame index {index!r}, expected {expected}: frames are missing "
-                "or out of order"
-            )
-        arr = np.asarray(codes)
-        if arr.shape != (num_quantizers,) or arr.dtype.kind not in "iu":
-            raise CodesError(
-                f"line {number}: codes {codes!r}; expected a list of {num_quantizers} integers"
-            )
+        yield parse_frame(line, f"line {number}", expected, num_quantizers)
         expected += 1
-        yield arr.astype(np.int64)
+
+
+def parse_frame(line: str | dict, where: str, expected: int, num_quantizers: int = 8) -> np.ndarray:
+    """One code frame as `xyrt stream` writes it ({"index", "time", "codes": [8 ints]}, as JSON
+    text or already parsed) -> its codes (num_quantizers,) int64; `CodesError` naming ``where``
+    ("line 3", "message 3") unless it is a frame with index ``expected``."""
+    text = line if isinstance(line, str) else json.dumps(line)
+    try:
+        frame = json.loads(line) if isinstance(line, str) else line
+        codes, index = frame["codes"], frame["index"]
+    except (json.JSONDecodeError, TypeError, KeyError) as exc:
+        raise CodesError(
+            f"{where}: {text.strip()[:80]!r} is not a code frame ({exc}); expected "
+            'JSON like {"index": 0, "time": 0.0, "codes": [8 ints]} as xyrt stream writes'
+        ) from exc
+    if index != expected:
+        raise CodesError(
+            f"{where}: frame index {index!r}, expected {expected}: frames are missing "
+            "or out of order"
+        )
+    try:
+        arr = np.asarray(codes)
+    except ValueError:  # a ragged list
+        arr = np.zeros(0)
+    if arr.shape != (num_quantizers,) or arr.dtype.kind not in "iu":
+        raise CodesError(f"{where}: codes {codes!r}; expected a list of {num_quantizers} integers")
+    return arr.astype(np.int64)
 
 
 class WavWriter:

@@ -169,6 +169,11 @@ class MicSource:
                     break
 
 
+def frame_json(frame: CodeFrame) -> dict:
+    """A frame as `xyrt stream` writes it (one JSON line; ``xyrt serve`` sends the same)."""
+    return {"index": frame.index, "time": round(frame.time, 3), "codes": frame.codes.tolist()}
+
+
 class JsonlSink:
     """One JSON line per frame: {"index", "time" (s), "codes": [8 ints]}, flushed per line."""
 
@@ -176,8 +181,7 @@ class JsonlSink:
         self.out = out
 
     def write(self, frame: CodeFrame) -> None:
-        line = {"index": frame.index, "time": round(frame.time, 3), "codes": frame.codes.tolist()}
-        self.out.write(json.dumps(line) + "\n")
+        self.out.write(json.dumps(frame_json(frame)) + "\n")
         self.out.flush()
 
 

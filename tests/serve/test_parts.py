@@ -1,0 +1,148 @@
+"""Parts of ``xyrt serve`` without Ray: options and command-line refusals before Ray starts,
+body limits, the stream hub stepping several sessions in one batch, the batch fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+import numpy as np
+import pytest
+
+from helpers import exported
+
+pytest.importorskip("ray.serve", reason="xyrt[serve] (ray[serve]) is not installed")
+
+from xyrt.cli import main  # noqa: E402
+from xyrt.data import speech_clip  # noqa: E402
+from xyrt.errors import XyrtError  # noqa: E402
+from xyrt.serve.options import ServeOptions  # noqa: E402
+from xyrt.serve.requests import BodyTooLarge, read_body  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"replicas": 0}, "--replicas must be an integer >= 1, got 0"),
+        ({"max_batch": 0}, "--max-batch must be an integer >= 1, got 0"),
+        ({"max_delay_ms": -1.0}, "--max-delay-ms must be >= 0, got -1"),
+        ({"max_body_mb": 0.0}, "--max-body-mb must be > 0, got 0"),
+        ({"threads": 0}, "--threads must be at least 1, got 0"),
+    ],
+)
+def test_bad_options_are_refused(kwargs, message):
+    with pytest.raises(XyrtError, match=message):
+        ServeOptions("m", **kwargs)
+
+
+def _error(args: list[str], capsys) -> str:
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    return err
+
+
+def test_serve_refuses_before_ray_starts(tmp_path, capsys):
+    import ray
+
+    err = _error(["serve", "--model", str(tmp_path / "nope")], capsys)
+    assert "model not found" in err
+    with socket.socket() as s:  # a port in use
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        err = _error(["serve", "--model", str(exported("tiny_16k")), "--port", str(port)], capsys)
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert not ray.is_initialized()
+
+
+def test_client_errors_are_one_line(tmp_path, capsys):
+    from xyrt.data import bundled_speech
+
+    mp3 = str(bundled_speech()["speech_0"])
+    err = _error(
+        ["encode", "--server", "localhost:8000", mp3, "-o", str(tmp_path / "c.npy")], capsys
+    )
+    assert "expected http://HOST:PORT" in err
+    with socket.socket() as s:  # nothing listens there
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    err = _error(["encode", "--server", url, mp3, "-o", str(tmp_path / "c.npy")], capsys)
+    assert f"cannot reach the xyrt server at {url}" in err
+    err = _error(["stream", "--server", url, "--loopback", "--source", mp3], capsys)
+    assert "--loopback applies to a local model" in err
+
+
+async def _chunks(parts):
+    for p in parts:
+        yield p
+
+
+def test_body_limits():
+    assert asyncio.run(read_body(_chunks([b"ab", b"cd"]), "4", 4)) == b"abcd"
+    with pytest.raises(BodyTooLarge, match="limit of 1 MiB"):
+        asyncio.run(read_body(_chunks([]), str(2**20 + 1), 2**20))  # declared: nothing read
+    with pytest.raises(BodyTooLarge):
+        asyncio.run(read_body(_chunks([b"x" * 3, b"x" * 3]), None, 4))  # received
+
+
+def test_hub_steps_sessions_together_with_the_codes_of_a_lone_stream():
+    """Three encode sessions fed in different chunkings, stepped by one hub: each gets the frames
+    a lone stream gets, and the hub ran batched steps (fewer model calls than steps)."""
+    import xyrt.runtime
+    from xyrt.runtime.streams.encode_stream import EncodeStream, EncodeStreamOptions
+    from xyrt.serve.batching import ModelThread
+    from xyrt.serve.streams import Close, StreamHub
+
+    codec = xyrt.runtime.load(exported("tiny_16k"))
+    clips = [speech_clip(s) for s in (1.5, 2.0, 2.6)]
+    want = []
+    for clip in clips:
+        stream = codec.create_stream()
+        stream.accept_waveform(16000, clip)
+        stream.input_finished()
+        while codec.is_ready(stream):
+            codec.encode_stream(stream)
+        want.append([f.codes.tolist() for f in stream.pop_codes()])
+
+    calls = []
+    step = codec.encode_streams
+    codec.encode_streams = lambda streams: calls.append(len(streams)) or step(streams)
+
+    async def run() -> list[list]:
+        hub = StreamHub(codec, ModelThread(), max_streams=3)
+        opts = EncodeStreamOptions()
+        sessions = [hub.open("encode", lambda: EncodeStream(opts)) for _ in clips]
+        for k, (session, clip) in enumerate(zip(sessions, clips, strict=True)):
+            size = 1000 * (k + 1)
+            for i in range(0, len(clip), size):
+                session.receive({"bytes": clip[i : i + size].astype("<f4").tobytes()})
+            session.receive({"text": json.dumps({"type": "end"})})
+        await hub.step_all()
+        out = []
+        for session in sessions:
+            items = []
+            while not isinstance(item := session.outbox.get_nowait(), Close):
+                items.append(json.loads(item))
+            assert items[-1]["type"] == "done" and item == Close()
+            out.append([m["codes"] for m in items[:-1]])
+        return out
+
+    got = asyncio.run(run())
+    assert got == want
+    assert max(calls) == 3 and len(calls) < sum(len(w) for w in want) // 4
+
+
+def test_a_failing_batch_fails_only_the_request_at_fault():
+    from xyrt.serve.batching import each
+
+    def fn(items):
+        if any(x < 0 for x in items):
+            raise ValueError("negative")
+        return [x * 2 for x in items]
+
+    out = each(fn, [1, -1, 3])
+    assert out[0] == 2 and out[2] == 6 and isinstance(out[1], ValueError)
+    assert np.array_equal(each(fn, [1, 2]), [2, 4])

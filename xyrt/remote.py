@@ -1,0 +1,134 @@
+"""``xyrt encode/decode/stream --server URL``: the same commands with an ``xyrt serve`` running
+the model, through `xyrt.client.Client`. Options that only shape a local model are refused."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from xyrt.client import Client
+from xyrt.errors import XyrtError
+
+# option -> the value that means "not given" (anything else only applies to a local model)
+LOCAL_ONLY = {
+    "backend": "auto",
+    "device": None,
+    "precision": None,
+    "providers": None,
+    "threads": None,
+    "config": None,
+    "batch_size": None,
+    "pad_to_30s": False,
+    "overlap": 10.0,
+    "loopback": False,
+}
+
+
+def client(args: argparse.Namespace) -> Client:
+    """The client of ``--server``, after refusing the options a server does not take."""
+    for name, unset in LOCAL_ONLY.items():
+        if getattr(args, name, unset) != unset:
+            option = "--" + name.replace("_", "-")
+            raise XyrtError(
+                f"{option} applies to a local model; with --server the server's model and "
+                f"options are used (see {args.server.rstrip('/')}/v1/info)"
+            )
+    return Client(args.server)
+
+
+def encode(args: argparse.Namespace) -> None:
+    from xyrt.runtime.io.codes import save_codes
+
+    remote = client(args)
+    if not args.input.is_file():
+        raise XyrtError(f"audio file not found: {args.input}")
+    t0 = time.perf_counter()
+    codes = remote.encode_file(args.input)
+    dt = time.perf_counter() - t0
+    save_codes(args.output, codes)
+    print(
+        f"{args.input}: codes {codes.shape} in {dt:.2f} s from {args.server} -> {args.output}",
+        file=sys.stderr,
+    )
+
+
+def decode(args: argparse.Namespace) -> None:
+    from xyrt.runtime.io.audio import write_wav
+    from xyrt.runtime.io.codes import load_codes
+
+    remote = client(args)
+    if args.stream:
+        return _decode_stream(args, remote)
+    codes = load_codes(args.input)
+    t0 = time.perf_counter()
+    audio = remote.decode(codes)
+    dt = time.perf_counter() - t0
+    write_wav(args.output, audio.samples, audio.sample_rate)
+    print(
+        f"{args.input}: codes {codes.shape} -> {len(audio.samples) / audio.sample_rate:.2f} s at "
+        f"{audio.sample_rate} Hz in {dt:.2f} s from {args.server} -> {args.output}",
+        file=sys.stderr,
+    )
+
+
+def _decode_stream(args: argparse.Namespace, remote: Client) -> None:
+    from contextlib import ExitStack
+
+    from xyrt.commands import decode_stream_settings
+    from xyrt.runtime.io.decode_io import DevicePlayer, WavWriter, read_frames
+
+    if str(args.input) != "-" and not args.input.is_file():
+        raise XyrtError(f"code frames file not found: {args.input} (JSON lines from xyrt stream)")
+    rate = int(remote.info()["output_sample_rate"])
+    frames = samples = 0
+    with ExitStack() as stack:
+        lines = sys.stdin if str(args.input) == "-" else stack.enter_context(open(args.input))
+        writer = stack.enter_context(WavWriter(args.output, rate)) if args.output else None
+        player = DevicePlayer(rate, args.output_device) if args.play else None
+        if player is not None:
+            stack.callback(player.close)
+
+        def counted():
+            nonlocal frames
+            for codes in read_frames(lines):
+                frames += 1
+                yield codes
+
+        settings = decode_stream_settings(args)
+        options = [settings[k] for k in ("hop", "context", "lookahead", "max_hop", "crossfade")]
+        for audio in remote.stream_decode(counted(), *options):
+            samples += len(audio)
+            if writer is not None:
+                writer.write(audio)
+            if player is not None:
+                player.play(audio)
+        if frames == 0:
+            raise XyrtError(f"no code frames in {args.input}; expected JSON lines from xyrt stream")
+    where = f" -> {args.output}" if args.output else ""
+    print(f"summary: frames {frames}  audio {samples / rate:.2f} s{where}", file=sys.stderr)
+
+
+def stream(args: argparse.Namespace, source, sink) -> None:
+    """``xyrt stream --server``: ``source``'s chunks to the server, its frames to ``sink``."""
+    remote = client(args)
+    rate: list[int] = []
+
+    def chunks():
+        for chunk in source:
+            if rate and chunk.sample_rate != rate[0]:
+                raise XyrtError(f"the source changed rate from {rate[0]} to {chunk.sample_rate} Hz")
+            rate[:1] = [chunk.sample_rate]
+            yield chunk.samples
+
+    it = chunks()
+    first = next(it, None)  # the stream's rate is the first chunk's
+    frames = 0
+    if first is not None:
+        pieces = (c for part in ([first], it) for c in part)
+        for frame in remote.stream_encode(pieces, rate[0], args.hop, args.context, args.lookahead):
+            sink.write(frame)
+            frames += 1
+    print(
+        f"summary: frames {frames}  audio {frames * 0.08:.2f} s via {args.server}", file=sys.stderr
+    )

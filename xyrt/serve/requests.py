@@ -1,0 +1,178 @@
+"""Request parsing and validation for ``xyrt serve``: bodies and stream messages in, arrays out,
+every problem an `XyrtError` with the message the CLI prints, mapped to an HTTP status.
+
+Encode bodies (``POST /v1/encode``): an audio file (any format ``xyrt encode`` reads); raw PCM
+with ``?rate=HZ`` (``format`` f32 (float32 little-endian, default) or s16, ``channels``
+interleaved); or JSON ``{"samples": [...], "rate": HZ}``. Decode bodies (``POST /v1/decode``):
+a .npy file as ``xyrt encode`` writes, or JSON ``{"codes": [[...] x 8]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from xyrt.errors import AudioError, CodesError, XyrtError, one_line
+from xyrt.runtime.codec import check_encodable
+from xyrt.runtime.io.audio import check_rate, prepare_audio, read_audio
+from xyrt.runtime.io.codes import read_codes, validate_codes
+
+BODY = "the request body"
+PCM_FORMATS = {"f32": "<f4", "s16": "<i2"}
+
+
+class RequestError(XyrtError):
+    """A request the server refuses; ``status`` is its HTTP status (4xx)."""
+
+    status = 400
+
+
+class BodyTooLarge(RequestError):
+    status = 413
+
+
+class TooManyStreams(RequestError):
+    status = 429
+
+
+def status_of(exc: BaseException) -> int:
+    """HTTP status of a failed request: 4xx for what the client sent (every `XyrtError`),
+    500 for anything else (the replica keeps serving)."""
+    if isinstance(exc, XyrtError):
+        return getattr(exc, "status", 400)
+    return 500
+
+
+def error_json(exc: BaseException) -> dict[str, Any]:
+    """The error body: one line, as the CLI prints it."""
+    message = str(exc) if isinstance(exc, XyrtError) else f"internal error: {exc!r}"
+    return {"error": one_line(message), "status": status_of(exc)}
+
+
+def too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(
+        f"{BODY} is larger than this server's limit of {limit / 2**20:g} MiB "
+        "(xyrt serve --max-body-mb); send shorter audio or split it"
+    )
+
+
+async def read_body(chunks: AsyncIterator[bytes], length: str | None, limit: int) -> bytes:
+    """The body, refused (`BodyTooLarge`) as soon as its declared or received size passes
+    ``limit`` bytes (nothing more is read)."""
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_large(limit)
+    parts, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def number(query: Mapping[str, str], name: str, default: float | None) -> float | None:
+    """A query parameter as a float (the stream option checks then say what it must be)."""
+    text = query.get(name)
+    if text is None:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise RequestError(f"{name} must be a number, got {text!r}") from None
+
+
+def rate_of(text: str | None, name: str = "rate") -> int:
+    """A ``rate`` parameter in Hz (`check_rate`'s message for a bad one)."""
+    if text is None:
+        raise AudioError(f"raw PCM needs its sample rate: add ?{name}=HZ to the URL")
+    try:
+        value: object = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            value = text
+    return check_rate(value, name)
+
+
+def pcm_samples(data: bytes, fmt: str = "f32", channels: int = 1, what: str = BODY) -> np.ndarray:
+    """Raw little-endian PCM -> (n,) or (n, channels) samples (integers are scaled later)."""
+    if fmt not in PCM_FORMATS:
+        raise AudioError(f"PCM format {fmt!r} is not one of {', '.join(PCM_FORMATS)}")
+    if channels < 1:
+        raise AudioError(f"channels must be at least 1, got {channels}")
+    dtype = np.dtype(PCM_FORMATS[fmt])
+    frame = dtype.itemsize * channels
+    if len(data) % frame:
+        raise AudioError(
+            f"{what} holds {len(data)} bytes, not a whole number of {fmt} PCM frames "
+            f"({channels} channel(s) x {dtype.itemsize} bytes); expected raw little-endian PCM"
+        )
+    x = np.frombuffer(data, dtype)
+    return x.reshape(-1, channels) if channels > 1 else x
+
+
+def _json(body: bytes, expected: str) -> Any:
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(f"{BODY} is not JSON ({exc}); expected {expected}") from exc
+
+
+def is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip().lower() == "application/json"
+
+
+def encode_input(body: bytes, content_type: str | None, query: Mapping[str, str]) -> np.ndarray:
+    """An encode request's audio as 16 kHz mono float32, long enough for one code."""
+    if is_json(content_type):
+        expected = '{"samples": [floats], "rate": HZ}'
+        obj = _json(body, expected)
+        if not isinstance(obj, dict) or "samples" not in obj:
+            raise RequestError(f"{BODY} JSON has no 'samples'; expected {expected}")
+        samples = obj["samples"]
+        if not isinstance(samples, list):
+            raise AudioError(f"'samples' is a {type(samples).__name__}; expected a list of numbers")
+        try:
+            x = np.asarray(samples, np.float64)
+        except (ValueError, TypeError) as exc:
+            raise AudioError(f"'samples' is not a list of numbers ({exc})") from exc
+        rate = rate_of(None if obj.get("rate") is None else str(obj["rate"]))
+        clip = prepare_audio(x.astype(np.float32), rate, what="'samples'")
+    elif "rate" in query:
+        channels = int(number(query, "channels", 1) or 1)
+        x = pcm_samples(body, query.get("format", "f32"), channels)
+        clip = prepare_audio(x, rate_of(query["rate"]), what=BODY)
+    else:
+        clip = read_audio(body, BODY)
+    return check_encodable(clip)
+
+
+def decode_input(
+    body: bytes, content_type: str | None, num_quantizers: int, codebook_size: int
+) -> np.ndarray:
+    """A decode request's codes (num_quantizers, T) int64, validated."""
+    if is_json(content_type):
+        expected = f'{{"codes": [[ints] x {num_quantizers}]}}'
+        obj = _json(body, expected)
+        if not isinstance(obj, dict) or "codes" not in obj:
+            raise RequestError(f"{BODY} JSON has no 'codes'; expected {expected}")
+        try:
+            return validate_codes(np.asarray(obj["codes"]), num_quantizers, codebook_size)
+        except ValueError as exc:  # a ragged list
+            raise CodesError(f"codes are not a rectangular integer array: {exc}") from exc
+    return read_codes(body, BODY, num_quantizers, codebook_size)
+
+
+def control(message: dict) -> str:
+    """A stream control message's type: "end" (no more input) or "reset" (a new stream)."""
+    kind = message.get("type")
+    if kind not in ("end", "reset"):
+        raise RequestError(
+            f"stream message {json.dumps(message)[:80]!r} is not a control message; expected "
+            '{"type": "end"} or {"type": "reset"}'
+        )
+    return kind
