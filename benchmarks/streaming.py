@@ -11,6 +11,8 @@ Quality (deterministic: the steps do not depend on pace or chunking, so the grid
 "before" is ``match_offline=False`` (positions from 0 in every sliding window, the window's own
 mel floor, windows crossing offline-window bounds); "after" is the default.
 
+The models after the first ``--grid-models`` get the centre setting only.
+
 Pace (``--realtime`` settings hop/context/lookahead, "after" only): the speech file played at its
 own pace into the encode stream (first-code latency, p50/p95 capture-to-emission latency, RTF),
 and its codes fed at 12.5 frames/s into the decode stream (first audio, RTF, gapless playback
@@ -37,6 +39,7 @@ from xyrt.runtime.io.audio import write_wav
 from xyrt.runtime.io.stream_io import FileSource, run_stream
 
 FRAME = 0.08
+CENTER = (0.16, 2.0, 0.32)  # hop, context, lookahead of the acceptance setting
 
 
 def floats(text: str) -> list[float]:
@@ -136,6 +139,13 @@ def main() -> None:
     ap.add_argument("--contexts", type=floats, default=floats("1,2,5"))
     ap.add_argument("--lookaheads", type=floats, default=floats("0.16,0.32"))
     ap.add_argument("--grid-models", type=int, default=1, help="quality grid on the first N")
+    ap.add_argument(
+        "--grid",
+        choices=("sweep", "full"),
+        default="sweep",
+        help="sweep: one setting varied at a time around hop 0.16 / context 2 / lookahead 0.32; "
+        "full: every combination",
+    )
     ap.add_argument("--realtime", default="0.16/2/0.32", help="hop/context/lookahead,...")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--json", type=Path)
@@ -166,7 +176,8 @@ def main() -> None:
             for h in args.hops
             for c in args.contexts
             for la in args.lookaheads
-            if m < args.grid_models or (h, c, la) == (0.16, 2.0, 0.32)
+            if (args.grid == "full" or sum(map(float.__ne__, (h, c, la), CENTER)) <= 1)
+            and (m < args.grid_models or (h, c, la) == CENTER)
         ]
         for hop, ctx, la in grid:
             row = {"model": name, "hop": hop, "context": ctx, "lookahead": la}
