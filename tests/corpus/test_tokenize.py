@@ -135,6 +135,32 @@ def test_changed_options_or_foreign_folder_are_refused(first_run, corpus, model,
     assert (tmp_path / "mine.txt").read_text() == "not xyrt's"
 
 
+def test_changed_file_or_damaged_shard_is_not_skipped_as_done(local_ray, model, tmp_path):
+    """A file rewritten with other audio of the same size is not taken as done: the rerun is
+    refused naming it; a damaged shard is named too (not a pyarrow traceback)."""
+    ONE = {**RUN, "workers": 1}  # one item: one model actor
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    sf.write(folder / "a.wav", speech_clip(2.0), 16000)
+    out = tmp_path / "out"
+    xyrt.tokenize([folder], out, model, **ONE)
+    size = (folder / "a.wav").stat().st_size
+    sf.write(folder / "a.wav", speech_clip(2.0)[::-1].copy(), 16000)  # same size, other audio
+    st = os.stat(folder / "a.wav")
+    os.utime(folder / "a.wav", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # coarse clocks
+    assert (folder / "a.wav").stat().st_size == size
+    with pytest.raises(XyrtError, match=r"1 input file\(s\) changed .*a.wav \(modified\)"):
+        xyrt.tokenize([folder], out, model, **ONE)
+    (folder / "a.wav").unlink()
+    sf.write(folder / "b.wav", speech_clip(2.0), 16000)
+    out2 = tmp_path / "out2"
+    xyrt.tokenize([folder], out2, model, **ONE)
+    shard = next((out2 / "codes").glob("part-*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:-20])  # the footer is gone
+    with pytest.raises(XyrtError, match=rf"shard {shard} is damaged.*delete it and rerun"):
+        xyrt.tokenize([folder], out2, model, **ONE)
+
+
 def _ancestors(pid: int) -> set[int]:
     seen: set[int] = set()
     while pid > 1 and pid not in seen:

@@ -309,7 +309,7 @@ def tokenize(
     }
     out = OutputDir(Path(output), run)
     types = extra_types(items)
-    out.open()
+    out.open(items)
     pending = [k for k in range(len(shards)) if not out.done(k)]
     total = sum(len(shards[k]) for k in pending)
     workers = options.workers
