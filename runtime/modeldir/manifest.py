@@ -122,7 +122,10 @@ class Manifest:
         manifest's and name ``graph``: a file from another export is refused."""
         want = metadata_facts(self.data)
         wrong = {k: (meta.get(k), v) for k, v in want.items() if meta.get(k) != v}
-        if wrong or meta.get(METADATA_PREFIX + "graph") != graph:
+        stamped = meta.get(METADATA_PREFIX + "graph")
+        if stamped != graph:
+            wrong[METADATA_PREFIX + "graph"] = (stamped, graph)
+        if wrong:
             raise XyrtError(
                 f"{path} metadata does not match {self.directory}/manifest.json "
                 f"(graph vs manifest: {wrong}); the file belongs to another export"

@@ -116,6 +116,13 @@ def _manifest_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     rows = []
     for row in reader:
         where = f"{path}:{reader.line_num}"
+        if None in row:  # csv puts the fields past the header's under the key None
+            fields = len(reader.fieldnames) + len(row[None])
+            raise XyrtError(
+                f"{where} has {fields} fields, but the header has {len(reader.fieldnames)} "
+                f"({', '.join(reader.fieldnames)}); quote fields that hold a "
+                f"{'tab' if delimiter == chr(9) else 'comma'}"
+            )
         if any(v and v.strip() for v in row.values()):  # a blank line is no item
             rows.append((where, row))
     return rows
