@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-FILE_OUTPUT_COMMANDS = ("encode", "decode", "calib", "synth")  # -o names a file
+FILE_OUTPUT_COMMANDS = ("encode", "decode", "calib", "synth", "stream")  # -o names a file
 
 
 def _check_finite(args: argparse.Namespace) -> None:
@@ -372,9 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_finite(args)
         if args.command in FILE_OUTPUT_COMMANDS and getattr(args, "output", None) is not None:
-            from xyrt.atomic import check_output_file
+            from xyrt.atomic import claim_file
 
-            check_output_file(args.output)  # before any work, not after it
+            claim_file(args.output)  # before any work: a directory, or a file xyrt did not write
         args.func(args)
     except XyrtError as exc:
         print(f"xyrt {args.command}: error: {one_line(str(exc))}", file=sys.stderr)

@@ -89,7 +89,7 @@ def write_stamp(path: Path, sha256: str, stat: FileStat) -> bool:
     writable (the next check then hashes again)."""
     record = {"path": str(path.resolve()), "sha256": sha256, "stat": asdict(stat)}
     try:
-        with atomic_write(_stamp_path(path)) as tmp:
+        with atomic_write(_stamp_path(path), claim=False) as tmp:
             tmp.write_text(json.dumps(record))
     except XyrtError:
         return False

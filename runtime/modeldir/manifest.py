@@ -212,7 +212,7 @@ def external_files(path: Path, sha256: str) -> list[str]:
     from xyrt.atomic import atomic_write
 
     try:
-        with atomic_write(cached) as tmp:
+        with atomic_write(cached, claim=False) as tmp:  # xyrt's cache
             tmp.write_text(json.dumps(names))
     except XyrtError:
         pass  # an unwritable cache: the next check reads the graph again

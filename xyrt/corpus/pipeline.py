@@ -345,7 +345,7 @@ def tokenize(
     }
     from xyrt.atomic import atomic_write
 
-    with atomic_write(out.root / "summary.json") as tmp:
+    with atomic_write(out.root / "summary.json", claim=False) as tmp:  # the run's folder
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

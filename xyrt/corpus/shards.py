@@ -187,9 +187,9 @@ class OutputDir:
                 "xyrt will not write into it: give a new or empty folder (-o)"
             )
         pq = require("pyarrow.parquet", "scale", "xyrt tokenize (Parquet output)")
-        with atomic_write(self.root / INPUTS_FILE) as tmp:
+        with atomic_write(self.root / INPUTS_FILE, claim=False) as tmp:  # owned folder
             pq.write_table(_inputs_table(items), tmp)
-        with atomic_write(path) as tmp:
+        with atomic_write(path, claim=False) as tmp:
             tmp.write_text(
                 json.dumps(
                     {"format": FORMAT, "format_version": FORMAT_VERSION, **self.run}, indent=2
@@ -257,7 +257,7 @@ class OutputDir:
             meta
         )
         for table, path in ((errors, self.errors_path(shard)), (codes, self.codes_path(shard))):
-            with atomic_write(path) as tmp:
+            with atomic_write(path, claim=False) as tmp:  # in this run's folder
                 pq.write_table(table, tmp)
         return counts
 
