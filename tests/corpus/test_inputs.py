@@ -195,3 +195,26 @@ def test_gpu_backends_get_gpu_actors_and_options_are_checked():
     ]:
         with pytest.raises(XyrtError, match=match):
             TokenizeOptions(**bad)
+
+
+def test_gpu_actors_are_refused_when_the_cluster_has_no_gpu(folder, tmp_path):
+    """Class 9: Ray would wait forever for GPUs it does not have; say so, with its resources.
+    OpenVINO runs on the CPU: --providers cuda with it is refused before Ray starts."""
+    import xyrt
+    from helpers import exported
+    from xyrt.corpus import TokenizeOptions
+    from xyrt.corpus.pipeline import check_gpus
+
+    cpu_only = {"CPU": 3.0, "memory": 4 * 2**30, "node:10.0.0.1": 1.0}
+    with pytest.raises(XyrtError, match=r"--backend tensorrt asks for 1 GPU .* reports 0 GPU"):
+        check_gpus(TokenizeOptions(backend="tensorrt"), 1, cpu_only)
+    shown = r"2 for 4 worker.* reports 1 GPU.*resources: CPU 3, GPU 1, memory 4.0 GiB\)"
+    with pytest.raises(XyrtError, match=shown):
+        check_gpus(TokenizeOptions(gpus_per_worker=0.5), 4, {**cpu_only, "GPU": 1.0})
+    check_gpus(TokenizeOptions(gpus_per_worker=0.5), 2, {**cpu_only, "GPU": 1.0})  # fits
+    check_gpus(TokenizeOptions(), 8, cpu_only)  # CPU actors need no GPU
+    with pytest.raises(XyrtError, match="providers.*does not apply to the openvino backend"):
+        xyrt.tokenize(
+            [folder], tmp_path / "o", exported("tiny_16k"), backend="openvino", providers=["cuda"]
+        )
+    assert not (tmp_path / "o").exists()

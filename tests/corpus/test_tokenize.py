@@ -161,6 +161,13 @@ def test_changed_file_or_damaged_shard_is_not_skipped_as_done(local_ray, model, 
         xyrt.tokenize([folder], out2, model, **ONE)
 
 
+def test_gpu_actors_on_a_ray_without_gpus_are_refused(local_ray, corpus, model, tmp_path):
+    """Class 9: the module's Ray has no GPU; GPU actors would wait for one forever."""
+    with pytest.raises(XyrtError, match=r"gpus_per_worker=1.0 asks for 1 GPU .* reports 0 GPU"):
+        xyrt.tokenize([corpus / "long.wav"], tmp_path / "out", model, **RUN, gpus_per_worker=1.0)
+    assert not list((tmp_path / "out").glob("codes/*"))
+
+
 def _ancestors(pid: int) -> set[int]:
     seen: set[int] = set()
     while pid > 1 and pid not in seen:
