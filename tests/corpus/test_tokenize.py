@@ -195,6 +195,82 @@ def _model_actor_pids() -> list[int]:
     return pids
 
 
+def _state(pid: int) -> str | None:
+    """The state letter of a process (Z: a zombie, dead), None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _descendants(root_pid: int) -> dict[int, bytes]:
+    """Live descendants of ``root_pid`` and their command lines."""
+    out = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(pid) != root_pid and root_pid in _ancestors(int(pid)):
+            out[int(pid)] = cmd
+    return out
+
+
+def _poll(condition, timeout: float, what: str):
+    """Wait until ``condition()`` is truthy (checked every 50 ms), at most ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.05)
+    return result
+
+
+def test_a_sigkilled_tokenize_leaves_no_ray_behind(model, tmp_path):
+    """Class 11: the local Ray xyrt starts (agents and workers included) ends with xyrt even
+    when xyrt is SIGKILLed mid-run (`xyrt.corpus.localray`); synchronised on the processes
+    themselves: killed once its model actor runs, then polled until none is left."""
+    import subprocess
+    import sys
+
+    from xyrt.corpus.localray import processes_of
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    clip = speech_clip(30.0)
+    for i in range(12):  # minutes of audio: the run is still going when it is killed
+        sf.write(folder / f"{i}.wav", clip, 16000)
+    xyrt_cli = str(Path(sys.executable).with_name("xyrt"))
+    args = [xyrt_cli, "tokenize", str(folder), "-o", str(tmp_path / "out"), "--model", str(model)]
+    proc = subprocess.Popen([*args, "--workers", "1"], stderr=subprocess.DEVNULL)
+    try:
+        running = _poll(
+            lambda: (
+                (d := _descendants(proc.pid))
+                and any(c.startswith(b"ray::MapWorker") for c in d.values())
+                and d
+            ),
+            180,
+            "the model actor of xyrt tokenize to start",
+        )
+        reaper = [c for c in running.values() if b"xyrt.corpus.localray" in c]
+        assert len(reaper) == 1, running
+        root = reaper[0].split(b"\0")[3].decode()
+        ray_pids = set(running) - {p for p, c in running.items() if c == reaper[0]}
+        assert len(ray_pids) >= 4 and any(c.startswith(b"ray::") for c in running.values())
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL  # killed mid-run, not finished
+        _poll(lambda: not processes_of(root), 20, f"the Ray processes of {root} to end")
+        alive = {p for p in ray_pids if _state(p) not in (None, "Z")}
+        assert not alive, {p: running[p][:40] for p in alive}
+        _poll(lambda: not Path(root).exists(), 10, f"{root} to be removed")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_killed_worker_is_retried_and_output_stays_exactly_once(first_run, corpus, model, tmp_path):
     killed: list[int] = []
 

@@ -184,23 +184,21 @@ def _ray():
     return ray
 
 
-def connect(options: TokenizeOptions, workers: int) -> bool:
+def connect(options: TokenizeOptions, workers: int):
     """Join the Ray cluster at ``options.address``, or start a local one sized for
-    ``workers`` actors plus one reading slot; True when this call started Ray."""
+    ``workers`` actors plus one reading slot (`xyrt.corpus.localray`: it ends with xyrt, even a
+    killed one); returns what to stop at the end: the `LocalRay` this call started, or None."""
     ray = _ray()
     if ray.is_initialized():
-        return False
-    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+        return None
+    started = None
     if options.address is None:
-        ray.init(  # GPUs: the ones Ray finds here (never a count it would take on trust)
-            num_cpus=workers * options.threads_per_worker + 1,
-            include_dashboard=False,
-            object_store_memory=1 << 30,
-            **quiet,
-        )
+        from xyrt.corpus.localray import LocalRay
+
+        started = LocalRay(workers * options.threads_per_worker + 1, 1 << 30)
     else:
         try:
-            ray.init(address=options.address, **quiet)
+            ray.init(address=options.address, logging_level=logging.ERROR, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise XyrtError(
                 f"cannot connect to the Ray cluster at {options.address!r}: {exc}. Start one "
@@ -210,7 +208,7 @@ def connect(options: TokenizeOptions, workers: int) -> bool:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    return True
+    return started
 
 
 def gpus_per_actor(options: TokenizeOptions) -> float:
@@ -359,10 +357,8 @@ def tokenize(
                 _drive(model, shards, pending, options, workers, out, types, progress, on_progress)
             )
         finally:
-            if started:
-                import ray
-
-                ray.shutdown()
+            if started is not None:
+                started.stop()
     wall = time.perf_counter() - t0
     summary = {
         "output": str(out.root),
