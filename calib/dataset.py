@@ -186,7 +186,13 @@ def read_calib(path: str | Path, expected_rate: int = INPUT_SAMPLE_RATE) -> Cali
         raise XyrtError(f"calibration set not found: {path}")
     expected = "an .npz from xyrt calib (audio, lengths, sample_rate, meta)"
     try:
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy: one array, whatever its name
+            raise XyrtError(
+                f"{path} holds a single array of shape {getattr(loaded, 'shape', '?')} (a .npy "
+                f"file), not an xyrt calibration set; expected {expected}"
+            )
+        with loaded as z:
             missing = [k for k in ("audio", "lengths", "sample_rate", "meta") if k not in z.files]
             if missing:
                 raise XyrtError(

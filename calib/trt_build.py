@@ -151,7 +151,7 @@ def _build_engines(model_dir, out_dir, precision, profile, workspace_gib, progre
         source = manifest.check_graph(entry["source_graph"])
         cache = timing_cache_path(out_dir, device)
         data = _build_one(trt, source, entry, profile, cache, workspace_gib)
-        with atomic_write(plan_file, XyrtError) as tmp:
+        with atomic_write(plan_file, XyrtError, claim=False) as tmp:  # engine dir
             Path(tmp).write_bytes(data)
         engines[graph] = {**entry, "plan_sha256": sha256_file(plan_file)}
     doc = {
@@ -161,7 +161,7 @@ def _build_engines(model_dir, out_dir, precision, profile, workspace_gib, progre
         "model": {k: v for k, v in manifest.data.items() if k not in ("graphs", "quantization")},
         "engines": engines,
     }
-    with atomic_write(out_dir / "engines.json", XyrtError) as tmp:
+    with atomic_write(out_dir / "engines.json", XyrtError, claim=False) as tmp:
         Path(tmp).write_text(json.dumps(doc, indent=2) + "\n")
     return out_dir
 
@@ -201,7 +201,7 @@ def _build_one(trt, onnx_path: Path, entry: dict, profile: Profile, cache: Path,
         raise XyrtError(f"TensorRT failed to build an engine from {onnx_path} (see its log)")
     updated = config.get_timing_cache()
     if updated is not None:
-        with atomic_write(cache, XyrtError) as tmp:
+        with atomic_write(cache, XyrtError, claim=False) as tmp:
             Path(tmp).write_bytes(bytes(updated.serialize()))
     return bytes(serialized)
 

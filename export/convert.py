@@ -1,9 +1,11 @@
 """``xyrt convert``: an original .ckpt + YAML <-> a Hugging Face-layout folder
 (`xyrt.runtime.network.hf`).
 
-xyrt never replaces a file it did not write: every file it writes carries a stamp (config.json's
-``xyrt`` entry, model.safetensors' ``writer`` metadata, the .ckpt's ``xyrt`` entry, the YAML's
-first-line comment), and an existing destination file without one is refused.
+xyrt never replaces a file it did not write (`xyrt.atomic.claim_file`): besides the record every
+xyrt write leaves in its cache, every file convert writes carries a stamp in its content
+(config.json's ``xyrt`` entry, model.safetensors' ``writer`` metadata, the .ckpt's ``xyrt``
+entry, the YAML's first-line comment), so a file xyrt wrote elsewhere is known as xyrt's too;
+an existing destination file with neither is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 import torch
 
-from xyrt.atomic import atomic_write
+from xyrt.atomic import atomic_write, record_written
+from xyrt.atomic import written_by_xyrt as recorded_by_xyrt
 from xyrt.config import XYConfig
 from xyrt.errors import CheckpointError, ConfigError, XyrtError
 from xyrt.runtime.network.checkpoint import check_state_dict, resolve_config, save_checkpoint
@@ -35,7 +38,10 @@ _YAML_STAMP = "# written by xyrt"
 
 
 def written_by_xyrt(path: Path) -> bool:
-    """Whether the existing file ``path`` carries xyrt's stamp (see the module docstring)."""
+    """Whether the existing file ``path`` was written by xyrt: recorded in the cache, or
+    carrying xyrt's stamp in its content (see the module docstring)."""
+    if recorded_by_xyrt(path):
+        return True
     try:
         if path.name == CONFIG:
             data = json.loads(path.read_text())
@@ -54,13 +60,17 @@ def written_by_xyrt(path: Path) -> bool:
 
 
 def _claim(paths: list[Path]) -> None:
-    """Refuse if any existing path was not written by xyrt."""
+    """Refuse if any existing path was not written by xyrt; the ones stamped by xyrt are
+    recorded as xyrt's (so `atomic_write` replaces them)."""
     foreign = [p for p in paths if p.exists() and (p.is_dir() or not written_by_xyrt(p))]
     if foreign:
         raise XyrtError(
             f"will not overwrite {', '.join(map(str, foreign))}: not written by xyrt. "
             "Choose another output path or move those files away."
         )
+    for p in paths:
+        if p.exists():
+            record_written(p)
 
 
 def read_any(

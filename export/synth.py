@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from xyrt.atomic import atomic_write
+from xyrt.atomic import atomic_write, claim_file
 from xyrt.config import XYConfig, builtin_config_path
-from xyrt.errors import ConfigError
+from xyrt.errors import CheckpointError, ConfigError
 from xyrt.runtime.network.checkpoint import save_checkpoint
 from xyrt.runtime.network.model import XYTokenizer
 from xyrt.runtime.network.quantizer import ResidualVQ, WeightNormConv1x1
@@ -108,7 +108,9 @@ def synth_checkpoint(out: str | Path, config: str | Path | None = None, seed: in
             f"{beside} exists and differs from {config_path}; the checkpoint's config.yaml "
             "must describe it: choose another output folder or remove that file"
         )
-    with atomic_write(beside, ConfigError) as tmp:
-        tmp.write_text(text)
+    claim_file(out, CheckpointError)  # before building the model, not after
+    if not beside.exists():  # the same text already there (anyone's) is left as it is
+        with atomic_write(beside, ConfigError) as tmp:
+            tmp.write_text(text)
     save_checkpoint(synth_model(cfg, seed).state_dict(), out)
     return out

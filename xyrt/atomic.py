@@ -1,6 +1,11 @@
 """Atomic writes: nothing half-written is ever left at the destination, nothing else is touched.
 
 - `atomic_write(path)`: one file, written beside ``path`` under a hidden name and renamed onto it.
+  An existing file at ``path`` is replaced only when xyrt wrote it (`claim_file`): every file
+  written with ``claim=True`` (the default: every command's output) is recorded by its stat in a
+  stamp in the xyrt cache (``$XYRT_CACHE/written``, never beside the user's files), and a file
+  whose stat is not the one recorded (another program's, or edited since) is refused. Files
+  inside a directory xyrt owns (its marker lists them) and xyrt's cache use ``claim=False``.
 - `replace_dir(out, kind)`: a whole output directory (an export, a quantized copy), built in a
   hidden folder beside ``out`` and swapped in at once when complete. Only what a previous xyrt
   run listed in its marker file (``manifest.json``) is replaced; other files in ``out`` are kept
@@ -86,14 +91,71 @@ def check_output_file(path: str | os.PathLike, error: type[XyrtError] = XyrtErro
     return path
 
 
+def _written_stamp(path: Path) -> Path:
+    import hashlib
+
+    from xyrt.runtime.modeldir.filecheck import cache_dir
+
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
+    return cache_dir() / "written" / f"{key}.json"
+
+
+def written_by_xyrt(path: str | os.PathLike) -> bool:
+    """Whether the file at ``path`` is one an xyrt run wrote, unchanged since (its stat, inode
+    and ctime included, is the one recorded by `record_written`)."""
+    from xyrt.runtime.modeldir.filecheck import FileStat
+
+    path = Path(path)
+    try:
+        record = json.loads(_written_stamp(path).read_text())
+        return record["path"] == str(path.resolve()) and FileStat(**record["stat"]) == (
+            FileStat.of(path)
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def record_written(path: str | os.PathLike) -> bool:
+    """Record that xyrt wrote the file at ``path`` as it is now; False when the cache is not
+    writable (a later run then refuses to replace the file, naming it)."""
+    from dataclasses import asdict
+
+    from xyrt.runtime.modeldir.filecheck import FileStat
+
+    path = Path(path)
+    try:
+        record = {"path": str(path.resolve()), "stat": asdict(FileStat.of(path))}
+        with atomic_write(_written_stamp(path), claim=False) as tmp:
+            tmp.write_text(json.dumps(record))
+    except (OSError, XyrtError):
+        return False
+    return True
+
+
+def claim_file(path: str | os.PathLike, error: type[XyrtError] = XyrtError) -> Path:
+    """``path`` as a Path when xyrt may write it: absent, or a file xyrt wrote
+    (`written_by_xyrt`); ``error`` for a directory or a file xyrt did not write."""
+    path = check_output_file(path, error)
+    if os.path.lexists(path) and not written_by_xyrt(path):
+        raise error(
+            f"will not overwrite {path}: xyrt did not write it (or it was changed since). "
+            "Choose another output name, or move that file away"
+        )
+    return path
+
+
 @contextmanager
-def atomic_write(path: str | os.PathLike, error: type[XyrtError] = XyrtError) -> Iterator[Path]:
+def atomic_write(
+    path: str | os.PathLike, error: type[XyrtError] = XyrtError, claim: bool = True
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
 
     On any failure the temporary file is removed and ``path`` is untouched; OS errors are raised
-    as ``error`` naming the destination.
+    as ``error`` naming the destination. ``claim``: refuse to replace a file xyrt did not write,
+    and record this one as xyrt's (see the module docstring); False for files in a directory
+    xyrt owns and for its cache.
     """
-    path = check_output_file(path, error)
+    path = claim_file(path, error) if claim else check_output_file(path, error)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale(path)
@@ -113,6 +175,8 @@ def atomic_write(path: str | os.PathLike, error: type[XyrtError] = XyrtError) ->
         raise error(f"cannot write {path}: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+    if claim:
+        record_written(path)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,17 @@
-"""The ``xyrt`` command line: parse -> build objects -> run. Errors print one clear line."""
+"""The ``xyrt`` command line: parse -> build objects -> run. Errors print one clear line.
+
+Exit status: 0 done; 1 an error in the input or the environment (`XyrtError`, `OSError`: one
+line); 2 a malformed command line; 3 an internal error, a bug in xyrt: one line naming the
+exception and where it was raised (``XYRT_DEBUG=1`` shows the traceback); 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -398,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-FILE_OUTPUT_COMMANDS = ("encode", "decode", "calib", "synth")  # -o names a file
+FILE_OUTPUT_COMMANDS = ("encode", "decode", "calib", "synth", "stream")  # -o names a file
 
 
 def _check_finite(args: argparse.Namespace) -> None:
@@ -425,9 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_finite(args)
         if args.command in FILE_OUTPUT_COMMANDS and getattr(args, "output", None) is not None:
-            from xyrt.atomic import check_output_file
+            from xyrt.atomic import claim_file
 
-            check_output_file(args.output)  # before any work, not after it
+            claim_file(args.output)  # before any work: a directory, or a file xyrt did not write
         args.func(args)
     except XyrtError as exc:
         print(f"xyrt {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
@@ -438,7 +445,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"xyrt {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - not bad input but a bug: visible, in one line
+        if os.environ.get("XYRT_DEBUG"):
+            raise
+        print(f"xyrt {args.command}: {internal_error(exc)}", file=sys.stderr)
+        return 3
     return 0
+
+
+def internal_error(exc: BaseException) -> str:
+    """One line for an exception xyrt did not expect: its type, message and where it was
+    raised, marked as a bug (bad input is an `XyrtError`, with a message of its own)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return (
+        f"internal error: {type(exc).__name__}: {one_line(str(exc))[:300]}{where}. This is a "
+        "bug in xyrt: please report it with the command; XYRT_DEBUG=1 shows the traceback"
+    )
 
 
 if __name__ == "__main__":

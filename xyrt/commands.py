@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from xyrt.config import INPUT_SAMPLE_RATE
@@ -141,8 +142,6 @@ def cmd_decode(args: argparse.Namespace) -> None:
 
 
 def _decode_stream(args: argparse.Namespace) -> None:
-    from contextlib import ExitStack
-
     from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
 
     options = DecodeStreamOptions(**decode_stream_settings(args))
@@ -384,13 +383,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
         warmup=args.warmup,
         threads=args.threads,
     )
-    from xyrt.atomic import check_output_file
+    from xyrt.atomic import claim_file
 
     for target in (args.json, args.plot):  # fail now, not after a 10-minute measurement
         if target not in (None, "-") and not Path(target).parent.is_dir():
             raise XyrtError(f"cannot write {target}: folder {Path(target).parent} does not exist")
         if target not in (None, "-"):
-            check_output_file(target)
+            claim_file(target)
     if args.plot:
         require("matplotlib", "plot", "xyrt bench --plot")
     report = run_bench(*models.resolve(opts, log), log)
@@ -452,28 +451,25 @@ def cmd_stream(args: argparse.Namespace) -> None:
             last[0] = time.monotonic()
             print("\r" + stats.line(), end="", file=sys.stderr, flush=True)
 
-    out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
-    sink = JsonlSink(out)
-    if args.server:
-        try:
+    with ExitStack() as stack:
+        out = sys.stdout
+        if args.output:  # written beside -o and renamed onto it when the stream ends (Ctrl-C too)
+            from xyrt.atomic import atomic_write
+
+            tmp = stack.enter_context(atomic_write(args.output))
+            out = stack.enter_context(open(tmp, "w"))
+        sink = JsonlSink(out)
+        if args.server:
             return remote.stream(args, source, sink)
-        finally:
-            if args.output:
-                out.close()
-    player = None
-    if args.loopback:
-        player = DevicePlayer(codec.output_sample_rate, args.output_device)
-        decoding = codec.create_decode_stream(**decode_stream_settings(args, args.hop))
-        sink = LoopbackSink(codec, sink, player, decoding)
-    try:
+        player = None
+        if args.loopback:
+            player = DevicePlayer(codec.output_sample_rate, args.output_device)
+            stack.callback(player.close)
+            decoding = codec.create_decode_stream(**decode_stream_settings(args, args.hop))
+            sink = LoopbackSink(codec, sink, player, decoding)
         stats = run_stream(codec, source, sink, stream, update)
         if args.loopback:
             sink.flush()
-    finally:
-        if args.output:
-            out.close()
-        if player is not None:
-            player.close()
     print(("\n" if live else "") + "summary: " + stats.line(), file=sys.stderr)
 
 

@@ -36,7 +36,7 @@ from xyrt.runtime.graph_io import (
     fit_feed,
     has_window_inputs,
 )
-from xyrt.runtime.modeldir.filecheck import verify_file
+from xyrt.runtime.modeldir.filecheck import member, verify_file
 from xyrt.runtime.modeldir.jsonfile import POSITIVE, Each, read_versioned
 from xyrt.runtime.modeldir.manifest import read_manifest
 
@@ -67,7 +67,7 @@ def read_engines(engine_dir: str | Path) -> dict:
             f"{engine_dir} is not an xyrt engine directory (no engines.json); build one with "
             "`xyrt build MODEL_DIR --precision fp32|fp16|int8 -o ENGINE_DIR`"
         )
-    return read_versioned(
+    doc = read_versioned(
         path,
         ENGINES_FORMAT,
         ENGINES_FORMAT_VERSION,
@@ -75,6 +75,9 @@ def read_engines(engine_dir: str | Path) -> dict:
         "an xyrt engines file",
         "rebuild it with `xyrt build`",
     )
+    for entry in doc["engines"].values():
+        member(Path(engine_dir), entry["file"], "engines.json")
+    return doc
 
 
 def cudart():

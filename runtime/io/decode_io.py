@@ -28,11 +28,28 @@ from xyrt.errors import AudioError, CodesError, require
 from xyrt.runtime.streams.decode_stream import DecodeStream
 
 
+def _text(source: Iterator[str]) -> Iterator[str]:
+    """``source``'s lines; `CodesError` when they are not text (a binary file, such as the
+    .npy codes `xyrt encode` writes)."""
+    number = 0
+    while True:
+        number += 1
+        try:
+            yield next(source)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise CodesError(
+                f"line {number} is not UTF-8 text ({exc.reason} at byte {exc.start}): expected "
+                "the JSON lines of xyrt stream; a .npy of codes is decoded without --stream"
+            ) from None
+
+
 def read_frames(lines: IO[str] | Iterable[str], num_quantizers: int = 8) -> Iterator[np.ndarray]:
     """Each JSON line's codes as an int64 array (num_quantizers,), in order, as lines arrive."""
     source = iter(lines.readline, "") if hasattr(lines, "readline") else iter(lines)
     expected = 0
-    for number, line in enumerate(source, 1):
+    for number, line in enumerate(_text(source), 1):
         if not line.strip():
             continue
         yield parse_frame(line, f"line {number}", expected, num_quantizers)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import queue
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -248,26 +250,46 @@ def run_stream(
 ) -> StreamStats:
     """Feed ``source`` into ``stream``, encode as frames become ready, write every frame to
     ``sink``. Ctrl-C (KeyboardInterrupt) or the end of the source finishes the stream and emits
-    every complete frame. Latency: capture of a frame's last sample -> its emission."""
+    every complete frame. Latency: capture of a frame's last sample -> its emission.
+
+    A Ctrl-C that arrives while frames are being encoded and written takes effect once they are
+    (in the main thread: SIGINT is deferred there), so no frame is popped and then lost, nor
+    written and left uncounted; a Ctrl-C while waiting for audio stops at once."""
     stats = StreamStats()
     captured = deque()  # (16 kHz samples received after a chunk, its capture time)
+    state = {"emitting": False, "pending": False}
 
     def emit() -> None:
-        while codec.is_ready(stream):
-            t0 = time.perf_counter()
-            codec.encode_stream(stream)
-            stats.compute_seconds += time.perf_counter() - t0
-        now = time.monotonic()
-        for frame in stream.pop_codes():
-            end = (frame.index + 1) * SAMPLES_PER_CODE_IN
-            while len(captured) > 1 and captured[1][0] <= end:
-                captured.popleft()
-            at = next((t for n, t in captured if n >= end), None)
-            if at is not None:
-                stats.latencies_ms.append((now - at) * 1e3)
-            sink.write(frame)
-            stats.frames += 1
+        state["emitting"] = True
+        try:
+            while codec.is_ready(stream):
+                t0 = time.perf_counter()
+                codec.encode_stream(stream)
+                stats.compute_seconds += time.perf_counter() - t0
+            now = time.monotonic()
+            for frame in stream.pop_codes():
+                end = (frame.index + 1) * SAMPLES_PER_CODE_IN
+                while len(captured) > 1 and captured[1][0] <= end:
+                    captured.popleft()
+                at = next((t for n, t in captured if n >= end), None)
+                if at is not None:
+                    stats.latencies_ms.append((now - at) * 1e3)
+                sink.write(frame)
+                stats.frames += 1
+        finally:
+            state["emitting"] = False
+        if state["pending"]:
+            state["pending"] = False
+            raise KeyboardInterrupt
 
+    def on_sigint(signum, frame) -> None:
+        if state["emitting"]:
+            state["pending"] = True
+        else:
+            raise KeyboardInterrupt
+
+    deferring = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if deferring else None
     try:
         for chunk in source:
             stream.accept_waveform(chunk.sample_rate, chunk.samples)
@@ -279,6 +301,9 @@ def run_stream(
                 on_update(stats)
     except KeyboardInterrupt:
         source.stop()
+    finally:
+        if deferring:
+            signal.signal(signal.SIGINT, previous)
     stream.input_finished()
     emit()
     stats.overruns = source.overruns

@@ -26,6 +26,23 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XYRT_CACHE", Path.home() / ".cache" / "xyrt"))
 
 
+def member(directory: Path, name: str, listed_by: str) -> Path:
+    """``directory / name`` when ``name`` is a plain file name inside ``directory`` (not a
+    folder path, ``..`` or absolute, nor a symlink leading out); `XyrtError` naming
+    ``listed_by`` (the file that lists it) otherwise."""
+    inside = name not in ("", ".", "..") and Path(name).name == name and "\\" not in name
+    path = directory / name
+    if inside and os.path.lexists(path):
+        inside = path.resolve().parent == directory.resolve()
+    if not inside:
+        raise XyrtError(
+            f"{directory / listed_by} names {name!r}, which is not a file inside {directory}; "
+            "every file a model directory uses must be in it (no folders, '..', absolute "
+            "paths or symlinks leading out)"
+        )
+    return path
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
     """Hex sha256 of a file, read in 16 MiB chunks."""
     h = hashlib.sha256()
@@ -72,7 +89,7 @@ def write_stamp(path: Path, sha256: str, stat: FileStat) -> bool:
     writable (the next check then hashes again)."""
     record = {"path": str(path.resolve()), "sha256": sha256, "stat": asdict(stat)}
     try:
-        with atomic_write(_stamp_path(path)) as tmp:
+        with atomic_write(_stamp_path(path), claim=False) as tmp:
             tmp.write_text(json.dumps(record))
     except XyrtError:
         return False

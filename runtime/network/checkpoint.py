@@ -43,9 +43,12 @@ def checkpoint_sha256(checkpoint: str | Path) -> str:
     path = Path(checkpoint)
     if not path.is_dir():
         return sha256_file(path)
-    from xyrt.runtime.network.hf import CONFIG, WEIGHT_FILES
+    from xyrt.runtime.network.hf import CONFIG, SAFETENSORS_INDEX, WEIGHT_FILES, shard_map
 
-    names = [CONFIG, *WEIGHT_FILES, *sorted(p.name for p in path.glob("model-*.safetensors"))]
+    shards = {p.name for p in path.glob("model-*.safetensors")}
+    if (path / SAFETENSORS_INDEX).is_file():  # the shards the index names, wherever named
+        shards |= set(shard_map(path).values())
+    names = [CONFIG, *WEIGHT_FILES, *sorted(shards)]
     digest = hashlib.sha256()
     for name in names:
         if (path / name).is_file():

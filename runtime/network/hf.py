@@ -27,7 +27,8 @@ from typing import Any
 
 from xyrt.atomic import atomic_write
 from xyrt.config import SAMPLES_PER_CODE_IN, XYConfig
-from xyrt.errors import CheckpointError, ConfigError, require
+from xyrt.errors import CheckpointError, ConfigError, XyrtError, require
+from xyrt.runtime.modeldir.filecheck import member
 from xyrt.runtime.network.state import WRITER, read_state_dict
 
 torch = require("torch", "export", "the PyTorch network")
@@ -110,17 +111,62 @@ def read_hf_config(folder: str | Path) -> tuple[XYConfig, dict[str, Any]]:
     return cfg, gp
 
 
+def shard_map(folder: Path) -> dict[str, str]:
+    """tensor name -> shard file name of a sharded folder's index; `CheckpointError` unless
+    every shard is a plain file name inside ``folder``."""
+    index = _json(folder / SAFETENSORS_INDEX, CheckpointError)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{folder / SAFETENSORS_INDEX}: missing 'weight_map'")
+    for tensor, shard in weight_map.items():
+        if not isinstance(shard, str):
+            raise CheckpointError(
+                f"{folder / SAFETENSORS_INDEX}: tensor {tensor!r} maps to {shard!r}; expected "
+                "a shard file name"
+            )
+        try:
+            member(folder, shard, SAFETENSORS_INDEX)
+        except XyrtError as exc:
+            raise CheckpointError(str(exc)) from None
+    return weight_map
+
+
+def _read_shards(folder: Path, weight_map: dict[str, str]) -> dict[str, torch.Tensor]:
+    """Each tensor of ``weight_map`` from the shard the index names (a copy of it in another
+    shard, or a tensor the index does not list, is not read)."""
+    safetensors = require("safetensors", "export", "reading model.safetensors")
+    by_shard: dict[str, list[str]] = {}
+    for tensor, shard in weight_map.items():
+        by_shard.setdefault(shard, []).append(tensor)
+    state: dict[str, torch.Tensor] = {}
+    for shard, names in sorted(by_shard.items()):
+        file = folder / shard
+        if not file.is_file():
+            raise CheckpointError(f"{folder}: weight file {shard} is missing")
+        try:
+            with safetensors.safe_open(str(file), "pt") as f:
+                missing = sorted(set(names) - set(f.keys()))
+                if missing:
+                    raise CheckpointError(
+                        f"{folder / SAFETENSORS_INDEX} names {shard} for {len(missing)} "
+                        f"tensor(s) it does not hold, e.g. {missing[:3]}"
+                    )
+                for name in names:
+                    state[name] = f.get_tensor(name)
+        except CheckpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise CheckpointError(f"cannot read {file}: {type(exc).__name__}: {exc}") from exc
+    return state
+
+
 def read_hf_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
     """The folder's tensors under its own names (safetensors preferred, then the .bin)."""
     folder = Path(folder)
     if (folder / SAFETENSORS).is_file():
         files = [folder / SAFETENSORS]
     elif (folder / SAFETENSORS_INDEX).is_file():
-        index = _json(folder / SAFETENSORS_INDEX, CheckpointError)
-        weight_map = index.get("weight_map") if isinstance(index, dict) else None
-        if not isinstance(weight_map, dict) or not weight_map:
-            raise CheckpointError(f"{folder / SAFETENSORS_INDEX}: missing 'weight_map'")
-        files = [folder / name for name in sorted(set(weight_map.values()))]
+        return _read_shards(folder, shard_map(folder))
     elif (folder / TORCH_BIN).is_file():
         return read_state_dict(folder / TORCH_BIN)
     else:
@@ -132,8 +178,6 @@ def read_hf_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
     st = require("safetensors.torch", "export", "reading model.safetensors")
     state: dict[str, torch.Tensor] = {}
     for file in files:
-        if not file.is_file():
-            raise CheckpointError(f"{folder}: weight file {file.name} is missing")
         try:
             state.update(st.load_file(str(file)))
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types

@@ -75,11 +75,64 @@ def test_read_errors_have_kinds(folder):
         Item("2", str(folder / "gone.wav")): "unreadable",
         Item("3", str(folder / "tiny.wav")): "too-short",
         Item("4", str(folder / "a.wav"), 5.0, 6.0): "bad-segment",
+        Item("5", str(folder / "a.wav"), 0.5, 1.5): "bad-segment",  # ends 0.5 s past a.wav
     }
     for item, kind in cases.items():
         with pytest.raises(ItemError) as info:
             read_item(item)
         assert info.value.kind == kind, (item, info.value)
+    with pytest.raises(ItemError, match=r"segment 0.5-1.5 s ends past the end of .*a.wav"):
+        read_item(Item("5", str(folder / "a.wav"), 0.5, 1.5))
+    samples, _ = read_item(Item("6", str(folder / "a.wav"), 0.5, 1.004))  # rounded: cut to 1 s
+    assert len(samples) == 8000
+
+
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("m.jsonl", ""),
+        ("m.jsonl", "\n  \n\n"),
+        ("m.csv", "path,id,start,end\n"),
+        ("m.tsv", "path\tid\n\n"),
+        ("m.csv", ""),
+    ],
+)
+def test_empty_manifests_are_refused(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(XyrtError, match="lists no items.*empty, blank or only a header"):
+        collect_items([tmp_path / name])
+
+
+def test_empty_manifest_exits_1_before_ray(tmp_path, capsys):
+    from xyrt.cli import main
+
+    (tmp_path / "m.csv").write_text("path,id\n")
+    args = ["tokenize", str(tmp_path / "m.csv"), "-o", str(tmp_path / "out"), "--model", "m"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lists no items" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_file_identity_covers_content_changes(folder):
+    """Size and mtime_ns are in the inputs hash: the same file rewritten with other audio of the
+    same size (a new mtime) changes it; the recorded inputs name the file that changed."""
+    import os
+
+    from xyrt.corpus.shards import _inputs_table, changed_files
+
+    pq = pytest.importorskip("pyarrow.parquet", reason="xyrt[scale] (pyarrow) is not installed")
+    before = collect_items([folder])
+    pq.write_table(_inputs_table(before), folder / "inputs.parquet")
+    size = (folder / "a.wav").stat().st_size
+    sf.write(folder / "a.wav", np.full(16000, 0.25, np.float32), 16000)  # same length
+    st = os.stat(folder / "a.wav")
+    os.utime(folder / "a.wav", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # coarse clocks
+    after = collect_items([folder])
+    assert (folder / "a.wav").stat().st_size == size
+    assert inputs_sha256(plan_shards(after, 2)) != inputs_sha256(plan_shards(before, 2))
+    assert changed_files(folder / "inputs.parquet", after) == [f"{folder / 'a.wav'} (modified)"]
+    assert changed_files(folder / "inputs.parquet", before) == []
 
 
 def test_shard_plan_is_deterministic():
@@ -142,3 +195,26 @@ def test_gpu_backends_get_gpu_actors_and_options_are_checked():
     ]:
         with pytest.raises(XyrtError, match=match):
             TokenizeOptions(**bad)
+
+
+def test_gpu_actors_are_refused_when_the_cluster_has_no_gpu(folder, tmp_path):
+    """Class 9: Ray would wait forever for GPUs it does not have; say so, with its resources.
+    OpenVINO runs on the CPU: --providers cuda with it is refused before Ray starts."""
+    import xyrt
+    from helpers import exported
+    from xyrt.corpus import TokenizeOptions
+    from xyrt.corpus.pipeline import check_gpus
+
+    cpu_only = {"CPU": 3.0, "memory": 4 * 2**30, "node:10.0.0.1": 1.0}
+    with pytest.raises(XyrtError, match=r"--backend tensorrt asks for 1 GPU .* reports 0 GPU"):
+        check_gpus(TokenizeOptions(backend="tensorrt"), 1, cpu_only)
+    shown = r"2 for 4 worker.* reports 1 GPU.*resources: CPU 3, GPU 1, memory 4.0 GiB\)"
+    with pytest.raises(XyrtError, match=shown):
+        check_gpus(TokenizeOptions(gpus_per_worker=0.5), 4, {**cpu_only, "GPU": 1.0})
+    check_gpus(TokenizeOptions(gpus_per_worker=0.5), 2, {**cpu_only, "GPU": 1.0})  # fits
+    check_gpus(TokenizeOptions(), 8, cpu_only)  # CPU actors need no GPU
+    with pytest.raises(XyrtError, match="providers.*does not apply to the openvino backend"):
+        xyrt.tokenize(
+            [folder], tmp_path / "o", exported("tiny_16k"), backend="openvino", providers=["cuda"]
+        )
+    assert not (tmp_path / "o").exists()

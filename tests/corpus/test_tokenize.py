@@ -135,6 +135,39 @@ def test_changed_options_or_foreign_folder_are_refused(first_run, corpus, model,
     assert (tmp_path / "mine.txt").read_text() == "not xyrt's"
 
 
+def test_changed_file_or_damaged_shard_is_not_skipped_as_done(local_ray, model, tmp_path):
+    """A file rewritten with other audio of the same size is not taken as done: the rerun is
+    refused naming it; a damaged shard is named too (not a pyarrow traceback)."""
+    ONE = {**RUN, "workers": 1}  # one item: one model actor
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    sf.write(folder / "a.wav", speech_clip(2.0), 16000)
+    out = tmp_path / "out"
+    xyrt.tokenize([folder], out, model, **ONE)
+    size = (folder / "a.wav").stat().st_size
+    sf.write(folder / "a.wav", speech_clip(2.0)[::-1].copy(), 16000)  # same size, other audio
+    st = os.stat(folder / "a.wav")
+    os.utime(folder / "a.wav", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # coarse clocks
+    assert (folder / "a.wav").stat().st_size == size
+    with pytest.raises(XyrtError, match=r"1 input file\(s\) changed .*a.wav \(modified\)"):
+        xyrt.tokenize([folder], out, model, **ONE)
+    (folder / "a.wav").unlink()
+    sf.write(folder / "b.wav", speech_clip(2.0), 16000)
+    out2 = tmp_path / "out2"
+    xyrt.tokenize([folder], out2, model, **ONE)
+    shard = next((out2 / "codes").glob("part-*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:-20])  # the footer is gone
+    with pytest.raises(XyrtError, match=rf"shard {shard} is damaged.*delete it and rerun"):
+        xyrt.tokenize([folder], out2, model, **ONE)
+
+
+def test_gpu_actors_on_a_ray_without_gpus_are_refused(local_ray, corpus, model, tmp_path):
+    """Class 9: the module's Ray has no GPU; GPU actors would wait for one forever."""
+    with pytest.raises(XyrtError, match=r"gpus_per_worker=1.0 asks for 1 GPU .* reports 0 GPU"):
+        xyrt.tokenize([corpus / "long.wav"], tmp_path / "out", model, **RUN, gpus_per_worker=1.0)
+    assert not list((tmp_path / "out").glob("codes/*"))
+
+
 def _ancestors(pid: int) -> set[int]:
     seen: set[int] = set()
     while pid > 1 and pid not in seen:
@@ -160,6 +193,82 @@ def _model_actor_pids() -> list[int]:
         ):
             pids.append(int(pid))
     return pids
+
+
+def _state(pid: int) -> str | None:
+    """The state letter of a process (Z: a zombie, dead), None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _descendants(root_pid: int) -> dict[int, bytes]:
+    """Live descendants of ``root_pid`` and their command lines."""
+    out = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(pid) != root_pid and root_pid in _ancestors(int(pid)):
+            out[int(pid)] = cmd
+    return out
+
+
+def _poll(condition, timeout: float, what: str):
+    """Wait until ``condition()`` is truthy (checked every 50 ms), at most ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.05)
+    return result
+
+
+def test_a_sigkilled_tokenize_leaves_no_ray_behind(model, tmp_path):
+    """Class 11: the local Ray xyrt starts (agents and workers included) ends with xyrt even
+    when xyrt is SIGKILLed mid-run (`xyrt.corpus.localray`); synchronised on the processes
+    themselves: killed once its model actor runs, then polled until none is left."""
+    import subprocess
+    import sys
+
+    from xyrt.corpus.localray import processes_of
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    clip = speech_clip(30.0)
+    for i in range(12):  # minutes of audio: the run is still going when it is killed
+        sf.write(folder / f"{i}.wav", clip, 16000)
+    xyrt_cli = str(Path(sys.executable).with_name("xyrt"))
+    args = [xyrt_cli, "tokenize", str(folder), "-o", str(tmp_path / "out"), "--model", str(model)]
+    proc = subprocess.Popen([*args, "--workers", "1"], stderr=subprocess.DEVNULL)
+    try:
+        running = _poll(
+            lambda: (
+                (d := _descendants(proc.pid))
+                and any(c.startswith(b"ray::MapWorker") for c in d.values())
+                and d
+            ),
+            180,
+            "the model actor of xyrt tokenize to start",
+        )
+        reaper = [c for c in running.values() if b"xyrt.corpus.localray" in c]
+        assert len(reaper) == 1, running
+        root = reaper[0].split(b"\0")[3].decode()
+        ray_pids = set(running) - {p for p, c in running.items() if c == reaper[0]}
+        assert len(ray_pids) >= 4 and any(c.startswith(b"ray::") for c in running.values())
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL  # killed mid-run, not finished
+        _poll(lambda: not processes_of(root), 20, f"the Ray processes of {root} to end")
+        alive = {p for p in ray_pids if _state(p) not in (None, "Z")}
+        assert not alive, {p: running[p][:40] for p in alive}
+        _poll(lambda: not Path(root).exists(), 10, f"{root} to be removed")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_killed_worker_is_retried_and_output_stays_exactly_once(first_run, corpus, model, tmp_path):

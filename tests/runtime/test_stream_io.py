@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -66,6 +67,24 @@ def test_cli_stream_from_file_and_stdin(tmp_path: Path) -> None:
     assert run.returncode == 0 and len(_frames(run.stdout.decode())) == len(wav) // 1280
 
 
+def read_until(pipe, done, timeout: float) -> str:
+    """Text read from a subprocess's ``pipe`` (raw reads, nothing left buffered) until
+    ``done(text)``; fails after ``timeout`` s or at end of file."""
+    import selectors
+
+    text, deadline = b"", time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(pipe, selectors.EVENT_READ)
+        while not done(text.decode(errors="replace")):
+            left = deadline - time.monotonic()
+            assert left > 0, f"not seen within {timeout} s; got {text[-300:]!r}"
+            if sel.select(left):
+                chunk = os.read(pipe.fileno(), 1 << 16)
+                assert chunk, f"the process ended first; got {text[-300:]!r}"
+                text += chunk
+    return text.decode()
+
+
 def test_ctrl_c_stops_cleanly_with_every_complete_frame(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [
@@ -87,10 +106,12 @@ def test_ctrl_c_stops_cleanly_with_every_complete_frame(tmp_path: Path) -> None:
     pcm = (golden("tiny_16k")["speech_3/wav"][:32000] * 32767).astype("<i2").tobytes()
     proc.stdin.write(pcm)  # 2 s = 25 frames, then the writer keeps the pipe open
     proc.stdin.flush()
-    time.sleep(3.0)
+    # synchronised on what it reports: Ctrl-C once it has printed all 25 frames (JsonlSink
+    # flushes each line), however long a loaded machine takes to get there
+    head = read_until(proc.stdout, lambda text: len(_frames(text)) >= 25, timeout=120)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
-    frames = _frames(out.decode())
+    frames = _frames(head + out.decode())
     assert proc.returncode == 0, err.decode()
     assert [f["index"] for f in frames] == list(range(25))
     assert "summary: frames 25" in err.decode()
@@ -114,7 +135,11 @@ def pulse_device() -> str:
             ],
             capture_output=True,
         )
-        time.sleep(1.0)
+        deadline = time.monotonic() + 30  # until the daemon answers (polled, not assumed)
+        while subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                pytest.skip("PulseAudio did not start within 30 s")
+            time.sleep(0.1)
     if (
         "vsink"
         not in subprocess.run(
@@ -137,9 +162,8 @@ def pulse_device() -> str:
 
 def test_microphone_through_a_real_portaudio_device(pulse_device: str, tmp_path: Path) -> None:
     speech = write_wav(tmp_path / "speech.wav", golden("tiny_16k")["speech_1/wav"], 16000)
-    player = subprocess.Popen(["sh", "-c", f"sleep 0.5; paplay --device=vsink {speech}"])
     out = tmp_path / "mic.jsonl"
-    run = subprocess.run(
+    proc = subprocess.Popen(
         [
             XYRT,
             "stream",
@@ -156,11 +180,15 @@ def test_microphone_through_a_real_portaudio_device(pulse_device: str, tmp_path:
             "-o",
             str(out),
         ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
+    # play the speech once xyrt says it is recording (not after a guessed delay)
+    head = read_until(proc.stderr, lambda text: "recording from" in text, timeout=60)
+    player = subprocess.Popen(["paplay", "--device=vsink", str(speech)])
+    stdout, rest = proc.communicate(timeout=60)
     player.wait(timeout=30)
+    run = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, head + rest.decode())
     assert run.returncode == 0, run.stderr
     frames = _frames(out.read_text())
     assert len(frames) >= 35  # 3 s = 37 frames (the device may deliver a block less)

@@ -3,7 +3,9 @@
 A manifest is JSONL, CSV or TSV with a ``path`` column (relative paths are relative to the
 manifest's folder) and optional ``id``, ``start`` and ``end`` (seconds: a segment of the file);
 every other column is carried through to the output. Without a manifest an item's id is the
-file's absolute path.
+file's absolute path. An item records its file's size and modification time (``mtime_ns``):
+together they are the file's identity in a run (`xyrt.corpus.shards`), so a file changed after
+its codes were written is noticed without reading it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from xyrt.runtime.chunking import num_codes
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".au", ".caf")
 MANIFEST_SUFFIXES = (".jsonl", ".csv", ".tsv")
 RESERVED = ("id", "path", "start", "end")  # manifest columns with a meaning
+END_TOLERANCE = 0.01  # seconds a segment's end may pass the file's end (rounded durations)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Item:
     end: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     size: int = 0  # bytes on disk (0 when unknown): orders items by length before reading
+    mtime_ns: int = 0  # the file's modification time (0 when unknown): with size, its identity
 
     @property
     def sort_key(self) -> tuple[float, str]:
@@ -55,16 +59,18 @@ class ItemError(AudioError):
         self.kind = kind
 
 
-def _size(path: str) -> int:
+def _stat(path: str) -> tuple[int, int]:
+    """(size, mtime_ns) of a file; (0, 0) when it cannot be read (reading it then fails)."""
     try:
-        return os.stat(path).st_size
+        st = os.stat(path)
     except OSError:
-        return 0
+        return 0, 0
+    return st.st_size, st.st_mtime_ns
 
 
 def _file_item(path: Path) -> Item:
     p = str(path.resolve())
-    return Item(id=p, path=p, size=_size(p))
+    return Item(p, p, None, None, {}, *_stat(p))
 
 
 def _seconds(value: Any, what: str) -> float | None:
@@ -85,6 +91,8 @@ def _manifest_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise XyrtError(f"cannot read manifest {path}: {exc}") from exc
+    if not text.strip():
+        return []
     if path.suffix.lower() == ".jsonl":
         rows = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -105,14 +113,32 @@ def _manifest_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
             f"manifest {path} has columns {reader.fieldnames or []}; expected a header row with "
             "a 'path' column (and optionally id, start, end and any others)"
         )
-    return [(f"{path}:{n}", row) for n, row in enumerate(reader, 2)]
+    rows = []
+    for row in reader:
+        where = f"{path}:{reader.line_num}"
+        if None in row:  # csv puts the fields past the header's under the key None
+            fields = len(reader.fieldnames) + len(row[None])
+            raise XyrtError(
+                f"{where} has {fields} fields, but the header has {len(reader.fieldnames)} "
+                f"({', '.join(reader.fieldnames)}); quote fields that hold a "
+                f"{'tab' if delimiter == chr(9) else 'comma'}"
+            )
+        if any(v and v.strip() for v in row.values()):  # a blank line is no item
+            rows.append((where, row))
+    return rows
 
 
 def read_manifest(path: str | Path) -> list[Item]:
     """Items of a JSONL/CSV/TSV manifest; `XyrtError` naming the line for a malformed row."""
     path = Path(path)
     items = []
-    for where, row in _manifest_rows(path):
+    rows = _manifest_rows(path)
+    if not rows:
+        raise XyrtError(
+            f"manifest {path} lists no items (it is empty, blank or only a header); expected "
+            "one row per audio file or segment, with a 'path'"
+        )
+    for where, row in rows:
         audio = row.get("path")
         if not isinstance(audio, str) or not audio.strip():
             raise XyrtError(f"{where}: 'path' must be a non-empty string, got {audio!r}")
@@ -126,7 +152,7 @@ def read_manifest(path: str | Path) -> list[Item]:
         raw_id = row.get("id")
         item_id = default if raw_id is None or raw_id == "" else str(raw_id)
         extra = {k: v for k, v in row.items() if k not in RESERVED}
-        items.append(Item(item_id, p, start, end, extra, _size(p)))
+        items.append(Item(item_id, p, start, end, extra, *_stat(p)))
     return items
 
 
@@ -176,7 +202,8 @@ def read_item(item: Item) -> tuple[np.ndarray, int]:
     """16 kHz mono float32 samples of ``item`` and the file's own sample rate.
 
     Reads as `xyrt.runtime.io.audio.load_audio` does (so whole files give the same samples);
-    raises `ItemError` with kind ``unreadable``, ``empty``, ``bad-segment``, ``invalid`` or
+    raises `ItemError` with kind ``unreadable``, ``empty``, ``bad-segment`` (a segment that
+    starts at or past the file's end, or ends more than `END_TOLERANCE` past it), ``invalid`` or
     ``too-short``.
     """
     sf = require("soundfile", "audio", "reading audio files")
@@ -186,9 +213,16 @@ def read_item(item: Item) -> tuple[np.ndarray, int]:
         with sf.SoundFile(item.path) as f:
             rate = f.samplerate
             first = 0 if item.start is None else int(round(item.start * rate))
-            last = f.frames if item.end is None else min(int(round(item.end * rate)), f.frames)
+            last = f.frames if item.end is None else int(round(item.end * rate))
             if f.frames == 0:
                 raise ItemError("empty", f"{item.path} holds no samples")
+            if last > f.frames + END_TOLERANCE * rate:
+                raise ItemError(
+                    "bad-segment",
+                    f"segment {item.start or 0:g}-{item.end:g} s ends past the end of "
+                    f"{item.path} ({f.frames / rate:.3f} s long); fix the manifest's end",
+                )
+            last = min(last, f.frames)
             if first >= last:
                 raise ItemError(
                     "bad-segment",

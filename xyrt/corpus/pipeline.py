@@ -184,24 +184,21 @@ def _ray():
     return ray
 
 
-def connect(options: TokenizeOptions, workers: int) -> bool:
+def connect(options: TokenizeOptions, workers: int):
     """Join the Ray cluster at ``options.address``, or start a local one sized for
-    ``workers`` actors plus one reading slot; True when this call started Ray."""
+    ``workers`` actors plus one reading slot (`xyrt.corpus.localray`: it ends with xyrt, even a
+    killed one); returns what to stop at the end: the `LocalRay` this call started, or None."""
     ray = _ray()
     if ray.is_initialized():
-        return False
-    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+        return None
+    started = None
     if options.address is None:
-        ray.init(
-            num_cpus=workers * options.threads_per_worker + 1,
-            num_gpus=int(np.ceil(workers * (options.gpus_per_worker or 0))) or None,
-            include_dashboard=False,
-            object_store_memory=1 << 30,
-            **quiet,
-        )
+        from xyrt.corpus.localray import LocalRay
+
+        started = LocalRay(workers * options.threads_per_worker + 1, 1 << 30)
     else:
         try:
-            ray.init(address=options.address, **quiet)
+            ray.init(address=options.address, logging_level=logging.ERROR, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise XyrtError(
                 f"cannot connect to the Ray cluster at {options.address!r}: {exc}. Start one "
@@ -211,7 +208,43 @@ def connect(options: TokenizeOptions, workers: int) -> bool:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    return True
+    return started
+
+
+def gpus_per_actor(options: TokenizeOptions) -> float:
+    """GPUs each model actor asks Ray for: ``gpus_per_worker``, else 1 for GPU backends."""
+    if options.gpus_per_worker is not None:
+        return options.gpus_per_worker
+    return 1.0 if options.uses_gpu else 0.0
+
+
+def check_gpus(options: TokenizeOptions, workers: int, resources: dict[str, float]) -> None:
+    """`XyrtError` when the model actors need GPUs the Ray cluster does not have (``resources``:
+    `ray.cluster_resources()`): Ray would wait for them forever."""
+    each = gpus_per_actor(options)
+    need, have = workers * each, float(resources.get("GPU", 0))
+    if each <= 0 or need <= have:
+        return
+    why = (
+        f"--backend {options.backend}"
+        if options.backend in ("tensorrt", "trt")
+        else f"--device {options.device}"
+        if (options.device or "").startswith("cuda")
+        else f"--providers {','.join(options.providers)}"
+        if options.providers and options.uses_gpu
+        else f"gpus_per_worker={options.gpus_per_worker}"
+    )
+    shown = ", ".join(
+        f"{k} {v / 2**30:.1f} GiB" if "memory" in k else f"{k} {v:g}"
+        for k, v in sorted(resources.items())
+        if not k.startswith("node:") and k != "accelerator_type"
+    )
+    where = f"at {options.address!r}" if options.address else "started here (local)"
+    raise XyrtError(
+        f"{why} asks for {each:g} GPU per model actor, {need:g} for {workers} worker(s), but "
+        f"the Ray cluster {where} reports {have:g} GPU(s) (resources: {shown or 'none'}); "
+        "run on a cluster with GPUs, give fewer --workers, or use a CPU backend"
+    )
 
 
 def default_workers(options: TokenizeOptions) -> int:
@@ -241,9 +274,7 @@ def build_dataset(model: str, shards, pending: Sequence[int], options: TokenizeO
         for k in pending
         for i in range(0, len(shards[k]), options.read_block)
     ]
-    gpus = options.gpus_per_worker
-    if gpus is None:
-        gpus = 1.0 if options.uses_gpu else 0.0
+    gpus = gpus_per_actor(options)
     ds = ray.data.from_items(blocks, override_num_blocks=len(blocks))
     ds = ds.map_batches(
         read_stage,
@@ -309,7 +340,7 @@ def tokenize(
     }
     out = OutputDir(Path(output), run)
     types = extra_types(items)
-    out.open()
+    out.open(items)
     pending = [k for k in range(len(shards)) if not out.done(k)]
     total = sum(len(shards[k]) for k in pending)
     workers = options.workers
@@ -319,14 +350,15 @@ def tokenize(
         started = connect(options, workers or default_workers(options))
         workers = default_workers(options)
         try:
+            import ray
+
+            check_gpus(options, workers, ray.cluster_resources())
             this_run.update(
                 _drive(model, shards, pending, options, workers, out, types, progress, on_progress)
             )
         finally:
-            if started:
-                import ray
-
-                ray.shutdown()
+            if started is not None:
+                started.stop()
     wall = time.perf_counter() - t0
     summary = {
         "output": str(out.root),
@@ -345,7 +377,7 @@ def tokenize(
     }
     from xyrt.atomic import atomic_write
 
-    with atomic_write(out.root / "summary.json") as tmp:
+    with atomic_write(out.root / "summary.json", claim=False) as tmp:  # the run's folder
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
