@@ -66,7 +66,9 @@ def test_torch_front_end_never_codes_from_non_finite_features(monkeypatch) -> No
 
     model = codec("tiny_16k").model
     real = model.frontend.forward
-    monkeypatch.setattr(model.frontend, "forward", lambda w, n, *ref: (real(w, n, *ref)[0] * math.inf, n))
+    monkeypatch.setattr(
+        model.frontend, "forward", lambda w, n, *ref: (real(w, n, *ref)[0] * math.inf, n)
+    )
     with pytest.raises(AudioError, match="log-mel features of this audio are not finite"):
         codec("tiny_16k").encode(SPEECH)
 
@@ -205,7 +207,8 @@ def test_graph_io_names_must_match_the_manifest(tmp_path: Path) -> None:
     manifest = json.loads((model / "manifest.json").read_text())
     manifest["graphs"]["encoder"]["inputs"][0]["name"] = "audio"
     (model / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(XyrtError, match=r"has inputs \['waveform', 'lengths'.*\], but .* \['audio'"):
+    names = r"has inputs \['waveform', 'lengths'.*\], but .* \['audio'"
+    with pytest.raises(XyrtError, match=names):
         xyrt.runtime.load(model).encode(SPEECH)
 
 
