@@ -29,6 +29,18 @@ class MissingDependencyError(XyrtError):
     """An optional dependency is needed for this feature but is not installed."""
 
 
+ECHO_LIMIT = 120  # characters of a received value an error message repeats
+
+
+def received(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters: a message echoes what
+    it received, never a megabyte of it."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 30]}... ({len(text)} characters)"
+
+
 def require(module: str, extra: str, feature: str) -> ModuleType:
     """Import an optional dependency or raise `MissingDependencyError` naming the extra."""
     import importlib
