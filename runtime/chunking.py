@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xyrt.checks import finite
 from xyrt.config import CHUNK_SECONDS, CODE_RATE, CODES_PER_CHUNK, N_SAMPLES, SAMPLES_PER_CODE_IN
 from xyrt.errors import XyrtError
 
@@ -28,6 +29,7 @@ class Window:
 
 def codes_per_step(overlap_seconds: float) -> int:
     """Codes kept from each window: (30 - overlap) x 12.5 (250 for the default 10 s overlap)."""
+    overlap_seconds = finite(overlap_seconds, "overlap")
     if not 0 <= overlap_seconds < CHUNK_SECONDS:
         raise XyrtError(f"overlap must be in [0, {CHUNK_SECONDS}) seconds, got {overlap_seconds}")
     step = (CHUNK_SECONDS - overlap_seconds) * CODE_RATE

@@ -14,10 +14,21 @@ NUM_QUANTIZERS = 8
 CODEBOOK_SIZE = 1024
 
 
+def check_code_dtype(arr: np.ndarray) -> np.ndarray:
+    """``arr`` unchanged if its dtype is an integer one (bool, float and complex refused)."""
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise CodesError(f"codes have dtype {arr.dtype}; expected an integer dtype (int64)")
+    return arr
+
+
 def validate_codes(
-    codes: np.ndarray, num_quantizers: int = NUM_QUANTIZERS, codebook_size: int = CODEBOOK_SIZE
+    codes: np.ndarray,
+    num_quantizers: int = NUM_QUANTIZERS,
+    codebook_size: int = CODEBOOK_SIZE,
+    allow_empty: bool = False,
 ) -> np.ndarray:
-    """Codes as an int64 array of shape (num_quantizers, T), values in [0, codebook_size)."""
+    """Codes as an int64 array of shape (num_quantizers, T), values in [0, codebook_size);
+    T >= 1 unless ``allow_empty``."""
     try:
         arr = np.asarray(codes)
     except (ValueError, TypeError) as exc:
@@ -28,10 +39,11 @@ def validate_codes(
             f"codes have shape {arr.shape}; expected {expected}: one row per quantizer, "
             "one column per 80 ms frame"
         )
+    check_code_dtype(arr)
     if arr.shape[1] == 0:
+        if allow_empty:
+            return arr.astype(np.int64, copy=False)
         raise CodesError(f"codes have shape {arr.shape}: no frames; expected {expected}, T >= 1")
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise CodesError(f"codes have dtype {arr.dtype}; expected an integer dtype (int64)")
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0 or hi >= codebook_size:
         raise CodesError(
