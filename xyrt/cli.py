@@ -157,7 +157,8 @@ def _chunk_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="overlap of the 30 s windows for long audio (default: 10, as published)",
+        help="overlap of the 30 s windows for long audio (default: 10, as published); each "
+        "window keeps (30 - overlap) x 12.5 codes rounded down (5 -> 312 codes, 5.04 s overlap)",
     )
     g.add_argument(
         "--batch-size",
