@@ -19,11 +19,9 @@ def check_streams(streams: Sequence[object], kind: type[T]) -> list[T]:
     where = MAKERS.get(name, name)
     if not isinstance(streams, (list, tuple)):
         raise XyrtError(f"expected a list of {name}s (from {where}), got {type(streams).__name__}")
+    article = "an" if name[0] in "AEIOU" else "a"
     for i, stream in enumerate(streams):
         if not isinstance(stream, kind):
-            what = f"streams[{i}]" if len(streams) > 1 else "the stream"
-            raise XyrtError(
-                f"expected {'a' if name[0] not in 'AEIOU' else 'an'} {name} from {where}; "
-                f"{what} is {type(stream).__name__}"
-            )
+            got = f"; streams[{i}] is" if len(streams) > 1 else ", got"
+            raise XyrtError(f"expected {article} {name} from {where}{got} {type(stream).__name__}")
     return list(streams)
