@@ -32,7 +32,7 @@ from xyrt.calib.sensitivity import (
     quantizable_groups,
 )
 from xyrt.config import CODES_PER_CHUNK, INPUT_SAMPLE_RATE, N_SAMPLES
-from xyrt.errors import XyrtError, require
+from xyrt.errors import XyrtError, received, require
 from xyrt.runtime.backends.openvino import OPENVINO_TARGET
 from xyrt.runtime.compare import snr_db
 from xyrt.runtime.graph_io import (
@@ -237,7 +237,9 @@ def _check_exclude(source, exclude: Sequence[str]) -> None:
     """Each ``exclude`` prefix must be a non-empty string naming at least one node: '' would
     keep every node float (an "int8" model with nothing quantized), a typo would keep none."""
     if isinstance(exclude, str):
-        raise XyrtError(f"exclude must be a list of node-name prefixes, got the string {exclude!r}")
+        raise XyrtError(
+            f"exclude must be a list of node-name prefixes, got the string {received(exclude)}"
+        )
     for prefix in exclude:
         if not isinstance(prefix, str) or not prefix.strip():
             raise XyrtError(

@@ -436,10 +436,17 @@ def _check_finite(args: argparse.Namespace) -> None:
             raise XyrtError(f"{option} must be a finite number, got {value}")
 
 
+MESSAGE_LIMIT = 2000  # characters of an error line; what it echoes is capped before (received)
+
+
 def one_line(message: str) -> str:
-    """A multi-line message (a list of problems) as one line: "head: item; item"."""
+    """A multi-line message (a list of problems) as one line: "head: item; item", at most
+    `MESSAGE_LIMIT` characters."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return lines[0] + (" " + "; ".join(lines[1:]) if len(lines) > 1 else "") if lines else "?"
+    text = lines[0] + (" " + "; ".join(lines[1:]) if len(lines) > 1 else "") if lines else "?"
+    if len(text) > MESSAGE_LIMIT:
+        text = f"{text[: MESSAGE_LIMIT - 40]}... ({len(text)} characters in all)"
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,15 @@ CODEBOOK_SIZE = 1024
 
 
 def check_code_dtype(arr: np.ndarray) -> np.ndarray:
-    """``arr`` unchanged if its dtype is an integer one (bool, float and complex refused)."""
+    """``arr`` unchanged if its dtype is an integer one (bool, float and complex refused; NaN
+    codes are named as such, not as a dtype problem)."""
+    if arr.dtype.kind in "fc":
+        nan = int(np.isnan(arr).sum())
+        if nan:
+            raise CodesError(
+                f"codes contain {nan} NaN value(s) ({arr.dtype} array); expected integer codes "
+                "(int64), one per quantizer and frame"
+            )
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         raise CodesError(f"codes have dtype {arr.dtype}; expected an integer dtype (int64)")
     return arr
@@ -126,7 +134,7 @@ def _check_npy_header(path: Path, num_quantizers: int, expected: str) -> None:
             f"{path}: codes have shape {shape}; expected ({num_quantizers}, T): one row per "
             "quantizer, one column per 80 ms frame"
         )
-    if dtype.kind not in "iu":
+    if dtype.kind not in "iuf":  # float arrays are read to say whether they hold NaN
         raise CodesError(f"{path}: codes have dtype {dtype}; expected an integer dtype (int64)")
     need = shape[0] * shape[1] * dtype.itemsize
     if need > data_bytes:

@@ -24,7 +24,7 @@ from typing import IO
 import numpy as np
 
 from xyrt.atomic import atomic_write
-from xyrt.errors import AudioError, CodesError, require
+from xyrt.errors import AudioError, CodesError, received, require
 from xyrt.runtime.streams.decode_stream import DecodeStream
 
 
@@ -48,10 +48,18 @@ def read_frames(lines: IO[str] | Iterable[str], num_quantizers: int = 8) -> Iter
                 f"line {number}: frame index {index!r}, expected {expected}: frames are missing "
                 "or out of order"
             )
-        arr = np.asarray(codes)
+        try:
+            arr = np.asarray(codes)
+        except (TypeError, ValueError):  # ragged lists
+            arr = np.asarray(None)
+        if arr.dtype.kind == "f" and np.isnan(arr).any():  # JSON NaN
+            raise CodesError(
+                f"line {number}: codes contain NaN; expected a list of {num_quantizers} integers"
+            )
         if arr.shape != (num_quantizers,) or arr.dtype.kind not in "iu":
             raise CodesError(
-                f"line {number}: codes {codes!r}; expected a list of {num_quantizers} integers"
+                f"line {number}: codes {received(codes)}; expected a list of {num_quantizers} "
+                "integers"
             )
         expected += 1
         yield arr.astype(np.int64)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xyrt.config import CHUNK_SECONDS, CODE_RATE, CODES_PER_CHUNK
-from xyrt.errors import CodesError, XyrtError
+from xyrt.errors import CodesError, XyrtError, received
 from xyrt.runtime.backends.base import Backend, ModelInfo, limits_of
 from xyrt.runtime.io.codes import validate_codes
 from xyrt.runtime.streams.checks import check_streams
@@ -41,7 +41,7 @@ FRAME_SECONDS = 1 / CODE_RATE  # 0.08 s of audio per code frame
 
 def _seconds(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise XyrtError(f"{name} must be a number of seconds; got {value!r}")
+        raise XyrtError(f"{name} must be a number of seconds; got {received(value)}")
     if not math.isfinite(value) or value < 0:
         raise XyrtError(f"{name} must be a finite number of seconds >= 0; got {value}")
     return float(value)
