@@ -32,7 +32,7 @@ from xyrt.calib.sensitivity import (
     quantizable_groups,
 )
 from xyrt.config import CODES_PER_CHUNK, INPUT_SAMPLE_RATE, N_SAMPLES
-from xyrt.errors import XyrtError, require
+from xyrt.errors import XyrtError, received, require
 from xyrt.runtime.backends.openvino import OPENVINO_TARGET
 from xyrt.runtime.compare import snr_db
 from xyrt.runtime.graph_io import (
@@ -49,6 +49,12 @@ from xyrt.runtime.modeldir.manifest import graph_entry, metadata_facts, read_man
 PRECISION_SCHEMES = {"int8": ("cpu-dynamic", "trt-qdq", "openvino"), "fp16": ("fp16",)}
 DEFAULT_SCHEMES = {"int8": ("cpu-dynamic", "trt-qdq"), "fp16": ("fp16",)}
 CALIBRATED = ("trt-qdq", "openvino")  # schemes that need a calibration set
+SCHEME_OPTIONS = {  # the options each scheme takes (besides the sensitivity pass)
+    "cpu-dynamic": ("attention", "exclude"),
+    "trt-qdq": ("calib", "exclude"),
+    "openvino": ("calib", "exclude"),
+    "fp16": ("exclude",),
+}
 SCHEME_TARGET = {
     "cpu-dynamic": "onnxruntime-cpu",
     "trt-qdq": "tensorrt",
@@ -92,26 +98,31 @@ def quantize(
     exclude: Sequence[str] = (),
     sensitivity: SensitivityOptions | None = None,
     progress: Callable[[str], None] | None = None,
-    attention: str = "fused",
+    attention: str | None = None,
 ) -> Quantized:
     """Write a quantized copy of the FP32 export in ``model_dir`` to ``out_dir``; return what
     was written (`Quantized`: the directory and the sensitivity reports).
 
     ``exclude`` adds node-name prefixes kept float; ``calib`` is needed by ``trt-qdq`` and
-    ``openvino``. ``attention`` (``cpu-dynamic`` only): ``"fused"`` float32 attention as ORT's
-    MultiHeadAttention, ``"float"`` the exported float32 ops as they are, ``"int8"`` the
+    ``openvino``. ``attention`` (``cpu-dynamic`` only): ``"fused"`` (default) float32 attention
+    as ORT's MultiHeadAttention, ``"float"`` the exported float32 ops as they are, ``"int8"`` the
     attention products (activation x activation MatMuls) quantized dynamically too.
     Sensitivity (default on) runs on the held-out bundled speech; the ``openvino`` scheme
-    (NNCF, an OpenVINO IR) is measured on it, not searched.
+    (NNCF, an OpenVINO IR) is measured on it, not searched. An option none of the chosen
+    schemes takes (`SCHEME_OPTIONS`), or an ``exclude`` prefix that names no node, is an
+    `XyrtError`.
     """
     say = progress or (lambda _msg: None)
-    if attention not in schemes.ATTENTION_MODES:
+    if attention is not None and attention not in schemes.ATTENTION_MODES:
         raise XyrtError(
             f"attention {attention!r}: choose from {', '.join(schemes.ATTENTION_MODES)}"
         )
     chosen = _check_args(model_dir, out_dir, precision, scheme_names, calib)
+    _check_scheme_options(chosen, precision, attention=attention, calib=calib, exclude=exclude)
+    attention = attention or "fused"
     sensitivity = sensitivity or SensitivityOptions()
     source = read_manifest(model_dir)
+    _check_exclude(source, exclude)
     out_dir = Path(out_dir)
     manifest = json.loads(json.dumps(source.data))
     manifest["precision"] = precision
@@ -204,6 +215,48 @@ def _check_args(model_dir, out_dir, precision, scheme_names, calib) -> tuple[str
         raise XyrtError("the quantized model needs its own directory (-o) next to the fp32 one")
     check_output_dir(Path(out_dir), EXPORT_DIR)
     return chosen
+
+
+def _check_scheme_options(chosen: Sequence[str], precision: str, **given: object) -> None:
+    """`XyrtError` for an option (given: not None or empty) that none of ``chosen`` takes."""
+    for name, value in given.items():
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue
+        if any(name in SCHEME_OPTIONS[s] for s in chosen):
+            continue
+        takers = [s for s, names in SCHEME_OPTIONS.items() if name in names]
+        label = f"{name}={value!r}" if isinstance(value, (str, list, tuple)) else name
+        raise XyrtError(
+            f"{label} applies only to the {' and '.join(takers)} scheme"
+            f"{'s' if len(takers) > 1 else ''}; this {precision} run writes "
+            f"{', '.join(chosen)}, where it would have no effect"
+        )
+
+
+def _check_exclude(source, exclude: Sequence[str]) -> None:
+    """Each ``exclude`` prefix must be a non-empty string naming at least one node: '' would
+    keep every node float (an "int8" model with nothing quantized), a typo would keep none."""
+    if isinstance(exclude, str):
+        raise XyrtError(
+            f"exclude must be a list of node-name prefixes, got the string {received(exclude)}"
+        )
+    for prefix in exclude:
+        if not isinstance(prefix, str) or not prefix.strip():
+            raise XyrtError(
+                f"exclude prefix {prefix!r} is empty: it would keep every node float (nothing "
+                "quantized); give a node-name prefix such as '/semantic_encoder/layers.0'"
+            )
+    if not exclude:
+        return
+    names = [n.name for g in GRAPHS for n in schemes.graph_table(source.check_graph(g)).nodes]
+    for prefix in exclude:
+        if not any(name.startswith(prefix) for name in names):
+            scopes = sorted({"/" + n.split("/")[1] for n in names if n.count("/") >= 2})
+            examples = ", ".join(scopes[:6]) + (", ..." if len(scopes) > 6 else "")
+            raise XyrtError(
+                f"exclude prefix {prefix!r} names no node of the {'/'.join(GRAPHS)} graphs, so "
+                f"it would keep nothing float; node names start like: {examples}"
+            )
 
 
 def _stage(path: Path, folder: Path) -> Path:

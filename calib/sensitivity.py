@@ -18,7 +18,7 @@ from pathlib import Path
 
 from xyrt.calib.schemes import QUANTIZED_OPS, graph_table
 from xyrt.checks import finite
-from xyrt.errors import XyrtError
+from xyrt.errors import XyrtError, received
 
 GRANULARITIES = ("module", "layer")
 
@@ -36,7 +36,8 @@ class SensitivityOptions:
     def __post_init__(self) -> None:
         if self.granularity not in GRANULARITIES:
             raise XyrtError(
-                f"sensitivity granularity must be one of {GRANULARITIES}, got {self.granularity!r}"
+                f"sensitivity granularity must be one of {GRANULARITIES}, got "
+                f"{received(self.granularity)}"
             )
         finite(self.target_agreement, "target agreement")
         finite(self.target_snr_db, "target SNR (dB)")

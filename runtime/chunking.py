@@ -6,14 +6,17 @@ decode: 375-code windows every (30 - overlap) x 12.5 codes; keep the first step 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from xyrt.checks import finite
 from xyrt.config import CHUNK_SECONDS, CODE_RATE, CODES_PER_CHUNK, N_SAMPLES, SAMPLES_PER_CODE_IN
 from xyrt.errors import XyrtError
 
+MAX_OVERLAP = CHUNK_SECONDS - 1 / CODE_RATE  # 29.92 s: a window keeps at least one code
 MAX_BATCH_PAD = 0.15  # padding a batched window may carry, as a fraction of the batch's longest
 
 
@@ -27,16 +30,18 @@ class Window:
 
 
 def codes_per_step(overlap_seconds: float) -> int:
-    """Codes kept from each window: (30 - overlap) x 12.5 (250 for the default 10 s overlap)."""
-    if not 0 <= overlap_seconds < CHUNK_SECONDS:
-        raise XyrtError(f"overlap must be in [0, {CHUNK_SECONDS}) seconds, got {overlap_seconds}")
-    step = (CHUNK_SECONDS - overlap_seconds) * CODE_RATE
-    if abs(step - round(step)) > 1e-6:
+    """Codes kept from each window: (30 - overlap) x 12.5 rounded down to whole codes (250 for
+    the default 10 s; 312 for 5 s, an effective overlap of 5.04 s), which is how the published
+    decode counts them (``int(duration * 16000 // 1280)``); its encode keeps that many codes but
+    steps by the unrounded length, losing half a code per window, so xyrt steps by whole codes."""
+    overlap_seconds = finite(overlap_seconds, "overlap")
+    step = math.floor((CHUNK_SECONDS - overlap_seconds) * CODE_RATE + 1e-6)
+    if overlap_seconds < 0 or step < 1:
         raise XyrtError(
-            f"overlap {overlap_seconds} s does not leave a whole number of codes per window: "
-            "use a multiple of 0.08 s (one code), e.g. 10, 5 or 0"
+            f"overlap must be in [0, {MAX_OVERLAP:g}] seconds (each {CHUNK_SECONDS} s window keeps "
+            f"at least one {1000 / CODE_RATE:g} ms code), got {overlap_seconds:g}"
         )
-    return int(round(step))
+    return step
 
 
 def encode_plan(n_samples: int, overlap_seconds: float = 10.0) -> list[Window]:

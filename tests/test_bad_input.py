@@ -286,7 +286,7 @@ def test_python_api_misuse() -> None:
         XyrtError, match="expected an EncodeStream from codec.create_stream.., got NoneType"
     ):
         codec.is_ready(None)
-    with pytest.raises(XyrtError, match="expected a list of Streams"):
+    with pytest.raises(XyrtError, match="expected a list of EncodeStreams"):
         codec.encode_streams(stream)
 
 

@@ -127,13 +127,13 @@ def test_errors_are_one_clear_line_and_write_nothing(tmp_path: Path, capsys) -> 
             "--checkpoint",
             ckpt,
             "--overlap",
-            "0.05",
+            "29.95",
             str(_wav(tmp_path, "speech_0")),
             "-o",
             str(out),
         ],
         capsys,
-        "multiple of 0.08 s",
+        "overlap must be in [0, 29.92] seconds",
     )
     short = write_wav(tmp_path / "short.wav", np.zeros(800, np.float32), 16000)
     _fails(

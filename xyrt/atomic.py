@@ -279,6 +279,13 @@ def _swap_in(new: Path, out: Path, owned: set[str], kind: DirKind) -> None:
             if item.name in owned:
                 continue
             if os.path.lexists(new / item.name):
+                now = kind.owned(out)
+                if now is not None and item.name in now:  # written since this run checked `out`
+                    raise XyrtError(
+                        f"another xyrt process wrote {out} while this one ran (its "
+                        f"{kind.marker} appeared after this run checked the folder); {out} is "
+                        "that run's complete output, left as it is: run again to replace it"
+                    )
                 raise XyrtError(
                     f"{item} is not listed in {out / kind.marker}, so xyrt did not write it, "
                     f"and the new output has a file of that name: move it away and run again"

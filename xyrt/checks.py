@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 
-from xyrt.errors import XyrtError
+from xyrt.errors import XyrtError, received
 
 THREADS_PER_CORE = 4  # more threads than this per usable core only adds contention
 
@@ -31,7 +31,7 @@ def finite(
         except ImportError:  # pragma: no cover - numpy is a base dependency
             ok = False
     if not ok or not math.isfinite(float(value)):
-        raise XyrtError(f"{name} must be a finite number, got {value!r}")
+        raise XyrtError(f"{name} must be a finite number, got {received(value)}")
     x = float(value)
     if low is not None and (x <= low if strict_low else x < low):
         raise XyrtError(f"{name} must be {'>' if strict_low else '>='} {low:g}, got {x:g}")
@@ -58,7 +58,7 @@ def threads(value: object, name: str = "threads") -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise XyrtError(f"{name} must be an integer number of threads, got {value!r}")
+        raise XyrtError(f"{name} must be an integer number of threads, got {received(value)}")
     if value < 1:
         raise XyrtError(f"{name} must be at least 1, got {value}")
     limit = max_threads()

@@ -12,13 +12,13 @@ import math
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from xyrt import __version__
 from xyrt.calib.schemes import ATTENTION_MODES
 from xyrt.commands import (
-    DECODE_STREAM_OPTIONS,
     cmd_bench,
     cmd_build,
     cmd_calib,
@@ -48,6 +48,74 @@ class _Parser(argparse.ArgumentParser):
         if "required" in message:  # which arguments exist: the usage, as one line
             hint = " ".join(self.format_usage().split()) + "; " + hint
         self.exit(2, f"{self.prog}: error: {message} ({hint})\n")
+
+
+@dataclass(frozen=True)
+class AppliesWhen:
+    """An option that takes effect only in some cases (``when``, in words: "with --stream");
+    given in any other case it is refused, naming it, rather than silently ignored."""
+
+    option: str  # as users write it: "--duration"
+    when: str
+    test: Callable[[argparse.Namespace], bool]
+    dest: str  # the parsed attribute
+    aliases: tuple[str, ...]  # every flag that sets it ("--hop", "--decode-hop")
+
+    def named(self, argv: Sequence[str]) -> str:
+        """The flag as ``argv`` wrote it (an alias too), else `option`."""
+        for arg in argv:
+            for flag in self.aliases:
+                if arg == flag or arg.startswith(flag + "="):
+                    return flag
+        return self.option
+
+
+def applies_when(
+    p: argparse.ArgumentParser, when: str, test: Callable[[argparse.Namespace], bool], *options: str
+) -> None:
+    """Declare that ``options`` of subcommand ``p`` take effect only ``when`` (`check_applies`
+    checks every declaration once, after parsing)."""
+    unknown = [o for o in options if o not in p._option_string_actions]
+    if unknown:  # a declaration naming no option of ``p`` would never fire
+        raise ValueError(f"{p.prog} has no option(s) {unknown}")
+    rules = p.get_default("applies_when") or ()
+    actions = {o: p._option_string_actions[o] for o in options}
+    declared = (
+        AppliesWhen(o, when, test, a.dest, tuple(a.option_strings)) for o, a in actions.items()
+    )
+    p.set_defaults(applies_when=(*rules, *declared))
+
+
+def given_options(argv: Sequence[str]) -> set[str]:
+    """The ``dest`` of every option ``argv`` sets itself (not by default): the parser again,
+    with every default suppressed."""
+    parser = build_parser()
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers += list(action.choices.values())
+            elif action.dest != "help":
+                action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def check_applies(args: argparse.Namespace, argv: Sequence[str]) -> str | None:
+    """The first option ``argv`` gives where it cannot take effect, as a message, or None."""
+    rules = getattr(args, "applies_when", ())
+    if not rules:
+        return None
+    given = given_options(argv)
+    for rule in rules:
+        if rule.dest in given and not rule.test(args):
+            return f"{rule.named(argv)} applies only {rule.when}; it would have no effect here"
+    return None
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -127,7 +195,8 @@ def _chunk_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="overlap of the 30 s windows for long audio (default: 10, as published)",
+        help="overlap of the 30 s windows for long audio (default: 10, as published); each "
+        "window keeps (30 - overlap) x 12.5 codes rounded down (5 -> 312 codes, 5.04 s overlap)",
     )
     g.add_argument(
         "--batch-size",
@@ -170,6 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--play", action="store_true", help="play the audio (--stream)")
     g.add_argument("--output-device", help="playback device for --play (default: system)")
     _decode_stream_args(g, "--hop", "--context", "--lookahead")
+    streaming = ("--play", "--hop", "--max-hop", "--context", "--lookahead", "--crossfade")
+    applies_when(p, "with --stream", lambda a: a.stream, *streaming)
+    applies_when(p, "with --play (--stream)", lambda a: a.play, "--output-device")
+    applies_when(
+        p,
+        "without --stream (a code stream is decoded step by step, not in 30 s windows)",
+        lambda a: not a.stream,
+        "--overlap",
+        "--batch-size",
+        "--pad-to-30s",
+    )
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("export", help="checkpoint -> ONNX encoder/decoder + manifest.json")
@@ -231,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pick-snr", type=float, default=25.0, help="decoder SNR dB for --pick (default 25)"
     )
+    applies_when(p, "with --pick", lambda a: a.pick is not None, "--pick-snr")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("stream", help="real-time audio -> codes, one JSON line per 80 ms frame")
@@ -262,6 +343,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-device", help="playback device for --loopback (default: system)")
     _decode_stream_args(p.add_argument_group("decoding for --loopback (as xyrt decode --stream)"))
     p.add_argument("-o", "--output", type=Path, help="JSONL file (default: stdout)")
+    applies_when(
+        p, "with --source mic", lambda a: a.source == "mic", "--input-device", "--duration"
+    )
+    applies_when(
+        p, "with --source mic or - (stdin PCM)", lambda a: a.source in ("mic", "-"), "--rate"
+    )
+    applies_when(
+        p, "with an audio file as --source", lambda a: a.source not in ("mic", "-"), "--realtime"
+    )
+    applies_when(
+        p,
+        "with --loopback (they set its decoding)",
+        lambda a: a.loopback,
+        "--output-device",
+        "--decode-hop",
+        "--decode-context",
+        "--decode-lookahead",
+        "--max-hop",
+        "--crossfade",
+    )
     p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser("serve", help="HTTP + WebSocket service on Ray Serve (batched, streaming)")
@@ -330,7 +431,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--attention",
         choices=list(ATTENTION_MODES),
-        default="fused",
         help="cpu-dynamic: float32 attention fused into ORT's MultiHeadAttention (default), left "
         "as exported, or its products (activation x activation MatMuls) quantized at run time",
     )
@@ -346,6 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--granularity", default="module", choices=["module", "layer"])
     p.add_argument("--max-float-groups", type=int, default=4, help="most groups left float")
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    sensitivity = ("--target-agreement", "--target-snr", "--granularity", "--max-float-groups")
+    applies_when(
+        p,
+        "with the sensitivity pass (not --no-sensitivity)",
+        lambda a: not a.no_sensitivity,
+        *sensitivity,
+    )
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("build", help="model directory -> TensorRT engines (GPU, TensorRT 10/11)")
@@ -419,16 +526,13 @@ def _check_finite(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xyrt`` console script; returns the exit status."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    wrong = check_applies(args, argv)
+    if wrong is not None:
+        _subparser(parser, args.command).error(wrong)
     if args.command == "decode" and args.output is None and not (args.stream and args.play):
         parser.error("decode needs -o/--output (or --stream with --play)")
-    if args.command == "decode" and args.play and not args.stream:
-        parser.error("--play needs --stream")
-    given = [k for k in DECODE_STREAM_OPTIONS if getattr(args, k, None) is not None]
-    if given and args.command == "stream" and not args.loopback:
-        parser.error(f"--{given[0].replace('_', '-')} sets the decoding of --loopback; add it")
-    if given and args.command == "decode" and not args.stream:
-        parser.error(f"--{given[0].replace('_', '-')} is a setting of --stream; add it")
     try:
         _check_finite(args)
         if args.command in FILE_OUTPUT_COMMANDS and getattr(args, "output", None) is not None:

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from xyrt.config import INPUT_SAMPLE_RATE
-from xyrt.errors import XyrtError, require
+from xyrt.errors import XyrtError, received, require
 from xyrt.runtime.io.audio import load_audio, write_wav
 from xyrt.runtime.io.codes import load_codes, save_codes
 from xyrt.runtime.io.decode_io import DevicePlayer, WavWriter, read_frames, run_decode
@@ -46,7 +46,9 @@ def parse_list(text: str, kind: type, name: str) -> tuple:
     try:
         return tuple(kind(x) for x in text.split(",") if x.strip())
     except ValueError as exc:
-        raise XyrtError(f"{name} takes a comma-separated list of numbers, got {text!r}") from exc
+        raise XyrtError(
+            f"{name} takes a comma-separated list of numbers, got {received(text)}"
+        ) from exc
 
 
 def _load_runtime(args: argparse.Namespace, source: Path | None = None, **kwargs):
@@ -146,7 +148,11 @@ def _decode_stream(args: argparse.Namespace) -> None:
 
     options = DecodeStreamOptions(**decode_stream_settings(args))
     if str(args.input) != "-" and not args.input.is_file():
-        raise XyrtError(f"code frames file not found: {args.input} (JSON lines from xyrt stream)")
+        what = "is a folder, not a file" if args.input.is_dir() else "not found"
+        raise XyrtError(
+            f"code frames file {what}: {args.input}; expected a file of JSON lines from xyrt "
+            "stream (or - for stdin)"
+        )
     codec = _codec(args)
     stream = DecodeStream(options, codec.info)
     with ExitStack() as stack:

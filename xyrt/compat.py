@@ -41,12 +41,13 @@ from xyrt.config import (
     SAMPLES_PER_CODE_IN,
     valid_frames,
 )
-from xyrt.errors import AudioError, CodesError, XyrtError, require
+from xyrt.errors import AudioError, CodesError, XyrtError, received, require
 from xyrt.runtime import RUNTIME_BACKENDS
-from xyrt.runtime.chunking import num_codes
+from xyrt.runtime.chunking import codes_per_step, num_codes
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.graph_io import pack_windows
-from xyrt.runtime.io.codes import validate_codes
+from xyrt.runtime.io.audio import prepare_audio
+from xyrt.runtime.io.codes import check_code_dtype, validate_codes
 
 BACKENDS = RUNTIME_BACKENDS  # what `from_pretrained(backend=...)` accepts (aliases too)
 
@@ -56,15 +57,31 @@ def _is_tensor(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-def _numpy(x: Any, dtype: type, what: str) -> np.ndarray:
+def _array(x: Any, what: str) -> np.ndarray:
+    """A tensor or array as a numpy array of its own dtype (int16 stays int16, so that
+    `prepare_audio` scales it; bool, complex and float codes reach the runtime's checks as
+    they are); reduced-precision float tensors become float32 (numpy has no bfloat16)."""
     if _is_tensor(x):
         x = x.detach().to("cpu")
-        x = x.float() if x.is_floating_point() else x
-        x = x.numpy()
+        if x.is_floating_point() and x.element_size() < 4:
+            x = x.float()
+        x = x.resolve_conj().numpy() if x.is_complex() else x.numpy()
     try:
-        return np.asarray(x).astype(dtype, copy=False)
+        return np.asarray(x)
     except (TypeError, ValueError) as exc:
-        raise XyrtError(f"{what}: expected a torch tensor or numpy array, got {type(x)}") from exc
+        raise XyrtError(
+            f"{what}: expected a torch tensor or numpy array, got {type(x).__name__}"
+        ) from exc
+
+
+def _lengths(x: Any, what: str, batch: int) -> np.ndarray:
+    """Valid lengths (B,) as int64: an integer tensor or array with one entry per item."""
+    arr = _array(x, what).reshape(-1)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise XyrtError(f"{what} has dtype {arr.dtype}; expected integer lengths (int64)")
+    if len(arr) != batch:
+        raise XyrtError(f"{what} has {len(arr)} entries for a batch of {batch}; expected one each")
+    return arr.astype(np.int64)
 
 
 class _Like:
@@ -73,7 +90,7 @@ class _Like:
     def __init__(self, example: Any, device: Any = None) -> None:
         self.device = None
         if device is not None:
-            self.device = require("torch", "export", "results on a torch device").device(device)
+            self.device = _torch_device(device)
         elif _is_tensor(example):
             self.device = example.device
 
@@ -83,6 +100,26 @@ class _Like:
         import torch
 
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+
+def _torch_device(device: Any) -> Any:
+    """``device`` as a torch.device that exists here, else `XyrtError`."""
+    torch = require("torch", "export", "results on a torch device")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise XyrtError(
+            f"device={received(device)} is not a torch device; expected 'cpu', 'cuda' or "
+            "'cuda:N' (or a torch.device)"
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise XyrtError(f"device={received(device)}: this torch sees no CUDA device")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise XyrtError(
+            f"device={received(device)}: this machine has {torch.cuda.device_count()} CUDA "
+            "device(s)"
+        )
+    return dev
 
 
 class Outputs(dict):
@@ -202,18 +239,21 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         self, wav_list: Sequence[Any], overlap_seconds: float = 10, device: Any = None
     ) -> Outputs:
         """1-D waveforms at 16 kHz -> {"codes_list": [(nq, floor(n / 1280)) int64 per item]},
-        long audio in 30 s windows keeping (30 - overlap_seconds) s of each."""
+        long audio in 30 s windows keeping (30 - overlap_seconds) s of each. Each waveform goes
+        through the runtime's audio checks (`xyrt.runtime.io.audio.prepare_audio`: integer PCM
+        scaled to [-1, 1), NaN refused, ...), as ``codec.encode`` does."""
         wavs = self._items(wav_list, "wav_list")
+        codes_per_step(overlap_seconds)  # checked even when no item is long enough to encode
+        like = _Like(wavs[0], device)
         arrays = []
         for i, wav in enumerate(wavs):
-            arr = _numpy(wav, np.float32, f"wav_list[{i}]")
+            arr = _array(wav, f"wav_list[{i}]")
             if arr.ndim != 1:
                 raise AudioError(
                     f"wav_list[{i}] has shape {arr.shape}; expected a 1-D waveform (samples,) at "
                     "16 kHz (e.g. wav.squeeze())"
                 )
-            arrays.append(arr)
-        like = _Like(wavs[0], device)
+            arrays.append(prepare_audio(arr, INPUT_SAMPLE_RATE, what=f"wav_list[{i}]"))
         codes: list[np.ndarray] = [np.zeros((self.nq, 0), np.int64)] * len(arrays)
         todo = [i for i, a in enumerate(arrays) if num_codes(len(a))]  # < 80 ms: no codes
         if todo:
@@ -226,14 +266,13 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         self, codes_list: Sequence[Any], overlap_seconds: float = 10, device: Any = None
     ) -> Outputs:
         """Codes (nq, T) per item -> {"syn_wav_list": [(T x decoder_upsample_rate,) float32]} at
-        ``output_sample_rate``, in 375-code windows keeping (30 - overlap_seconds) s of each."""
+        ``output_sample_rate``, in 375-code windows keeping (30 - overlap_seconds) s of each.
+        Codes go through the runtime's checks (`validate_codes`: integer dtype, values in the
+        codebook); (nq, 0), what the published encode gives under 80 ms, decodes to no audio."""
         items = self._items(codes_list, "codes_list")
-        arrays = []
-        for i, c in enumerate(items):
-            arr = _numpy(c, np.int64, f"codes_list[{i}]")
-            empty = arr.shape == (self.nq, 0)  # the published encode gives these under 80 ms
-            arrays.append(arr if empty else validate_codes(arr, self.nq))
+        codes_per_step(overlap_seconds)
         like = _Like(items[0], device)
+        arrays = [self._codes(c, f"codes_list[{i}]") for i, c in enumerate(items)]
         audio: list[np.ndarray] = [np.zeros(0, np.float32)] * len(arrays)
         todo = [i for i, a in enumerate(arrays) if a.shape[1]]
         if todo:
@@ -244,21 +283,26 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
 
     def inference_tokenize(self, x: Any, input_lengths: Any) -> Outputs:
         """One window: x (B, 1, n <= 480000) at 16 kHz, valid lengths (B,) -> {"codes": (nq, B, T)
-        int64, "codes_lengths": (B,) = ceil(len / 160) // 8, "zq": (B, code_dim, T) float32}."""
-        wav = _numpy(x, np.float32, "x")
-        wav = wav[:, 0] if wav.ndim == 3 and wav.shape[1] == 1 else wav
-        lengths = _numpy(input_lengths, np.int64, "input_lengths").reshape(-1)
-        if wav.ndim != 2 or len(lengths) != wav.shape[0]:
+        int64, "codes_lengths": (B,) = ceil(len / 160) // 8, "zq": (B, code_dim, T) float32}.
+        Each item's valid samples go through the runtime's audio checks, as in `encode`."""
+        raw = _array(x, "x")
+        wav = raw[:, 0] if raw.ndim == 3 and raw.shape[1] == 1 else raw
+        if wav.ndim != 2 or wav.shape[0] == 0:
             raise AudioError(
-                f"x has shape {_numpy(x, np.float32, 'x').shape} with {len(lengths)} lengths; "
-                "expected (B, 1, samples) and input_lengths (B,)"
+                f"x has shape {raw.shape}; expected (B, 1, samples) with B >= 1 and "
+                "input_lengths (B,)"
             )
+        lengths = _lengths(input_lengths, "input_lengths", wav.shape[0])
         if lengths.min() < 1 or lengths.max() > min(wav.shape[1], N_SAMPLES):
             raise AudioError(
                 f"input_lengths range over [{lengths.min()}, {lengths.max()}]; expected 1.."
                 f"{min(wav.shape[1], N_SAMPLES)} (one window holds at most 30 s: use encode())"
             )
-        batch, lengths = pack_windows([wav[i, :n] for i, n in enumerate(lengths)])
+        items = [
+            prepare_audio(wav[i, :n], INPUT_SAMPLE_RATE, what=f"x[{i}]")
+            for i, n in enumerate(lengths)
+        ]
+        batch, lengths = pack_windows(items)
         code_lengths = valid_frames(lengths) // MEL_PER_CODE
         codes = self.codec.encode_windows(batch, lengths)[:, :, : int(code_lengths.max())]
         like = _Like(x)
@@ -269,21 +313,23 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
 
     def inference_detokenize(self, codes: Any, codes_lengths: Any) -> Outputs:
         """One window: codes (nq, B, T <= 375), lengths (B,) -> {"y": (B, 1, T x
-        decoder_upsample_rate) float32, zero past each item's end; "output_length": (B,)}."""
-        arr = _numpy(codes, np.int64, "codes")
-        lengths = _numpy(codes_lengths, np.int64, "codes_lengths").reshape(-1)
-        if arr.ndim != 3 or arr.shape[0] != self.nq or len(lengths) != arr.shape[1]:
+        decoder_upsample_rate) float32, zero past each item's end; "output_length": (B,)}.
+        Codes go through the runtime's checks (integer dtype; values in the codebook)."""
+        arr = _array(codes, "codes")
+        if arr.ndim != 3 or arr.shape[0] != self.nq or arr.shape[1] == 0:
             raise CodesError(
-                f"codes have shape {arr.shape} with {len(lengths)} lengths; expected "
-                f"({self.nq}, B, T) and codes_lengths (B,)"
+                f"codes have shape {arr.shape}; expected ({self.nq}, B, T) with B >= 1 and "
+                "codes_lengths (B,)"
             )
+        check_code_dtype(arr)
+        lengths = _lengths(codes_lengths, "codes_lengths", arr.shape[1])
         if arr.shape[2] > CODES_PER_CHUNK or lengths.min() < 0 or lengths.max() > arr.shape[2]:
             raise CodesError(
                 f"codes have {arr.shape[2]} frames and codes_lengths range over [{lengths.min()}, "
                 f"{lengths.max()}]; one window holds at most {CODES_PER_CHUNK} codes (use decode())"
             )
         spc = self.decoder_upsample_rate
-        y = self.codec.decode_windows(arr, lengths)[:, None, :]
+        y = self.codec.decode_windows(arr.astype(np.int64, copy=False), lengths)[:, None, :]
         like = _Like(codes)
         return Outputs({"y": like(y), "output_length": like(lengths * spc)})
 
@@ -293,6 +339,14 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         if not isinstance(items, (list, tuple)) or not items:
             raise XyrtError(f"{what} must be a non-empty list, got {type(items).__name__}")
         return list(items)
+
+    def _codes(self, codes: Any, what: str) -> np.ndarray:
+        try:
+            return validate_codes(
+                _array(codes, what), self.nq, self.codec.info.codebook_size, allow_empty=True
+            )
+        except CodesError as exc:
+            raise CodesError(f"{what}: {exc}") from exc
 
     def _code_dim(self) -> int | None:
         if self.model is not None:

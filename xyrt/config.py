@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from xyrt.errors import ConfigError
+from xyrt.errors import ConfigError, received
 
 # Front-end constants of the Whisper-style log-mel (docs/SPEC.md section 1).
 INPUT_SAMPLE_RATE = 16000  # Hz
@@ -162,7 +162,7 @@ def _int(d: dict, key: str, source: str, where: str) -> int:
     value = _get(d, key, source, where)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(
-            f"config {source}: '{where}{key}' must be a positive integer, got {value!r}"
+            f"config {source}: '{where}{key}' must be a positive integer, got {received(value)}"
         )
     return value
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xyrt.errors import XyrtError, require
+from xyrt.errors import XyrtError, received, require
 from xyrt.runtime.backends.base import GraphPairBackend, ModelInfo, StageProfiler, StageTimes
 from xyrt.runtime.backends.ort_cache import cached_session
 from xyrt.runtime.graph_io import (
@@ -48,7 +48,7 @@ def resolve_providers(providers: Sequence[str] | None) -> list[str]:
     if isinstance(providers, (str, bytes)) or not all(isinstance(p, str) for p in providers or []):
         raise XyrtError(
             f"providers must be a list of names such as ['cpu'] or ['cuda', 'cpu'], "
-            f"got {providers!r}"
+            f"got {received(providers)}"
         )
     names = [PROVIDER_ALIASES.get(p.lower(), p) for p in (providers or ["cpu"])]
     available = ort.get_available_providers()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xyrt.errors import MissingDependencyError, XyrtError
+from xyrt.errors import MissingDependencyError, XyrtError, received
 from xyrt.runtime.backends.base import Backend
 from xyrt.runtime.modeldir.dirs import ENGINE_DIR, EXPORT_DIR
 
@@ -276,4 +276,9 @@ def check_options(entry: BackendEntry, kind: str, opts: Options) -> None:
     for name, value in opts.given().items():
         if name in ("device", "precision") or name in entry.options:
             continue
-        raise XyrtError(f"option {name}={value!r} does not apply to the {entry.name} backend")
+        takers = [e.name for e in REGISTRY if name in e.options]
+        raise XyrtError(
+            f"option {name}={received(value)} does not apply to the {entry.name} backend (it "
+            f"applies to the {' and '.join(takers)} backend{'s' if len(takers) > 1 else ''}): "
+            "it would have no effect"
+        )

@@ -20,7 +20,7 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
-from xyrt.errors import XyrtError
+from xyrt.errors import XyrtError, received
 from xyrt.runtime.graph_io import (
     CODES,
     DECODER,
@@ -69,7 +69,8 @@ class Profile:
             raise XyrtError(f"profile values must be numbers: {exc}") from exc
         if len(b) != 3 or len(s) != 3:
             raise XyrtError(
-                f"a profile needs min,opt,max for batch and seconds, got {batch!r} and {seconds!r}"
+                "a profile needs min,opt,max for batch and seconds, got "
+                f"{received(batch)} and {received(seconds)}"
             )
         return cls(b[0], b[1], b[2], s[0], s[1], s[2])
 

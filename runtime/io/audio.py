@@ -11,7 +11,7 @@ import numpy as np
 
 from xyrt.atomic import atomic_write
 from xyrt.config import INPUT_SAMPLE_RATE
-from xyrt.errors import AudioError, require
+from xyrt.errors import AudioError, received, require
 
 MAX_SECONDS = 4 * 3600  # longest audio accepted (4 hours)
 MAX_CHANNELS = 64  # more "channels" than this is almost surely a (channels, n) array
@@ -26,7 +26,7 @@ def check_rate(value: object, name: str = "sample_rate") -> int:
     """A positive integer sample rate in Hz (integral floats accepted)."""
     ok = isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, bool)
     if not ok or not np.isfinite(value) or value <= 0 or float(value) != int(value):
-        raise AudioError(f"{name} must be a positive integer number of Hz, got {value!r}")
+        raise AudioError(f"{name} must be a positive integer number of Hz, got {received(value)}")
     return int(value)
 
 

@@ -16,10 +16,29 @@ NUM_QUANTIZERS = 8
 CODEBOOK_SIZE = 1024
 
 
+def check_code_dtype(arr: np.ndarray) -> np.ndarray:
+    """``arr`` unchanged if its dtype is an integer one (bool, float and complex refused; NaN
+    codes are named as such, not as a dtype problem)."""
+    if arr.dtype.kind in "fc":
+        nan = int(np.isnan(arr).sum())
+        if nan:
+            raise CodesError(
+                f"codes contain {nan} NaN value(s) ({arr.dtype} array); expected integer codes "
+                "(int64), one per quantizer and frame"
+            )
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise CodesError(f"codes have dtype {arr.dtype}; expected an integer dtype (int64)")
+    return arr
+
+
 def validate_codes(
-    codes: np.ndarray, num_quantizers: int = NUM_QUANTIZERS, codebook_size: int = CODEBOOK_SIZE
+    codes: np.ndarray,
+    num_quantizers: int = NUM_QUANTIZERS,
+    codebook_size: int = CODEBOOK_SIZE,
+    allow_empty: bool = False,
 ) -> np.ndarray:
-    """Codes as an int64 array of shape (num_quantizers, T), values in [0, codebook_size)."""
+    """Codes as an int64 array of shape (num_quantizers, T), values in [0, codebook_size);
+    T >= 1 unless ``allow_empty``."""
     try:
         arr = np.asarray(codes)
     except (ValueError, TypeError) as exc:
@@ -30,10 +49,11 @@ def validate_codes(
             f"codes have shape {arr.shape}; expected {expected}: one row per quantizer, "
             "one column per 80 ms frame"
         )
+    check_code_dtype(arr)
     if arr.shape[1] == 0:
+        if allow_empty:
+            return arr.astype(np.int64, copy=False)
         raise CodesError(f"codes have shape {arr.shape}: no frames; expected {expected}, T >= 1")
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise CodesError(f"codes have dtype {arr.dtype}; expected an integer dtype (int64)")
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0 or hi >= codebook_size:
         raise CodesError(
@@ -134,7 +154,7 @@ def _check_npy_header(f: BinaryIO, what: str, num_quantizers: int, expected: str
             f"{what}: codes have shape {shape}; expected ({num_quantizers}, T): one row per "
             "quantizer, one column per 80 ms frame"
         )
-    if dtype.kind not in "iu":
+    if dtype.kind not in "iuf":  # float arrays are read to say whether they hold NaN
         raise CodesError(f"{what}: codes have dtype {dtype}; expected an integer dtype (int64)")
     need = shape[0] * shape[1] * dtype.itemsize
     if need > data_bytes:

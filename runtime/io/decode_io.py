@@ -24,7 +24,7 @@ from typing import IO
 import numpy as np
 
 from xyrt.atomic import atomic_write
-from xyrt.errors import AudioError, CodesError, require
+from xyrt.errors import AudioError, CodesError, received, require
 from xyrt.runtime.streams.decode_stream import DecodeStream
 
 
@@ -76,10 +76,16 @@ def parse_frame(line: str | dict, where: str, expected: int, num_quantizers: int
         )
     try:
         arr = np.asarray(codes)
-    except ValueError:  # a ragged list
+    except (TypeError, ValueError):  # a ragged list
         arr = np.zeros(0)
+    if arr.dtype.kind == "f" and np.isnan(arr).any():  # JSON NaN
+        raise CodesError(
+            f"{where}: codes contain NaN; expected a list of {num_quantizers} integers"
+        )
     if arr.shape != (num_quantizers,) or arr.dtype.kind not in "iu":
-        raise CodesError(f"{where}: codes {codes!r}; expected a list of {num_quantizers} integers")
+        raise CodesError(
+            f"{where}: codes {received(codes)}; expected a list of {num_quantizers} integers"
+        )
     return arr.astype(np.int64)
 
 

@@ -101,8 +101,18 @@ class Manifest:
         """Path of graph ``name`` ("encoder" or "decoder"), unchecked."""
         graphs = self.data.get("graphs", {})
         if name not in graphs:
+            ir_only = graphs and all(
+                str(g.get("file", "")).endswith(".xml") for g in graphs.values()
+            )
+            hint = (
+                ": it holds OpenVINO IR only (xyrt quantize --scheme openvino), which the openvino "
+                "backend runs: pass --backend openvino (backend='openvino')"
+                if ir_only
+                else ""
+            )
             raise XyrtError(
                 f"{self.directory}/manifest.json lists no '{name}' graph (has: {sorted(graphs)})"
+                + hint
             )
         return self.directory / graphs[name]["file"]
 

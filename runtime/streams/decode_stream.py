@@ -37,17 +37,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from xyrt.config import CHUNK_SECONDS, CODE_RATE, CODES_PER_CHUNK
-from xyrt.errors import CodesError, XyrtError
+from xyrt.errors import CodesError, XyrtError, received
 from xyrt.runtime.backends.base import Backend, ModelInfo, limits_of
 from xyrt.runtime.chunking import codes_per_step, offline_window
 from xyrt.runtime.io.codes import validate_codes
+from xyrt.runtime.streams.checks import check_streams
 
 FRAME_SECONDS = 1 / CODE_RATE  # 0.08 s of audio per code frame
 
 
 def _seconds(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise XyrtError(f"{name} must be a number of seconds; got {value!r}")
+        raise XyrtError(f"{name} must be a number of seconds; got {received(value)}")
     if not math.isfinite(value) or value < 0:
         raise XyrtError(f"{name} must be a finite number of seconds >= 0; got {value}")
     return float(value)
@@ -185,11 +186,8 @@ class DecodeStream:
         if self._finished:
             raise XyrtError("accept_codes after input_finished(): create a new stream")
         info = self.info
-        arr = np.asarray(codes)
-        if arr.ndim == 2 and arr.shape[0] == info.num_quantizers and arr.shape[1] == 0:
-            return
         try:
-            arr = validate_codes(arr, info.num_quantizers, info.codebook_size)
+            arr = validate_codes(codes, info.num_quantizers, info.codebook_size, allow_empty=True)
         except CodesError as exc:
             raise CodesError(f"accept_codes: {exc}") from exc
         self._codes = np.concatenate([self._codes, arr], axis=1)
@@ -268,7 +266,7 @@ class DecodeStream:
 def decode_streams(backend: Backend, streams: Sequence[DecodeStream]) -> int:
     """Decode one step of every ready stream; windows of equal length run as one batch (the
     vocoder has no padding mask, so unequal ones run apart). Returns how many streams stepped."""
-    steps = [(s, s.plan()) for s in streams if s.ready()]
+    steps = [(s, s.plan()) for s in check_streams(streams, DecodeStream) if s.ready()]
     by_width: dict[int, list[tuple[DecodeStream, DecodeStep]]] = {}
     for stream, step in steps:
         by_width.setdefault(step.codes.shape[1], []).append((stream, step))

@@ -47,6 +47,7 @@ from xyrt.runtime.chunking import codes_per_step, offline_window
 from xyrt.runtime.features import LogMelPeaks
 from xyrt.runtime.graph_io import LOG_MEL_MIN, pack_windows
 from xyrt.runtime.io.audio import check_rate, prepare_audio
+from xyrt.runtime.streams.checks import check_streams
 
 FRAME_SECONDS = SAMPLES_PER_CODE_IN / INPUT_SAMPLE_RATE  # 0.08 s per code frame
 
@@ -249,19 +250,12 @@ class EncodeStream:
 
 def check_stream(stream: object) -> EncodeStream:
     """``stream`` if it is an `EncodeStream` (from ``codec.create_stream()``), else `XyrtError`."""
-    if not isinstance(stream, EncodeStream):
-        raise XyrtError(
-            f"expected an EncodeStream from codec.create_stream(), got {type(stream).__name__}"
-        )
-    return stream
+    return check_streams([stream], EncodeStream)[0]
 
 
 def encode_streams(backend: Backend, streams: Sequence[EncodeStream]) -> int:
     """Encode one step of every ready stream in one batch; returns how many streams stepped."""
-    if isinstance(streams, EncodeStream) or not isinstance(streams, (list, tuple)):
-        raise XyrtError(f"expected a list of Streams, got {type(streams).__name__}")
-    for s in streams:
-        check_stream(s)
+    streams = check_streams(streams, EncodeStream)
     ready = [s for s in streams if s.ready()]
     if not ready:
         return 0

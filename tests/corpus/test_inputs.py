@@ -190,7 +190,7 @@ def test_gpu_backends_get_gpu_actors_and_options_are_checked():
     for bad, match in [
         ({"workers": 0}, "workers must be at least 1"),
         ({"batch_seconds": 0}, "batch_seconds must be positive"),
-        ({"overlap": 5.0}, "whole number of codes"),
+        ({"overlap": 30.0}, r"overlap must be in \[0, 29.92\]"),
         ({"backend": "nope"}, "unknown backend"),
     ]:
         with pytest.raises(XyrtError, match=match):

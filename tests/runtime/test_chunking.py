@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from xyrt.config import SAMPLES_PER_CODE_IN
 from xyrt.errors import XyrtError
 from xyrt.runtime.chunking import (
     codes_per_step,
@@ -27,19 +28,33 @@ def test_default_plan_for_51_seconds() -> None:
     assert decode_plan(642, 10)[-1].stop == 642
 
 
-@pytest.mark.parametrize("overlap, codes", [(10, 250), (0, 375), (5, 312.5), (0.08, 374)])
-def test_codes_per_step(overlap: float, codes: float) -> None:
-    if codes != int(codes):
-        with pytest.raises(XyrtError, match="multiple of 0.08 s"):
-            codes_per_step(overlap)
-    else:
-        assert codes_per_step(overlap) == codes
+@pytest.mark.parametrize(
+    "overlap, codes",
+    [(10, 250), (0, 375), (5, 312), (0.08, 374), (0.05, 374), (10.01, 249), (29.5, 6)],
+)
+def test_codes_per_step(overlap: float, codes: int) -> None:
+    """(30 - overlap) x 12.5 rounded down to whole codes, as the published decode counts them:
+    int((30 - overlap) * 16000 // 1280)."""
+    assert codes_per_step(overlap) == codes == int((30 - overlap) * 16000 // 1280)
 
 
-@pytest.mark.parametrize("overlap", [-1, 30, 45])
+@given(st.floats(0, 29.92))
+def test_windows_step_by_whole_codes_and_cover_the_clip(overlap: float) -> None:
+    """Property: for any overlap the windows start on whole codes, each keeps what the next one
+    does not repeat, and together they keep exactly floor(n / 1280) codes."""
+    n = 2_000_000
+    plan = encode_plan(n, overlap)
+    step = codes_per_step(overlap)
+    assert all(w.start % SAMPLES_PER_CODE_IN == 0 for w in plan)
+    assert [w.start for w in plan] == list(range(0, n, step * SAMPLES_PER_CODE_IN))
+    assert sum(min(w.keep, (n - w.start) // SAMPLES_PER_CODE_IN) for w in plan) == n // 1280
+
+
+@pytest.mark.parametrize("overlap", [-1, -0.01, 29.95, 30, 45])
 def test_overlap_out_of_range(overlap: float) -> None:
-    with pytest.raises(XyrtError, match=r"overlap must be in \[0, 30\)"):
+    with pytest.raises(XyrtError, match=r"overlap must be in \[0, 29.92\] seconds"):
         encode_plan(16000, overlap)
+    assert codes_per_step(29.92) == 1  # the largest overlap: one code per window
 
 
 @given(st.integers(1280, 3_000_000), st.sampled_from([0, 2, 10, 20]))

@@ -88,7 +88,7 @@ def _seconds(value: Any, what: str) -> float | None:
 def _manifest_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """(where, row) pairs of a JSONL/CSV/TSV manifest."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM is not part of the header
     except (OSError, UnicodeDecodeError) as exc:
         raise XyrtError(f"cannot read manifest {path}: {exc}") from exc
     if not text.strip():
