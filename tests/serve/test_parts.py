@@ -146,3 +146,46 @@ def test_a_failing_batch_fails_only_the_request_at_fault():
     out = each(fn, [1, -1, 3])
     assert out[0] == 2 and out[2] == 6 and isinstance(out[1], ValueError)
     assert np.array_equal(each(fn, [1, 2]), [2, 4])
+
+
+def test_the_next_batch_takes_every_request_waiting_when_the_model_is_free():
+    """Requests that arrive while a batch runs are all in the next one (up to max_batch), each
+    gets its own result, a failing one only its own error, and a lone request waits at most
+    the delay."""
+    import threading
+    import time
+
+    from xyrt.serve.batching import BatchQueue, ModelThread
+
+    sizes: list[int] = []
+    release = threading.Event()
+
+    def fn(items: list) -> list:
+        sizes.append(len(items))
+        if len(sizes) == 1:
+            release.wait(10)  # the first batch runs until the others have queued
+        if any(x < 0 for x in items):
+            raise ValueError("negative")
+        return [x * 10 for x in items]
+
+    async def run() -> list:
+        queue = BatchQueue(fn, ModelThread(), max_batch=4, max_delay_s=0.005)
+        first = asyncio.ensure_future(queue.submit(0))
+        while not sizes:
+            await asyncio.sleep(0.001)
+        later = [asyncio.ensure_future(queue.submit(x)) for x in (1, 2, -3, 4, 5, 6)]
+        await asyncio.sleep(0.05)  # far longer than the delay: they still wait for the model
+        release.set()
+        out = await asyncio.gather(first, *later, return_exceptions=True)
+        t = time.monotonic()
+        alone = await queue.submit(7)
+        return [out, alone, time.monotonic() - t]
+
+    out, alone, waited = asyncio.run(run())
+    assert sizes == [1, 4, 1, 1, 1, 1, 2, 1], sizes  # the failing batch of 4 rerun one by one
+    assert out[0] == (0, 1)
+    assert [o if isinstance(o, tuple) else "error" for o in out[1:]] == [
+        (10, 4), (20, 4), "error", (40, 4), (50, 2), (60, 2)
+    ]  # fmt: skip
+    assert isinstance(out[3], ValueError)
+    assert alone == (70, 1) and waited < 5
