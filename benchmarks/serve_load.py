@@ -2,7 +2,8 @@
 WebSocket streams, bounded in requests and in time.
 
     python benchmarks/serve_load.py --model DIR [--backend openvino --precision int8]
-        [--clients 1,4,16,64] [--streams 1,8,32] [--json out.json]
+        [--clients 1,4,16,64] [--streams 1,8,32] [--hop 0.32 --context 5 --lookahead 0.32]
+        [--json out.json]
     python benchmarks/serve_load.py --quick          # smoke test: the tiny test model, seconds
 
 It starts ``xyrt serve`` (its own local Ray) unless ``--server URL`` names a running one, then:
@@ -150,7 +151,8 @@ def stream_case(url: str, streams: int, args: argparse.Namespace) -> dict:
 
         mine: list[float] = []
         try:
-            for frame in Client(url, timeout=120).stream_encode(chunks(), 16000):
+            settings = {"hop": args.hop, "context": args.context, "lookahead": args.lookahead}
+            for frame in Client(url, timeout=120).stream_encode(chunks(), 16000, **settings):
                 now = time.monotonic()
                 end = (frame.index + 1) * chunk
                 at = next(t for n, t in sent if n >= end)
@@ -196,14 +198,17 @@ def main() -> None:
     ap.add_argument("--case-seconds", type=float, default=60.0, help="time bound of each case")
     ap.add_argument("--stream-seconds", type=float, default=20.0, help="audio of each stream")
     ap.add_argument("--max-latency", type=float, default=1.0, help="p99 s for real time")
+    ap.add_argument("--hop", type=float, default=0.32, help="stream step, s (xyrt stream's)")
+    ap.add_argument("--context", type=float, default=5.0, help="stream context, s")
+    ap.add_argument("--lookahead", type=float, default=0.32, help="stream lookahead, s")
     ap.add_argument("--quick", action="store_true", help="smoke test on the tiny test model")
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args()
     if args.quick:
         args.clients, args.streams, args.seconds, args.requests = "1,4", "1,2", 1.0, 4
         args.case_seconds, args.stream_seconds = 20.0, 2.0
-    args.clients = [int(x) for x in args.clients.split(",")]
-    args.streams = [int(x) for x in args.streams.split(",")]
+    args.clients = [int(x) for x in args.clients.split(",") if x]
+    args.streams = [int(x) for x in args.streams.split(",") if x]
     proc = None
     with tempfile.TemporaryDirectory() as tmp:
         url = args.server
