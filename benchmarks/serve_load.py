@@ -60,7 +60,7 @@ def start_server(args: argparse.Namespace, model: str) -> tuple[subprocess.Popen
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "xyrt.cli", "serve", "--model", model, "--port", str(port)]
-    cmd += ["--replicas", str(args.replicas), "--max-streams", str(max(args.streams) + 1)]
+    cmd += ["--replicas", str(args.replicas), "--max-streams", str(max(args.streams, default=0) + 1)]
     cmd += ["--max-delay-ms", str(args.max_delay_ms)]
     for option in ("backend", "precision", "device", "threads", "max_batch"):
         if getattr(args, option) is not None:

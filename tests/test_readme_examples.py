@@ -75,7 +75,9 @@ class Run:
     substituted, options in ``set`` given these values, ``drop`` words removed, ``add`` words
     appended, always; ``cpu`` applied only where there is no CUDA device. ``needs``: what must
     be installed (else skipped, saying so). ``outputs`` must exist afterwards; ``check`` sees the
-    folder and what went to stdout. xyrt runs in this process unless ``process``."""
+    folder and what went to stdout. xyrt runs in this process unless ``process``. ``serves``:
+    the command serves until stopped (run by `_serve`). ``server``: the command is a client of
+    ``http://127.0.0.1:8000``, which is `readme_server` (the tiny ONNX model) instead."""
 
     inputs: tuple[str, ...] = ()
     why: str = ""
@@ -88,6 +90,8 @@ class Run:
     outputs: tuple[str, ...] = ()
     check: Callable[[Path, str], None] | None = None
     process: bool = False  # run xyrt as its own process (it starts and stops a local Ray)
+    serves: bool = False
+    server: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ CPU = {"--device": "cpu", "--providers": "cpu"}  # the reduced form of a CUDA co
 ON_CPU = "without a CUDA device it runs on the CPU"
 DEVICES = "the microphone is the speech clip and the speaker a recorder (no audio devices in tests)"
 FULLSIZE = "a benchmark of the full-size (~520 M parameter) model: minutes, several GB"
+URL = "http://127.0.0.1:8000"  # README's server address; tests use `readme_server`'s
 
 
 def _extras(*names: str) -> Callable[[], None]:
@@ -246,6 +251,8 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
     "xyrt stream --model xy_onnx --source mic | xyrt decode --model xy_onnx --stream - --play": Run(
         ("xy_onnx", "speech.wav"), why=DEVICES, check=_played
     ),
+    "xyrt stream --model xy_onnx --source speech.wav --loopback --decode-context 2 "
+    "--decode-lookahead 0.32": Run(("xy_onnx", "speech.wav=short.wav"), why=DEVICES, check=_played),
     "xyrt decode --model xy_onnx --stream codes.jsonl --context 2 --lookahead 0.16 -o speech.wav": (
         Run(("xy_onnx", "codes.jsonl"), outputs=("speech.wav",))
     ),
@@ -293,6 +300,37 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         set={"--config": TINY_CONFIG},
         outputs=("synth24k/model.ckpt",),
         check=_synth_config,
+    ),
+    # -- Serving
+    "xyrt serve --model xy_int8 --backend openvino --precision int8": Run(
+        ("xy_int8=xy_int8_openvino",), needs=("serve",), serves=True
+    ),
+    "xyrt serve --model model.ckpt --device cuda --precision bf16 --replicas 2": Run(
+        ("model.ckpt=xy_tokenizer.ckpt",),
+        why=f"{ON_CPU} in fp32 (bf16 on a CPU is emulated and the tiny model's random weights "
+        "are not robust to it)",
+        cpu={**CPU, "--precision": "fp32"},
+        needs=("serve",),
+        serves=True,
+    ),
+    "xyrt serve --model /shared/xy_int8 --address auto --host 0.0.0.0 --replicas 8": Run(
+        ("shared",),
+        why="a local Ray instead of the cluster (--address auto), one replica (this machine has "
+        "2 cores), listening on 127.0.0.1 only, shared/ beside the test instead of /shared",
+        replace={"/shared/": "shared/"},
+        drop=("--address", "auto"),
+        set={"--host": "127.0.0.1", "--replicas": "1"},
+        needs=("serve",),
+        serves=True,
+    ),
+    f"xyrt encode --server {URL} speech.mp3 -o codes.npy": Run(
+        ("speech.mp3",), needs=("serve",), server=True, check=_codes_shape(SPEECH_FRAMES)
+    ),
+    f"xyrt decode --server {URL} codes.npy -o out.wav": Run(
+        ("codes.npy",), needs=("serve",), server=True, outputs=("out.wav",)
+    ),
+    f"xyrt stream --server {URL} --source mic | xyrt decode --server {URL} --stream - --play": Run(
+        ("speech.wav",), why=DEVICES, needs=("serve",), server=True, check=_played
     ),
     # -- Tokenizing a corpus
     "xyrt tokenize ~/corpus/wavs more/**/*.flac -o tokens/ --model xy_int8 --workers 2": Run(
@@ -375,9 +413,12 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
     # -- Tests and benchmarks
     "make bench": Skip(FULLSIZE),
     "make verify": Skip("xyrt verify of the full-size synthetic export (minutes, several GB)"),
-    "python benchmarks/streaming.py --model .cache/xyrt/synth-16k-seed0/onnx-fp32": Skip(FULLSIZE),
-    "python benchmarks/streaming_decode.py --model .cache/xyrt/synth-16k-seed0/onnx-int8 --model "
-    ".cache/xyrt/synth-16k-seed0/onnx-fp32": Skip(FULLSIZE),
+    "python benchmarks/streaming.py --model .cache/xyrt/synth-16k-seed0/onnx-fp32 --model "
+    ".cache/xyrt/synth-16k-seed0/onnx-int8": Skip(FULLSIZE),
+    "python benchmarks/serve_load.py --model .cache/xyrt/synth-16k-seed0/onnx-int8 --backend "
+    "openvino --precision int8 --json out/serve_load.json": Skip(
+        FULLSIZE + " (its --quick form runs in tests/serve/test_serve.py)"
+    ),
     "python benchmarks/precision.py --fp32 .cache/xyrt/synth-16k-seed0/onnx-fp32 --int8 "
     ".cache/xyrt/synth-16k-seed0/onnx-int8 --fp16 .cache/xyrt/synth-16k-seed0/onnx-fp16": Skip(
         FULLSIZE
@@ -396,6 +437,13 @@ def _store() -> Path:
 def _wav(path: Path, clip: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_wav(path, golden("tiny_16k")[f"{clip}/wav"], 16000)
+
+
+def _mp3(path: Path, clip: str) -> Path:
+    import soundfile as sf
+
+    sf.write(path, golden("tiny_16k")[f"{clip}/wav"], 16000, format="MP3")
+    return path
 
 
 def _flac(path: Path, clip: str) -> Path:
@@ -498,6 +546,7 @@ def _shared(folder: Path) -> Path:
 INPUTS: dict[str, Callable[[Path], Path]] = {  # name -> maker(path to create) -> what it made
     "xy_tokenizer.ckpt": lambda p: _checkpoint(p) / "model.ckpt",  # config.yaml beside it
     "speech.wav": lambda p: _wav(p, "speech_2"),
+    "speech.mp3": lambda p: _mp3(p, "speech_2"),
     "short.wav": lambda p: _wav(p, "speech_5"),
     "lecture.flac": lambda p: _flac(p, "long_concat"),
     "more.flac": lambda p: _flac(p, "speech_4"),
@@ -577,6 +626,8 @@ def _missing(needs: tuple[str, ...]) -> str | None:
     import importlib.util
 
     for need in needs:
+        if need == "serve" and importlib.util.find_spec("ray") is None:
+            return "needs xyrt[serve] (ray[serve]), which is not installed"
         if need == "cuda" and not _cuda():
             return "needs a CUDA device (this machine has none)"
         if need == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
@@ -589,9 +640,10 @@ def _missing(needs: tuple[str, ...]) -> str | None:
     return None
 
 
-def reduced(command: str, run: Run, folder: Path) -> list[list[str]]:
-    """The words of each stage (split at ``|``) of ``command`` in its reduced form."""
-    words = shlex.split(command)
+def reduced(command: str, run: Run, folder: Path, server: str = URL) -> list[list[str]]:
+    """The words of each stage (split at ``|``) of ``command`` in its reduced form, with
+    ``server`` for README's server address."""
+    words = [w.replace(URL, server) for w in shlex.split(command)]
     for old, new in run.replace.items():
         words = [w.replace(old, new.format(folder=folder)) for w in words]
     options = {**run.set, **({} if _cuda() else run.cpu)}
@@ -644,6 +696,37 @@ def _run_stage(
     return out.getvalue()
 
 
+def _serve(words: list[str], folder: Path) -> None:
+    """A serving command: started as a process in ``folder`` on a free port, it must say it is
+    serving, encode the speech clip for a client (the codes of `xyrt encode`'s shape), and
+    stop on SIGTERM with status 0."""
+    from serving import Server
+
+    from xyrt.client import Client
+
+    assert words[0] == "xyrt", words
+    server = Server(words[1:], cwd=folder)
+    try:
+        server.wait_serving()
+        codes = Client(server.url, timeout=120).encode(golden("tiny_16k")["speech_2/wav"], 16000)
+        assert codes.shape == (8, SPEECH_FRAMES), codes.shape
+    finally:
+        status = server.stop()
+    assert status == 0, "\n".join(server.lines[-20:])
+
+
+@pytest.fixture(scope="module")
+def readme_server():
+    """README's ``http://127.0.0.1:8000``: xyrt serve of the tiny ONNX model, one replica."""
+    from serving import Server
+
+    server = Server(["serve", "--model", str(exported("tiny_16k")), "--replicas", "1"])
+    try:
+        yield server.wait_serving()
+    finally:
+        server.stop()
+
+
 COMMANDS = readme_commands(README.read_text())
 
 
@@ -664,7 +747,7 @@ def test_readme_commands_are_extracted_whole() -> None:
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c[:70] for c in COMMANDS])
-def test_readme_command(command: str, tmp_path: Path, monkeypatch) -> None:
+def test_readme_command(command: str, tmp_path: Path, monkeypatch, request) -> None:
     example = EXAMPLES.get(command)
     if example is None:
         pytest.fail(f"no entry in EXAMPLES for README command {command!r}")
@@ -682,9 +765,16 @@ def test_readme_command(command: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setattr("xyrt.runtime.io.stream_io.MicSource", _microphone(tmp_path))
     monkeypatch.setattr("xyrt.commands.DevicePlayer", Recorder)
+    monkeypatch.setattr("xyrt.runtime.io.decode_io.DevicePlayer", Recorder)  # xyrt.remote's
     monkeypatch.setattr(Recorder, "samples", 0)
+    url = request.getfixturevalue("readme_server").url if example.server else URL
+    stages = reduced(command, example, tmp_path, url)
+    if example.serves:
+        (words,) = stages
+        _serve(words, tmp_path)
+        return
     out = None
-    for words in reduced(command, example, tmp_path):
+    for words in stages:
         out = _run_stage(words, out, tmp_path, monkeypatch, example.process)
     for name in example.outputs:
         assert (tmp_path / name).exists(), f"{command}: {name} was not written"

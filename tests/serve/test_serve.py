@@ -9,9 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from serving import Server
 
 from helpers import exported
 
@@ -37,59 +36,7 @@ from xyrt.data import bundled_speech, speech_clip  # noqa: E402
 from xyrt.errors import XyrtError  # noqa: E402
 from xyrt.runtime.io.audio import load_audio  # noqa: E402
 
-START_SECONDS = 180  # deadline for the server to report it is serving (a cold Ray is slow)
 MAX_STREAMS = 2  # per replica
-
-
-class Server:
-    """``xyrt serve`` in a subprocess; its stderr lines are collected as they come."""
-
-    def __init__(self, model: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "xyrt.cli", "serve", "--model", str(model)]
-        cmd += ["--port", str(self.port), "--replicas", "2", "--threads", "1"]
-        cmd += ["--max-body-mb", "1", "--max-streams", str(MAX_STREAMS), "--max-delay-ms", "20"]
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            with self._changed:
-                self.lines.append(line.rstrip())
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def wait_for(self, pattern: str, timeout: float) -> str:
-        """The first stderr line matching ``pattern``; fails if the process ends or time runs
-        out first."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                hit = next((x for x in self.lines if re.search(pattern, x)), None)
-                if hit is not None:
-                    return hit
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self._more()):
-                    tail = "\n".join(self.lines[-20:])
-                    pytest.fail(f"xyrt serve never printed {pattern!r}; its stderr:\n{tail}")
-                self._changed.wait(min(left, 1.0))
-
-    def _more(self) -> bool:
-        return not self.proc.stderr.closed and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +46,11 @@ def model() -> Path:
 
 @pytest.fixture(scope="module")
 def server(model):
-    srv = Server(model)
+    args = ["serve", "--model", str(model), "--replicas", "2", "--threads", "1", "--max-body-mb"]
+    args += ["1", "--max-streams", str(MAX_STREAMS), "--max-delay-ms", "20"]
+    srv = Server(args)
     try:
-        srv.wait_for("serving at http://", START_SECONDS)
+        srv.wait_serving()
         yield srv
     finally:
         srv.stop()
@@ -443,6 +392,23 @@ class Outcomes:
     def wait(self, n: int, timeout: float = 60) -> None:
         with self.cond:
             assert self.cond.wait_for(lambda: len(self.items) >= n, timeout), self.items
+
+
+def test_load_benchmark_quick_form_runs_against_the_server(server, tmp_path):
+    """benchmarks/serve_load.py --quick (README's load test, on the tiny model): every HTTP
+    request and stream frame comes back, and the report says how they were batched."""
+    out = tmp_path / "load.json"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
+    cmd = [sys.executable, str(script), "--server", server.url, "--quick", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert [c["clients"] for c in report["http"]] == [1, 4]
+    assert all(c["errors"] == 0 and c["requests"] > 0 for c in report["http"]), report["http"]
+    assert all(c["mean_batch"] >= 1 for c in report["http"]), report["http"]
+    assert [c["streams"] for c in report["streams"]] == [1, 2]
+    assert all(c["errors"] == 0 for c in report["streams"]), report["streams"]
+    assert [c["frames"] for c in report["streams"]] == [25, 50]  # 2 s of audio per stream
 
 
 def test_killed_replica_loses_no_request_silently(server, codec, client):
