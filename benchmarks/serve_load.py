@@ -5,6 +5,7 @@ WebSocket streams, bounded in requests and in time.
         [--clients 1,4,16,64] [--streams 1,8,32] [--hop 0.32 --context 5 --lookahead 0.32]
         [--json out.json]
     python benchmarks/serve_load.py --quick          # smoke test: the tiny test model, seconds
+    python benchmarks/serve_load.py --model DIR --direct 4 [--device cuda]   # no Ray, no HTTP
 
 It starts ``xyrt serve`` (its own local Ray) unless ``--server URL`` names a running one, then:
 - HTTP: for each N, N threads each send up to ``--requests`` encode requests of a
@@ -18,6 +19,12 @@ It starts ``xyrt serve`` (its own local Ray) unless ``--server URL`` names a run
   lookahead). M streams are real time when the p99 frame latency stays under
   ``--max-latency`` seconds; the largest such M is reported.
 Codes are checked against the first response for the same clip (a wrong code is an error).
+
+``--direct N[,N...]`` measures what batching can give on this device without Ray or HTTP (for a
+machine Ray cannot be carried to): the replica's model call (`xyrt.runtime.load` with the same
+options, `ChunkedCodec.encode`/``decode`` on a list) for N requests of a ``--seconds`` clip as one
+batch against N one after another, interleaved ``--runs`` times; the ratio is the most a batch of
+N can lift throughput over one client.
 """
 
 from __future__ import annotations
@@ -60,7 +67,8 @@ def start_server(args: argparse.Namespace, model: str) -> tuple[subprocess.Popen
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "xyrt.cli", "serve", "--model", model, "--port", str(port)]
-    cmd += ["--replicas", str(args.replicas), "--max-streams", str(max(args.streams, default=0) + 1)]
+    streams = max(args.streams, default=0) + 1
+    cmd += ["--replicas", str(args.replicas), "--max-streams", str(streams)]
     cmd += ["--max-delay-ms", str(args.max_delay_ms)]
     for option in ("backend", "precision", "device", "threads", "max_batch"):
         if getattr(args, option) is not None:
@@ -127,6 +135,45 @@ def http_case(url: str, clients: int, args: argparse.Namespace) -> dict:
         **percentiles(latencies),
         "mean_batch": round(float(np.mean(batches)), 2) if batches else None,
     }
+
+
+def direct_case(codec, n: int, args: argparse.Namespace) -> dict:
+    """N requests as one batched call vs N single calls, interleaved (min over runs)."""
+    clip = speech_clip(args.seconds)
+    codes = codec.encode(clip)
+    result: dict = {"requests": n}
+    for name, item, call in (("encode", clip, codec.encode), ("decode", codes, codec.decode)):
+        call(item), call([item] * n)  # warm-up (graph compilation, allocations)
+        one, batched = [], []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                call(item)
+            one.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            call([item] * n)
+            batched.append(time.perf_counter() - t0)
+        result[name] = {
+            "singles_s": round(min(one), 6),
+            "batched_s": round(min(batched), 6),
+            "batch_gain": round(min(one) / min(batched), 2),
+        }
+    return result
+
+
+def direct(args: argparse.Namespace, model: str) -> dict:
+    import xyrt.runtime
+
+    options = {k: getattr(args, k) for k in ("backend", "precision", "device", "threads")}
+    codec = xyrt.runtime.load(model, **{k: v for k, v in options.items() if v is not None})
+    cases = []
+    for n in args.direct:
+        cases.append(case := direct_case(codec, n, args))
+        print(json.dumps(case), file=sys.stderr)
+    from xyrt.runtime.backends.base import limits_of
+
+    limits = limits_of(codec.backend)
+    return {"backend": codec.backend.name, "device": limits.device, "cases": cases}
 
 
 def stream_case(url: str, streams: int, args: argparse.Namespace) -> dict:
@@ -201,6 +248,8 @@ def main() -> None:
     ap.add_argument("--hop", type=float, default=0.32, help="stream step, s (xyrt stream's)")
     ap.add_argument("--context", type=float, default=5.0, help="stream context, s")
     ap.add_argument("--lookahead", type=float, default=0.32, help="stream lookahead, s")
+    ap.add_argument("--direct", help="batch sizes N: batched model call vs N single ones, no Ray")
+    ap.add_argument("--runs", type=int, default=3, help="--direct: interleaved repetitions")
     ap.add_argument("--quick", action="store_true", help="smoke test on the tiny test model")
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args()
@@ -209,6 +258,13 @@ def main() -> None:
         args.case_seconds, args.stream_seconds = 20.0, 2.0
     args.clients = [int(x) for x in args.clients.split(",") if x]
     args.streams = [int(x) for x in args.streams.split(",") if x]
+    if args.direct is not None:
+        args.direct = [int(x) for x in args.direct.split(",") if x]
+        if args.model is None:
+            raise SystemExit("--direct needs --model")
+        report = {"config": {k: v for k, v in vars(args).items() if v is not None and k != "json"}}
+        report["direct"] = direct(args, args.model)
+        return write_report(report, args.json)
     proc = None
     with tempfile.TemporaryDirectory() as tmp:
         url = args.server
@@ -247,10 +303,14 @@ def main() -> None:
             if proc is not None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(120)
-    text = json.dumps(report, indent=2)
+    write_report(report, args.json)
+
+
+def write_report(report: dict, path: Path | None) -> None:
+    text = json.dumps(report, indent=2, default=str)
     print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    if path:
+        path.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -189,3 +189,28 @@ def test_the_next_batch_takes_every_request_waiting_when_the_model_is_free():
     ]  # fmt: skip
     assert isinstance(out[3], ValueError)
     assert alone == (70, 1) and waited < 5
+
+
+def test_load_benchmark_direct_form_times_the_batched_model_call(tmp_path):
+    """benchmarks/serve_load.py --direct (the replica's model call without Ray, for a GPU host
+    Ray cannot be carried to): one report row per batch size, encode and decode timed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
+    out = tmp_path / "direct.json"
+    cmd = [sys.executable, str(script), "--model", str(exported("tiny_16k")), "--direct", "1,3"]
+    cmd += ["--seconds", "1", "--runs", "1", "--threads", "1", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())["direct"]
+    assert report["backend"] == "onnxruntime" and report["device"] == "cpu", report
+    assert [c["requests"] for c in report["cases"]] == [1, 3]
+    for case in report["cases"]:
+        for part in ("encode", "decode"):
+            timing = case[part]
+            assert timing["singles_s"] > 0 and timing["batched_s"] > 0, case
+            assert timing["batch_gain"] == pytest.approx(
+                timing["singles_s"] / timing["batched_s"], rel=0.05, abs=0.01
+            )
