@@ -191,6 +191,24 @@ def test_the_next_batch_takes_every_request_waiting_when_the_model_is_free():
     assert alone == (70, 1) and waited < 5
 
 
+def test_a_batch_with_the_wrong_number_of_results_fails_its_requests_not_the_queue():
+    """fn answering a batch with too few results: each of its requests gets an error, and the
+    next request is still served (the queue's task did not die)."""
+    from xyrt.serve.batching import BatchQueue, ModelThread
+
+    def fn(items: list) -> list:
+        return [x * 10 for x in items][: 1 if 99 in items else None]
+
+    async def run() -> list:
+        queue = BatchQueue(fn, ModelThread(), max_batch=2, max_delay_s=0.05)
+        bad = await asyncio.gather(queue.submit(99), queue.submit(1), return_exceptions=True)
+        return [bad, await asyncio.wait_for(queue.submit(2), 10)]
+
+    bad, good = asyncio.run(run())
+    assert all(isinstance(b, RuntimeError) and "1 results for a batch of 2" in str(b) for b in bad)
+    assert good == (20, 1)
+
+
 def test_load_benchmark_direct_form_times_the_batched_model_call(tmp_path):
     """benchmarks/serve_load.py --direct (the replica's model call without Ray, for a GPU host
     Ray cannot be carried to): one report row per batch size, encode and decode timed."""

@@ -109,8 +109,10 @@ class BatchQueue:
                 continue
             try:
                 results = await self.run(each, self.fn, [item for item, _ in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
             except Exception as exc:  # noqa: BLE001 - `each` returns errors; this is a last resort
-                results = [exc] * len(batch)
+                results = [exc] * len(batch)  # every request answered; the queue keeps serving
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():  # a client that went away cancelled its future
                     future.set_result((result, len(batch)))
