@@ -13,8 +13,8 @@ mel floor, windows crossing offline-window bounds); "after" is the default.
 
 The models after the first ``--grid-models`` get the centre setting only.
 
-Pace (``--realtime`` settings hop/context/lookahead, "after" only): the speech file played at its
-own pace into the encode stream (first-code latency, p50/p95 capture-to-emission latency, RTF),
+Pace (``--realtime`` settings hop/context/lookahead, before and after): the speech file played at
+its own pace into the encode stream (first-code latency, p50/p95 capture-to-emission latency, RTF),
 and its codes fed at 12.5 frames/s into the decode stream (first audio, RTF, gapless playback
 start). RTF = compute / audio seconds: below 1 keeps up.
 
@@ -86,9 +86,9 @@ class _Collect:
         self.frames.append(frame)
 
 
-def encode_realtime(codec, path: Path, hop: float, context: float, lookahead: float) -> dict:
+def encode_realtime(codec, path: Path, match_offline: bool, *setting: float) -> dict:
     sink = _Collect()
-    stream = codec.create_stream(hop, context, lookahead)
+    stream = codec.create_stream(*setting, match_offline=match_offline)
     stats = run_stream(codec, FileSource(path, realtime=True), sink, stream)
     return {
         "first_code_s": sink.first_at,
@@ -99,9 +99,9 @@ def encode_realtime(codec, path: Path, hop: float, context: float, lookahead: fl
     }
 
 
-def decode_realtime(codec, codes: np.ndarray, hop: float, context: float, lookahead: float):
+def decode_realtime(codec, codes: np.ndarray, match_offline: bool, *setting: float) -> dict:
     """Codes arrive at 12.5 frames/s from t = 0; the stream decodes as steps become ready."""
-    stream = codec.create_decode_stream(hop, context, lookahead)
+    stream = codec.create_decode_stream(*setting, match_offline=match_offline)
     n, rate = codes.shape[1], codec.output_sample_rate
     pieces, times, compute, arrived = [], [], 0.0, 0
     t0 = time.perf_counter()
@@ -197,18 +197,20 @@ def main() -> None:
             )
         for setting in (s for s in args.realtime.split(",") if s):
             hop, ctx, la = (float(v) for v in setting.split("/"))
-            enc = encode_realtime(codec, path, hop, ctx, la)
-            dec = decode_realtime(codec, offline, hop, ctx, la)
-            out["realtime"].append({"model": name, "hop": hop, "context": ctx, "lookahead": la,
-                                    "encode": enc, "decode": dec})  # fmt: skip
-            print(
-                f"{name}: real time at hop {hop} / context {ctx} / lookahead {la}: encode first "
-                f"code {enc['first_code_s']:.2f} s, latency p50 {enc['latency_p50_ms']:.0f} ms "
-                f"p95 {enc['latency_p95_ms']:.0f} ms, RTF {enc['rtf']:.2f}; decode first audio "
-                f"{dec['first_audio_s']:.2f} s, RTF {dec['rtf']:.2f}, gapless from "
-                f"{dec['gapless_from_s']:.2f} s",
-                flush=True,
-            )
+            row = {"model": name, "hop": hop, "context": ctx, "lookahead": la}
+            for label, match in (("before", False), ("after", True)):
+                enc = encode_realtime(codec, path, match, hop, ctx, la)
+                dec = decode_realtime(codec, offline, match, hop, ctx, la)
+                row[label] = {"encode": enc, "decode": dec}
+                print(
+                    f"{name} {label}: real time at hop {hop} / context {ctx} / lookahead {la}: "
+                    f"encode first code {enc['first_code_s']:.2f} s, latency p50 "
+                    f"{enc['latency_p50_ms']:.0f} ms p95 {enc['latency_p95_ms']:.0f} ms, RTF "
+                    f"{enc['rtf']:.2f}; decode first audio {dec['first_audio_s']:.2f} s, RTF "
+                    f"{dec['rtf']:.2f}, gapless from {dec['gapless_from_s']:.2f} s",
+                    flush=True,
+                )
+            out["realtime"].append(row)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
 
