@@ -232,3 +232,34 @@ def test_load_benchmark_direct_form_times_the_batched_model_call(tmp_path):
             assert timing["batch_gain"] == pytest.approx(
                 timing["singles_s"] / timing["batched_s"], rel=0.05, abs=0.01
             )
+
+
+def test_a_proxy_that_dies_while_starting_is_waited_for_again(monkeypatch):
+    """Ray Serve kills an HTTP proxy that is not ready in time (a busy machine); serve.start()
+    then raises ActorDiedError or TimeoutError. xyrt serve tries again (the controller restarts
+    the proxy), and after the last try says what happened and what to change."""
+    import ray
+    from ray import serve
+
+    from xyrt.serve import server
+
+    calls: list[dict] = []
+
+    def dies(times):
+        def start(**kwargs):
+            calls.append(kwargs)
+            if len(calls) <= times:
+                raise (ray.exceptions.ActorDiedError() if len(calls) % 2 else TimeoutError())
+
+        return start
+
+    monkeypatch.setattr(serve, "start", dies(server.START_TRIES - 1))
+    server.start_serve("127.0.0.1", 8123)
+    assert len(calls) == server.START_TRIES
+    assert calls[-1]["http_options"] == {"host": "127.0.0.1", "port": 8123}
+
+    calls.clear()
+    monkeypatch.setattr(serve, "start", dies(server.START_TRIES))
+    with pytest.raises(XyrtError, match=f"HTTP proxy did not start \\({server.START_TRIES} tries"):
+        server.start_serve("127.0.0.1", 8123)
+    assert len(calls) == server.START_TRIES

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import socket
 import threading
@@ -17,6 +18,14 @@ from xyrt.serve.options import ServeOptions, check
 
 APP = "xyrt"
 SERVE_HINT = "pip install 'xyrt[serve]'  (ray[serve])"
+
+# Ray Serve kills an HTTP proxy that is not ready 5 s after it was created, and serve.start()
+# then fails with ActorDiedError. On a busy 2-core machine a worker process alone can take
+# longer to start, so a local Ray gets this deadline (a value in the environment wins), and
+# serve.start() is retried while the controller restarts a proxy it killed.
+PROXY_READY_ENV = "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"
+PROXY_READY_SECONDS = 60
+START_TRIES = 3
 
 
 def _ray_serve():
@@ -54,6 +63,7 @@ def connect(address: str | None, options: ServeOptions) -> bool:
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     if address is None:
         gpus = math.ceil(options.replicas * options.gpus)
+        os.environ.setdefault(PROXY_READY_ENV, str(PROXY_READY_SECONDS))  # inherited by Ray
         ray.init(
             num_cpus=max(1, math.ceil(options.replicas * options.cpus)),
             num_gpus=gpus or None,
@@ -70,6 +80,27 @@ def connect(address: str | None, options: ServeOptions) -> bool:
             "`ray start --head`, or leave out --address for a local Ray"
         ) from exc
     return True
+
+
+def start_serve(host: str, port: int) -> None:
+    """``serve.start`` on ``host:port``; a proxy that died or timed out while starting is waited
+    for again (the controller restarts it), up to ``START_TRIES`` times."""
+    ray, serve = _ray_serve()
+    for attempt in range(1, START_TRIES + 1):
+        try:
+            serve.start(
+                http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"}
+            )
+            return
+        except (ray.exceptions.RayActorError, TimeoutError) as exc:
+            if attempt == START_TRIES:
+                first = next(iter(str(exc).splitlines()), "")
+                raise XyrtError(
+                    f"Ray Serve's HTTP proxy did not start ({START_TRIES} tries; last: "
+                    f"{type(exc).__name__}: {first}); the machine may be too "
+                    f"busy to start it in time: set {PROXY_READY_ENV} (seconds) higher, or free "
+                    "some CPU"
+                ) from exc
 
 
 def wait_for_signal() -> str:
@@ -109,9 +140,7 @@ def run(
     started = connect(address, options)
     local = started and address is None
     try:
-        serve.start(
-            http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"}
-        )
+        start_serve(host, port)
         serve.run(build(options), name=APP, route_prefix="/")
         where = "a local Ray" if address is None else f"the Ray cluster at {address}"
         log(
