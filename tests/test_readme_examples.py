@@ -376,7 +376,9 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         ("xy_onnx", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
     ),
     "xyrt encode --model xy_onnx --backend openvino --precision bf16 speech.wav -o c.npy": Run(
-        ("xy_onnx", "speech.wav"), check=_codes_shape(SPEECH_FRAMES, "c.npy")
+        ("xy_onnx", "speech.wav"),
+        needs=("openvino-bf16",),
+        check=_codes_shape(SPEECH_FRAMES, "c.npy"),
     ),
     "xyrt quantize xy_onnx --precision int8 --scheme cpu-dynamic,openvino --calib calib.npz -o "
     "xy_int8": Run(
@@ -632,6 +634,11 @@ def _missing(needs: tuple[str, ...]) -> str | None:
             return "needs a CUDA device (this machine has none)"
         if need == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
             return "needs TensorRT (pip install 'xyrt[gpu]' and the tensorrt wheel)"
+        if need == "openvino-bf16":
+            from xyrt.runtime.backends.openvino import cpu_supports
+
+            if not cpu_supports("BF16"):  # the refusal itself: tests/runtime/test_openvino.py
+                return "needs a CPU with AVX512-BF16 or AMX (OpenVINO lists no BF16 on this one)"
         if need == "ort-tensorrt":
             import onnxruntime as ort
 
