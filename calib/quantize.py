@@ -65,8 +65,9 @@ SCHEME_SUFFIX = {"cpu-dynamic": "dynamic", "trt-qdq": "qdq", "openvino": "ov", "
 SCHEME_FACTS = {
     "openvino": openvino_ptq.FACTS,
     "cpu-dynamic": {
-        "weights": "int8 symmetric, per output channel (MatMul with constant weights)",
-        "activations": "int8, quantized at run time (dynamic)",
+        "weights": "uint8 asymmetric, per output channel (MatMul with constant weights; u8 x u8 "
+        "kernels sum in int32 on every ISA, no int16 saturation)",
+        "activations": "uint8, quantized at run time (dynamic)",
     },
     "trt-qdq": {
         "weights": "int8 symmetric (zero-point 0), per output channel (MatMul, Conv)",
@@ -180,10 +181,25 @@ def quantize(
             if calib is not None and set(CALIBRATED) & set(chosen)
             else None,
             "heldout": sorted(probe.heldout),
+            "measured_on": measured_on(),
         }
         shutil.rmtree(tmp / "source", ignore_errors=True)  # scratch links, not part of the output
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")  # last
     return Quantized(out_dir, {s: SCHEME_TARGET[s] for s in chosen}, reports)
+
+
+def measured_on() -> dict[str, str]:
+    """The host the agreement figures of the manifest were measured on (they depend on its CPU
+    kernels: `xyrt.runtime.hostcpu`)."""
+    import onnxruntime
+
+    from xyrt.runtime import hostcpu
+
+    return {
+        "isa": hostcpu.isa(),
+        "int8_dot": hostcpu.int8_dot(),
+        "onnxruntime": onnxruntime.__version__,
+    }
 
 
 def _check_args(model_dir, out_dir, precision, scheme_names, calib) -> tuple[str, ...]:

@@ -1,8 +1,13 @@
 """Graph-level precision transforms, one function per scheme: FP32 ONNX in, one graph out.
 
-- ``cpu-dynamic`` (ONNX Runtime CPU): MatMul weights int8 symmetric per output channel,
-  activations quantized at run time (MatMulInteger/DynamicQuantizeMatMul kernels with VNNI);
-  the float attention is fused into ORT's ``MultiHeadAttention`` (`calib.attention_fusion`).
+- ``cpu-dynamic`` (ONNX Runtime CPU): MatMul weights uint8 asymmetric per output channel,
+  activations uint8 quantized at run time (MatMulInteger/DynamicQuantizeMatMul); the float
+  attention is fused into ORT's ``MultiHeadAttention`` (`calib.attention_fusion`). Weights are
+  uint8, not int8: ORT's u8 x s8 kernel on x86 CPUs without VNNI (AVX2, AVX-512 before Cascade
+  Lake) sums pairs of products in int16 with saturation (VPMADDUBSW), which cost the tiny model
+  half of its stage-0 agreement on an AVX2 host (0.89 -> 0.37). The u8 x u8 kernel widens to
+  int16 first and sums in int32 (VPMADDWD) on every ISA, so every CPU computes the same integers
+  and the agreement measured on one host holds on another (`xyrt.runtime.hostcpu`).
 - ``trt-qdq`` (TensorRT explicit quantization): QuantizeLinear/DequantizeLinear pairs around
   MatMul and Conv inputs: int8, symmetric (zero-point 0) activations from MinMax calibration,
   per-channel symmetric weights, float biases. Only MatMuls with a constant weight are quantized
@@ -116,7 +121,7 @@ def _dynamic(q, src: Path, dst: Path, keep_float: list[str], attention: bool = F
         dst,
         op_types_to_quantize=["MatMul"],
         per_channel=True,
-        weight_type=q.QuantType.QInt8,
+        weight_type=q.QuantType.QUInt8,  # exact on every ISA (module docstring)
         nodes_to_exclude=keep_float,
         extra_options={"MatMulConstBOnly": not attention},
         use_external_data_format=False,

@@ -47,8 +47,12 @@ def test_cpu_dynamic_graphs_quantize_matmuls_outside_float_islands() -> None:
         for node in graph.node:
             if node.name.startswith(keep):
                 assert node.op_type not in DYNAMIC_OPS, node.name
-        weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
-        assert weights, "weights are stored as int8"
+        # uint8 weights: u8 x u8 kernels never saturate (AVX2's u8 x s8 VPMADDUBSW does)
+        weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.UINT8]
+        assert weights, "weights are stored as uint8"
+        assert not [t.name for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    measured = manifest(int8_dir())["quantization"]["measured_on"]
+    assert measured["isa"].startswith(("x86_64", "aarch64")) and measured["int8_dot"]
 
 
 def test_qdq_graphs_are_tensorrt_ready() -> None:
