@@ -251,7 +251,7 @@ def main() -> None:
             ck.log(f"  {label}: {res}")
             return res
 
-        codec = xyrt.runtime.load(ckpt, device=dev)
+        codec = xyrt.runtime.load(ckpt, device=dev, precision="fp32")
         out["load_fp32"] = judge(codec, "load fp32")
         out["load_fp32"]["graphs"] = {k: v.__dict__ for k, v in codec.backend.graph_stats().items()}
         codec.close()

@@ -108,7 +108,7 @@ def main() -> None:
 
         return sdpa_kernel([getattr(SDPBackend, x) for x in names])
 
-    ref = xyrt.runtime.load(ckpt, device=dev)
+    ref = xyrt.runtime.load(ckpt, device=dev, precision="fp32")
     ref.batch_size = 32 if cuda else 4
     ref_codes = ref.encode(clips)
     ref.close()
@@ -200,7 +200,7 @@ def main() -> None:
             ("wholestack_graphs", {"autocast": False}),
             ("wholestack_compile_graphs", {"autocast": False, "compile": True}),
         ]
-        ref = xyrt.runtime.load(ckpt, device=dev)
+        ref = xyrt.runtime.load(ckpt, device=dev, precision="fp32")
         ref.batch_size = batch
         ref_audio = ref.decode(codes[:16])
         ref.close()

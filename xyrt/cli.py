@@ -158,8 +158,9 @@ def _backend_args(p: argparse.ArgumentParser, device: bool = True) -> None:
         "--precision",
         choices=PRECISION_CHOICES,
         metavar="P",
-        help="torch: fp32 (IEEE float32, default), bf16, fp16 (CUDA); openvino: fp32, bf16, "
-        "int8 (default: the directory's own)",
+        help="torch: auto (default: fp32 on a CPU; bf16 on an Ampere-or-later GPU, fp16 on an "
+        "older one), fp32 (IEEE float32), bf16, fp16 (CUDA); openvino: fp32, bf16, int8 "
+        "(default: the directory's own)",
     )
     if device:
         p.add_argument(

@@ -49,11 +49,16 @@ class BackendLimits:
     ``max_batch``: windows per run at most (None: no limit; a TensorRT profile's maximum, say);
     ``preferred_batch``: windows per run when the caller does not say (more on a GPU);
     ``device``: "cpu", "cuda:0", ...
+    ``max_graphs``: captured CUDA graphs kept per graph (None: the backend captures none);
+    ``max_pinned_bytes``: page-locked host memory its transfer buffers may hold (None: none or
+    no cap).
     """
 
     max_batch: int | None = None
     device: str = "cpu"
     preferred_batch: int = 4
+    max_graphs: int | None = None
+    max_pinned_bytes: int | None = None
 
     def batch(self, requested: int | None) -> int:
         """Windows per run: ``requested`` (or the preferred number), capped by ``max_batch``."""

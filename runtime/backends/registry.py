@@ -11,8 +11,10 @@ A model source is one of (`source_kind`):
   Face-layout folder (config.json + safetensors).
 
 Names: backends ``onnxruntime`` (alias ``ort``), ``openvino``, ``tensorrt`` (alias ``trt``),
-``torch`` (alias ``pytorch``); precisions ``fp32`` (alias ``f32``, ``float32``), ``bf16``,
-``fp16``, ``int8``; devices ``cpu``, ``cuda``, ``cuda:N``.
+``torch`` (alias ``pytorch``); precisions ``auto`` (the backend picks for the device: torch bf16
+on an Ampere-or-later GPU, fp16 on an older one, fp32 on a CPU; elsewhere the directory's own),
+``fp32`` (alias ``f32``, ``float32``), ``bf16``, ``fp16``, ``int8``; devices ``cpu``, ``cuda``,
+``cuda:N``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ PRECISION_ALIASES = {
     "float16": "fp16",
     "half": "fp16",
 }
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # auto: the backend's choice for the device
 SOURCE_KINDS = ("export", "engines", "checkpoint")
 
 
@@ -167,7 +169,7 @@ REGISTRY: tuple[BackendEntry, ...] = (
         "torch",
         ("pytorch",),
         ("checkpoint",),
-        ("fp32", "bf16", "fp16"),
+        ("auto", "fp32", "bf16", "fp16"),
         ("cpu", "cuda"),
         ("config", "cuda_graphs", "compile", "autocast", "max_batch"),
         ("torch",),
@@ -238,7 +240,10 @@ def open_backend(source: str | Path, backend: str = "auto", **options: Any) -> B
     if unknown:
         raise XyrtError(f"unknown backend option(s) {unknown}")
     opts = Options(**options)
-    opts = Options(**{**opts.__dict__, "precision": canonical_precision(opts.precision)})
+    precision = canonical_precision(opts.precision)
+    if precision == "auto" and "auto" not in entry.precisions:
+        precision = None  # a directory's own precision is what auto means there
+    opts = Options(**{**opts.__dict__, "precision": precision})
     check_options(entry, kind, opts)
     reason = entry.available()
     if reason is not None:

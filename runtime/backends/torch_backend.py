@@ -6,6 +6,8 @@ Precisions:
 - ``fp32``: IEEE float32 everywhere. On CUDA, TF32 is switched off for matmuls and convolutions
   for the duration of each call (and restored after), so codes match the CPU reference except
   float32 near-ties; PyTorch's default (TF32 convolutions) changes codes.
+- ``auto`` (the default): fp32 on a CPU; on a GPU bf16 from compute capability 8.0 (Ampere) on,
+  fp16 before it (`xyrt.runtime.backends.torch_device`).
 - ``bf16`` (CPU or an Ampere-or-later GPU) and ``fp16`` (CUDA only): autocast, with the Linear
   and convolution weights of the network stored in that dtype once (what autocast would cast
   them to on every call). The log-mel front end, the residual VQ and the iSTFT stay float32.
@@ -52,72 +54,22 @@ from xyrt.runtime.graph_io import (
 
 torch = require("torch", "export", "the PyTorch backend")
 
-from xyrt.runtime.backends.torch_graphs import GraphRunner  # noqa: E402 - needs torch, imported above
+from xyrt.runtime.backends.torch_device import (  # noqa: E402 - needs torch, imported above
+    fp32_mode,  # noqa: F401 - re-exported: benchmarks and tests set the mode through here
+    ieee_fp32,
+    parse_device,
+    resolve_precision,
+)
+from xyrt.runtime.backends.torch_graphs import GraphRunner  # noqa: E402
 from xyrt.runtime.backends.torch_staging import HostStaging  # noqa: E402
 
 ENCODER_INPUTS = tuple(ENCODER_IO["inputs"])  # the order `_encode_fn` takes them in
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 FP16_CLAMP = 65504.0 - 1000.0  # float16 max minus the margin Whisper-style encoders keep
 MAX_GRAPHS = 64  # captured shapes kept per graph (least recently used dropped)
+MAX_PINNED_BYTES = 1 << 30  # pinned staging memory at most (beyond: pageable buffers)
 CUDA_BATCH = 32  # default windows per batch on a GPU (a CPU keeps ChunkedCodec's 4)
-
-
-def parse_device(device: str | Any | None) -> Any:
-    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` (or a torch.device) -> torch.device, checked."""
-    if device is None:
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise XyrtError(f"device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'") from exc
-    if dev.type not in ("cpu", "cuda"):
-        raise XyrtError(f"device {device!r}: the PyTorch backend runs on 'cpu' or 'cuda[:N]'")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise XyrtError(
-                f"device {device!r}: PyTorch sees no CUDA GPU here (torch {torch.__version__}, "
-                f"built with CUDA {torch.version.cuda}); use device='cpu'"
-            )
-        count = torch.cuda.device_count()
-        index = 0 if dev.index is None else dev.index
-        if index >= count:
-            raise XyrtError(f"device {device!r}: this machine has {count} CUDA device(s)")
-        dev = torch.device("cuda", index)
-    return dev
-
-
-@contextlib.contextmanager
-def fp32_mode(device: Any, mode: str = "ieee") -> Iterator[None]:
-    """CUDA float32 matmuls and convolutions as ``mode`` ("ieee": plain float32, TF32 off;
-    "tf32") inside the block; the caller's settings are restored after (they are process-wide
-    flags in PyTorch). PyTorch 2.9+ is set through its new ``fp32_precision`` API only (mixing
-    it with the legacy ``allow_tf32`` flags is an error there); older ones through the legacy
-    flags."""
-    if torch.device(device).type != "cuda":
-        yield
-        return
-    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-    if hasattr(matmul, "fp32_precision") and hasattr(cudnn, "conv"):
-        saved = (matmul.fp32_precision, cudnn.conv.fp32_precision)
-        matmul.fp32_precision, cudnn.conv.fp32_precision = mode, mode
-        try:
-            yield
-        finally:
-            matmul.fp32_precision, cudnn.conv.fp32_precision = saved
-    else:  # PyTorch before 2.9
-        saved = (matmul.allow_tf32, cudnn.allow_tf32)
-        matmul.allow_tf32 = cudnn.allow_tf32 = mode == "tf32"
-        try:
-            yield
-        finally:
-            matmul.allow_tf32, cudnn.allow_tf32 = saved
-
-
-def ieee_fp32(device: Any) -> contextlib.AbstractContextManager[None]:
-    """`fp32_mode` "ieee": TF32 off inside the block, the caller's settings restored after."""
-    return fp32_mode(device, "ieee")
 
 
 def window_bucket(samples: int) -> int:
@@ -164,18 +116,8 @@ class TorchBackend(Backend):
         ieee: bool = True,
         autocast: bool = True,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise XyrtError(
-                f"precision {precision!r}: the PyTorch backend takes {', '.join(PRECISIONS)}"
-            )
         dev = next(model.parameters()).device if device is None else parse_device(device)
-        if precision == "fp16" and dev.type != "cuda":
-            raise XyrtError("precision 'fp16' needs a CUDA device (on a CPU use fp32 or bf16)")
-        if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-            name = torch.cuda.get_device_name(dev)
-            raise XyrtError(
-                f"precision 'bf16' needs an Ampere or later GPU; {name} has none: use fp16 or fp32"
-            )
+        precision = resolve_precision(precision, dev)
         if max_batch is not None and max_batch < 1:
             raise XyrtError(f"max_batch must be at least 1, got {max_batch}")
         self.model = model.eval()
@@ -208,6 +150,7 @@ class TorchBackend(Backend):
     def to(self, device: str | Any) -> TorchBackend:
         """Move the model to ``device``; captured graphs and staging buffers start afresh."""
         dev = parse_device(device)
+        resolve_precision(self.precision, dev)  # bf16 moved to a pre-Ampere GPU: refused
         with self._lock:
             if getattr(self, "_encode", None) is not None:
                 self.close()
@@ -217,6 +160,8 @@ class TorchBackend(Backend):
                 max_batch=self.max_batch,
                 device=str(dev),
                 preferred_batch=CUDA_BATCH if dev.type == "cuda" else 4,
+                max_graphs=MAX_GRAPHS if graphed else None,
+                max_pinned_bytes=MAX_PINNED_BYTES if dev.type == "cuda" else None,
             )
             encode, decode = self._encode_fn, self._decode_fn
             if self.compile:
@@ -225,7 +170,7 @@ class TorchBackend(Backend):
                 encode, decode = (torch.compile(f) for f in (encode, decode))
             self._encode = GraphRunner(encode, dev, enabled=graphed, max_graphs=MAX_GRAPHS)
             self._decode = GraphRunner(decode, dev, enabled=graphed, max_graphs=MAX_GRAPHS)
-            self._staging = HostStaging(dev)
+            self._staging = HostStaging(dev, self.limits.max_pinned_bytes)
         return self
 
     @property
@@ -373,6 +318,15 @@ class TorchBackend(Backend):
         """Captures, replays and eager runs per graph (encoder, decoder)."""
         return {"encoder": self._encode.stats, "decoder": self._decode.stats}
 
+    def memory(self) -> dict[str, Any]:
+        """What the backend's caches hold now, against their limits (bench reports it)."""
+        return {
+            "graphs": {"encoder": len(self._encode.graphs), "decoder": len(self._decode.graphs)},
+            "max_graphs": self.limits.max_graphs,
+            "pinned_bytes": self._staging.pinned_bytes,
+            "max_pinned_bytes": self.limits.max_pinned_bytes,
+        }
+
     def stage_profiler(self) -> StageProfiler:
         from xyrt.runtime.backends.torch_stages import TorchStageProfiler
 
@@ -436,7 +390,7 @@ def open_torch(
     return TorchBackend(
         model,
         dev,
-        precision or "fp32",
+        precision,  # None: auto (fp32 on a CPU, bf16/fp16 on a GPU by its generation)
         cuda_graphs=cuda_graphs,
         compile=compile,
         autocast=autocast,

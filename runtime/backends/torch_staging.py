@@ -10,6 +10,12 @@ Buffers come in ``SLOTS`` sets, used in turn. Before a set is reused, the batch 
 last is finished and its result copied out (so nothing is overwritten while the GPU still reads
 it, and no uncollected result is lost, however many batches a caller leaves in flight).
 
+Bounded: one buffer per (tag, slot, dtype), grown to the largest batch seen (capacity rounded
+up to a power of two elements) rather than one per batch size, so a long-running server's pinned
+memory stops growing once it has seen its largest batch; past ``max_pinned_bytes`` a buffer is
+ordinary pageable memory (correct, only its copy is synchronous). `pinned_bytes` says how much
+is pinned (bench reports it).
+
 On a CPU device everything is synchronous and no buffer is pinned.
 """
 
@@ -51,9 +57,10 @@ class TorchPending(Pending):
 class HostStaging:
     """Pinned buffers in `SLOTS` sets for one device (see the module docstring)."""
 
-    def __init__(self, device: Any) -> None:
+    def __init__(self, device: Any, max_pinned_bytes: int | None = None) -> None:
         self.device = device
         self.cuda = device.type == "cuda"
+        self.max_pinned_bytes = max_pinned_bytes
         self.buffers: dict[tuple, Any] = {}
         self.slot = 0
         self.inflight: list[TorchPending | None] = [None] * SLOTS
@@ -67,12 +74,25 @@ class HostStaging:
             self.inflight[self.slot] = None
         return self.slot
 
+    @property
+    def pinned_bytes(self) -> int:
+        """Bytes of page-locked host memory the buffers hold."""
+        return sum(b.numel() * b.element_size() for b in self.buffers.values() if b.is_pinned())
+
     def _buffer(self, tag: str, slot: int, like: Any) -> Any:
-        key = (tag, slot, like.dtype, like.numel())
+        key = (tag, slot, like.dtype)
         buf = self.buffers.get(key)
-        if buf is None:
-            buf = self.buffers[key] = torch.empty(like.numel(), dtype=like.dtype).pin_memory()
-        return buf.view(like.shape)
+        n = like.numel()
+        if buf is None or buf.numel() < n:
+            # the slot's earlier batch was settled by `begin`: the old buffer is free
+            self.buffers.pop(key, None)
+            size = 1 << max(0, n - 1).bit_length()
+            buf = torch.empty(size, dtype=like.dtype)
+            cap = self.max_pinned_bytes
+            if cap is None or self.pinned_bytes + size * buf.element_size() <= cap:
+                buf = buf.pin_memory()
+            self.buffers[key] = buf
+        return buf[:n].view(like.shape)
 
     def to_device(self, array: np.ndarray, slot: int, tag: str) -> Any:
         """A numpy input on the device (through this slot's pinned buffer on CUDA)."""

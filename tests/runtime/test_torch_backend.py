@@ -197,7 +197,7 @@ else:
 @pytest.mark.golden
 @pytest.mark.parametrize("name", GOLDEN_MODELS)
 def test_cuda_fp32_golden_codes_and_audio(name: str) -> None:
-    codec = _codec(name, device="cuda")
+    codec = _codec(name, device="cuda", precision="fp32")
     g = golden(name)
     for _ in range(3):  # eager, capture, replay
         for clip in SPEECH:
@@ -242,6 +242,46 @@ def test_cuda_compat_keeps_ieee_fp32_and_the_callers_flags(name: str) -> None:
 
 
 @needs_cuda
+@pytest.mark.golden
+def test_cuda_fp32_batches_of_32_to_64_match_the_reference() -> None:
+    g = golden("tiny_16k")
+    clips = [g[f"{clip}/wav"] for clip in SPEECH]
+    batch = (clips * 64)[:48]  # 48 windows of mixed lengths in one encode call
+    codec = _codec("tiny_16k", device="cuda", precision="fp32")
+    codec.batch_size = 64
+    for _ in range(3):  # eager, capture, replay
+        got = codec.encode(batch)
+        for i, codes in enumerate(got):
+            clip = SPEECH[i % len(SPEECH)]
+            expect_codes(golden_reference("tiny_16k", clip, 10), codes, clip)
+    assert codec.backend.graph_stats()["encoder"].replays > 0
+
+
+@needs_cuda
+def test_a_second_gpu_is_used_where_present() -> None:
+    if torch.cuda.device_count() < 2:
+        pytest.skip(f"this machine has {torch.cuda.device_count()} CUDA device(s); cuda:1 needs 2")
+    g = golden("tiny_16k")
+    with torch.cuda.device(1):  # "cuda" is the current device, as torchrun sets it
+        codec = _codec("tiny_16k", device="cuda", precision="fp32")
+    assert codec.backend.device == torch.device("cuda", 1)
+    for _ in range(3):  # eager, capture, replay: called from a thread whose device is 0
+        for clip in SPEECH:
+            expect_codes(
+                golden_reference("tiny_16k", clip, 10), codec.encode(g[f"{clip}/wav"]), clip
+            )
+    stats = codec.backend.graph_stats()["encoder"]
+    assert stats.replays > 0 and not stats.failures
+
+
+@needs_cuda
+def test_auto_precision_follows_the_gpu() -> None:
+    codec = _codec("tiny_16k", device="cuda")
+    major, _ = torch.cuda.get_device_capability()
+    assert codec.backend.precision == ("bf16" if major >= 8 else "fp16")
+
+
+@needs_cuda
 def test_ieee_context_restores_flags() -> None:
     m, c = torch.backends.cuda.matmul, torch.backends.cudnn
     if not hasattr(m, "fp32_precision"):
@@ -263,7 +303,7 @@ def test_ieee_context_restores_flags() -> None:
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_cuda_lower_precisions_run_and_agree_mostly(precision: str) -> None:
     g = golden("tiny_16k")
-    fp32 = _codec("tiny_16k", device="cuda")
+    fp32 = _codec("tiny_16k", device="cuda", precision="fp32")
     low = _codec("tiny_16k", device="cuda", precision=precision)
     for clip in SPEECH[:3]:
         ref = fp32.encode(g[f"{clip}/wav"])
