@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import provenance
 
 SR = 16000
 
@@ -90,6 +91,43 @@ def pct(values: list[float]) -> dict:
     return {k: round(float(np.percentile(a, q)), 3) for k, q in (("p50", 50), ("p90", 90))} | {
         "min": round(float(a.min()), 3),
         "runs": len(values),
+    }
+
+
+REPEATS = 3  # passes per throughput figure: the median is reported, with the spread
+
+
+def driver_version() -> str | None:
+    """The NVIDIA driver's version (nvidia-smi), None where it cannot be read."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.splitlines()[0].strip() if out.returncode == 0 and out.stdout else None
+
+
+def passes(fn: Callable[[], object], amount: float, repeats: int = REPEATS) -> dict:
+    """``amount`` (seconds of audio) per second of ``fn``: the median of ``repeats`` passes, with
+    the slowest and fastest (one pass varied by 10% between runs on the same GPU)."""
+    seconds = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - t)
+    rates = sorted(amount / s for s in seconds)
+    median = float(np.median(rates))
+    return {
+        "x_realtime": round(median, 1),
+        "x_realtime_min": round(rates[0], 1),
+        "x_realtime_max": round(rates[-1], 1),
+        "spread_pct": round(100 * (rates[-1] - rates[0]) / median, 1),
+        "seconds": round(float(np.median(seconds)), 3),
+        "passes": repeats,
     }
 
 
@@ -177,11 +215,17 @@ def main() -> None:
     dev = args.device
     cuda = dev.startswith("cuda")
     q = args.quick
+    index = torch.device(dev).index if cuda else None
+    index = torch.cuda.current_device() if cuda and index is None else index
     ck.report["run"] = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": os.environ.get("XYRT_COMMIT", "unknown"),
+        "commit": provenance.commit(),
         "device": dev,
-        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "gpu": torch.cuda.get_device_name(index) if cuda else None,
+        "capability": ".".join(map(str, torch.cuda.get_device_capability(index))) if cuda else None,
+        "gpus": torch.cuda.device_count() if cuda else 0,
+        "driver": driver_version() if cuda else None,
+        "repeats": REPEATS,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "python": platform.python_version(),
@@ -356,24 +400,22 @@ def main() -> None:
             codec.encode(clips[: 2 * batch])
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
-            t = time.perf_counter()
-            got = codec.encode(clips)
-            dt = time.perf_counter() - t
-            codes[(precision, batch)] = got
-            row = {"x_realtime": round(audio_s / dt, 1), "seconds": round(dt, 3)}
+            key = (precision, batch)
+
+            def run(c=codec, k=key) -> None:
+                codes[k] = c.encode(clips)
+
+            row = passes(run, audio_s)
             if cuda:
                 row["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+                row["memory"] = codec.backend.memory()
             out[f"encode_{precision}_batch{batch}"] = row
             ck.log(f"  encode {precision} batch {batch}: {row}")
         if cuda:
             codec = get("bf16", cuda_graphs=False)
             codec.batch_size = 64
             codec.encode(clips[:64])
-            t = time.perf_counter()
-            codec.encode(clips)
-            out["encode_bf16_batch64_eager"] = {
-                "x_realtime": round(audio_s / (time.perf_counter() - t), 1)
-            }
+            out["encode_bf16_batch64_eager"] = passes(lambda: codec.encode(clips), audio_s)
             ref = codes[("fp32", 32)]
             for precision, batch in (("bf16", 64), ("fp16", 64)):
                 out[f"agreement_{precision}_vs_fp32"] = agreement(ref, codes[(precision, batch)])
@@ -393,10 +435,8 @@ def main() -> None:
             codec.batch_size = batch
             codec.decode(codes[: 2 * batch])
             codec.decode(codes[: 2 * batch])
-            t = time.perf_counter()
-            codec.decode(codes)
-            dt = time.perf_counter() - t
-            out[f"decode_{precision}_batch{batch}"] = {"x_realtime": round(audio_s / dt, 1)}
+            row = passes(lambda c=codec: c.decode(codes), audio_s)
+            out[f"decode_{precision}_batch{batch}"] = row
         return out
 
     ck.section("throughput_decode", decode_throughput, 60)
