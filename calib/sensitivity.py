@@ -147,4 +147,10 @@ def format_report(report: SensitivityReport) -> str:
     verdict = "met" if report.met else "NOT met"
     kept = ", ".join(report.chosen) or "nothing"
     lines.append(f"  kept float: {kept}; final {report.final:.4g} ({verdict})")
+    groups = len(report.per_group)
+    if groups and 2 * len(report.chosen) > groups:
+        lines.append(
+            f"  note: {len(report.chosen)} of {groups} groups stay float, so this {report.graph} "
+            "runs mostly in float32 and gains little from INT8"
+        )
     return "\n".join(lines)

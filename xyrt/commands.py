@@ -341,6 +341,10 @@ def cmd_quantize(args: argparse.Namespace) -> None:
         progress=lambda msg: print(msg, file=sys.stderr),
         attention=args.attention,
     )
+    from xyrt.calib.quantize import measured_on
+
+    host = measured_on()
+    print(f"agreement measured on this CPU: {host['isa']} ({host['int8_dot']} int8 products)")
     for scheme, reports in result.reports.items():
         print(f"[{scheme}] for {result.targets[scheme]}")
         for report in reports.values():

@@ -50,6 +50,7 @@ def test_greedy_keeps_only_groups_that_help_and_stops_at_the_target() -> None:
     assert [t[0] for t in report.trials] == [["/a/"], ["/a/", "/c/"], ["/a/", "/b/"]]
     text = format_report(report)
     assert "kept float: /a/, /b/" in text and "(met)" in text
+    assert "2 of 3 groups stay float" in text and "mostly in float32" in text  # user told
 
 
 def test_max_groups_caps_the_exclusions_and_a_missed_target_is_reported() -> None:
@@ -57,7 +58,7 @@ def test_max_groups_caps_the_exclusions_and_a_missed_target_is_reported() -> Non
     scores = {f(): 0.1, f({"/a/"}): 0.3, f({"/b/"}): 0.2, f({"/c/"}): 0.25}
     report, _ = run(scores, target=0.98, max_groups=1)
     assert report.chosen == ["/a/"] and report.final == 0.3 and not report.met
-    assert "NOT met" in format_report(report)
+    assert "NOT met" in format_report(report) and "stay float" not in format_report(report)
     report, written = run({f(): 0.1}, target=0.98, max_groups=0)
     assert report.chosen == [] and written == [f()]
 
