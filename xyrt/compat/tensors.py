@@ -92,3 +92,27 @@ class Outputs(dict):
         if key in self.unavailable:
             raise XyrtError(self.unavailable[key])
         raise KeyError(key)
+
+
+class ModelOutput(Outputs):
+    """What transformers' ``ModelOutput`` offers, without importing transformers: key access
+    (``out["audio_codes"]``), attribute access (``out.audio_codes``), position access over the
+    fields that are set (``out[0]``) and ``to_tuple()``. A field this backend cannot give
+    raises `XyrtError` saying why, by key or by attribute."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "unavailable":  # not yet set: copy, pickle
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no field {name!r}") from None
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, (int, slice)):
+            return self.to_tuple()[key]
+        return super().__getitem__(key)
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        """The fields that are set, in order (those this backend cannot give left out)."""
+        return tuple(v for v in self.values() if v is not None)
