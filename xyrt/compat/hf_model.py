@@ -150,7 +150,8 @@ class XYTokenizer:
         clip's end) and ``output_length`` (B,), long codes in 375-code windows keeping
         (30 - overlap_seconds) s of each. ``codes_lengths`` (B,): each clip's codes (default:
         all T; an encode output brings its own). ``prompt``: reference codes (nq, P) to decode
-        as context before every clip, cut from the audio (`xyrt.runtime.prompted`)."""
+        as context before every clip, cut from the audio (`xyrt.runtime.prompted`: the 10 s
+        windows of MOSS-TTSD v0.7's server)."""
         if isinstance(audio_codes, dict):
             codes_lengths = audio_codes.get("codes_lengths", codes_lengths)
             audio_codes = audio_codes["audio_codes"]
@@ -170,10 +171,7 @@ class XYTokenizer:
                 f"codes_lengths range over [{lengths.min()}, {lengths.max()}]; expected 0..{frames}"
             )
         items = [arr[:, b, : lengths[b]] for b in range(batch)]
-        if prompt is None:
-            audio = self._xy.decode(items, overlap_seconds)["syn_wav_list"]
-        else:
-            audio = self._xy.decode(items, overlap_seconds, prompt=prompt)["syn_wav_list"]
+        audio = self._xy.decode(items, overlap_seconds, prompt=prompt)["syn_wav_list"]
         spc = self._xy.decoder_upsample_rate
         values = np.zeros((batch, 1, frames * spc), np.float32)
         for b, a in enumerate(audio):

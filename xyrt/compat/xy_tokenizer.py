@@ -206,20 +206,27 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         return Outputs({"codes_list": [like(c) for c in codes]})
 
     def decode(
-        self, codes_list: Sequence[Any], overlap_seconds: float = 10, device: Any = None
+        self,
+        codes_list: Sequence[Any],
+        overlap_seconds: float = 10,
+        device: Any = None,
+        prompt: Any = None,
     ) -> Outputs:
         """Codes (nq, T) per item -> {"syn_wav_list": [(T x decoder_upsample_rate,) float32]} at
         ``output_sample_rate``, in 375-code windows keeping (30 - overlap_seconds) s of each.
         Codes go through the runtime's checks (`validate_codes`: integer dtype, values in the
-        codebook); (nq, 0), what the published encode gives under 80 ms, decodes to no audio."""
+        codebook); (nq, 0), what the published encode gives under 80 ms, decodes to no audio.
+        ``prompt``: reference codes (nq, P) decoded before every item and cut from its audio,
+        as MOSS-TTSD v0.7's server decodes (`xyrt.runtime.prompted`: 10 s windows)."""
         items = self._items(codes_list, "codes_list")
         codes_per_step(overlap_seconds)
         like = _Like(items[0], device)
         arrays = [self._codes(c, f"codes_list[{i}]") for i, c in enumerate(items)]
+        context = None if prompt is None else _array(prompt, "prompt")
         audio: list[np.ndarray] = [np.zeros(0, np.float32)] * len(arrays)
         todo = [i for i, a in enumerate(arrays) if a.shape[1]]
         if todo:
-            done = self.codec.decode([arrays[i] for i in todo], overlap_seconds)
+            done = self.codec.decode([arrays[i] for i in todo], overlap_seconds, prompt=context)
             for i, a in zip(todo, done, strict=True):
                 audio[i] = a
         return Outputs({"syn_wav_list": [like(a) for a in audio]})
