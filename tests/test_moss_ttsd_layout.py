@@ -3,12 +3,11 @@
 ``XY_Tokenizer/config/MOSS_TTSD_tokenizer.yaml`` (flat: only ``generator_params``), loaded by
 the CLI (``--checkpoint ... --config ...``), `xyrt.runtime.load` and `xyrt.compat`.
 
-The tiny stand-in is made here: the 24 kHz golden fixture's encoder and quantizer (so its codes
-are the golden codes) under a 32 kHz vocoder head with seeded weights."""
+The tiny stand-in (`helpers.moss_ttsd_v07`, made per test module): the 24 kHz golden fixture's
+encoder and quantizer (so its codes are the golden codes) under a seeded 32 kHz vocoder head."""
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -16,42 +15,19 @@ import pytest
 import torch
 import yaml
 
-from helpers import FIXTURES, expect_codes, golden, golden_reference
+from helpers import expect_codes, golden, golden_reference, moss_ttsd_v07
 from xyrt.cli import main
 from xyrt.compat import XY_Tokenizer
 from xyrt.config import XYConfig
-from xyrt.export.synth import synth_model
 from xyrt.runtime.io.audio import write_wav
-from xyrt.runtime.network.checkpoint import save_checkpoint
-from xyrt.runtime.network.state import read_state_dict
 
 NAME = "tiny_moss_ttsd_24k"
 CLIP = "speech_3"
 
 
-@cache
-def moss_ttsd_v07(root: Path) -> tuple[Path, Path]:
-    """(weights, config) of a tiny v0.7-layout codec under ``root``."""
-    raw = yaml.safe_load((FIXTURES / NAME / "config.yaml").read_text())
-    gp = raw["generator_params"]
-    gp["output_sample_rate"], gp["decoder_upsample_rate"] = 32000, 2560
-    gp["vocos_kwargs"].update(n_fft=1280, hop_size=320)
-    config = root / "XY_Tokenizer" / "config" / "MOSS_TTSD_tokenizer.yaml"
-    config.parent.mkdir(parents=True)
-    config.write_text(yaml.safe_dump({"generator_params": gp}, sort_keys=False))  # flat
-    state = synth_model(XYConfig.from_yaml(config), seed=7).state_dict()
-    for name, tensor in read_state_dict(FIXTURES / NAME / "model.ckpt").items():
-        if not name.startswith("enhanced_vocos."):
-            state[name] = tensor
-    weights = root / "XY_Tokenizer" / "weights" / "MOSS_TTSD_tokenizer"
-    weights.parent.mkdir(parents=True)
-    save_checkpoint(state, weights)
-    return weights, config
-
-
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory) -> tuple[Path, Path]:
-    return moss_ttsd_v07(tmp_path_factory.mktemp("moss-ttsd-v07"))
+    return moss_ttsd_v07(tmp_path_factory.mktemp("moss-ttsd-v07") / "XY_Tokenizer")
 
 
 def test_flat_config_is_the_32k_decoder(layout: tuple[Path, Path]) -> None:
