@@ -162,3 +162,11 @@ def test_bad_input_is_a_clear_error() -> None:
         codec.decode(np.zeros((8, 1, 5), np.int64), codes_lengths=[6])
     with pytest.raises(XyrtError, match="sampling_rate 24000"):
         XYTokenizerFeatureExtractor(sampling_rate=24000)
+
+
+def test_transformers_loading_keywords() -> None:
+    for dtype in (torch.bfloat16, "bfloat16"):
+        codec = XYTokenizer.from_pretrained(hf_folder(), torch_dtype=dtype, device_map="cpu")
+        assert codec.dtype == torch.bfloat16 and codec.codec.backend.precision == "bf16"
+    with pytest.raises(XyrtError, match="runs fp32 graphs and cannot switch to bf16"):
+        XYTokenizer.from_pretrained(exported(NAME), torch_dtype=torch.bfloat16)

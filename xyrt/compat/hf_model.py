@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from xyrt.compat.dtypes import precision_of_dtype
 from xyrt.compat.hf_features import FeatureChunks, XYTokenizerFeatureExtractor
 from xyrt.compat.tensors import ModelOutput, _array, _lengths, _Like
 from xyrt.compat.xy_tokenizer import XY_Tokenizer
+from xyrt.config import SAMPLES_PER_CODE_IN
 from xyrt.errors import CodesError, XyrtError
 from xyrt.runtime.codec import ChunkedCodec
 
@@ -51,7 +53,9 @@ class XYTokenizer:
         if isinstance(device_map, str) and device_map != "auto":
             options.setdefault("device", device_map)
         spt = cls(XY_Tokenizer.from_pretrained(path, backend=backend, **options).codec)
-        return spt if dtype in (None, "auto") else spt.to(dtype)
+        if dtype not in (None, "auto"):
+            spt._xy._set_precision(precision_of_dtype(dtype), f"torch_dtype={dtype}")
+        return spt
 
     # -- nn.Module-style calls ------------------------------------------------------------------
     @property
@@ -199,7 +203,7 @@ class XYTokenizer:
 
     @staticmethod
     def _code_start(features: FeatureChunks, item: int, k: int) -> int:
-        return features.plans[item][k].start // 1280
+        return features.plans[item][k].start // SAMPLES_PER_CODE_IN
 
     def _encoded(
         self, codes: np.ndarray, nq: int, lengths: np.ndarray, like: _Like, return_dict: bool
