@@ -170,3 +170,19 @@ def test_transformers_loading_keywords() -> None:
         assert codec.dtype == torch.bfloat16 and codec.codec.backend.precision == "bf16"
     with pytest.raises(XyrtError, match="runs fp32 graphs and cannot switch to bf16"):
         XYTokenizer.from_pretrained(exported(NAME), torch_dtype=torch.bfloat16)
+
+
+def test_clip_between_20_and_25_seconds() -> None:
+    """Where the rules part: a 22 s clip is one window for "both" and two (from 20 s) for the
+    original class: the first 20 s agree, the last 2 s come from other windows."""
+    codec = model("onnxruntime")
+    wav = golden(NAME)["long_concat/wav"][: 22 * 16000]
+    original = XY_Tokenizer(codec.codec).encode([wav])["codes_list"][0]
+    right = codec.encode(_fe()(wav, overlap_side="right")).audio_codes[:, 0]
+    both = codec.encode(_fe()(wav, sampling_rate=16000)).audio_codes[:, 0]
+    assert original.shape == both.shape == (8, 275)
+    np.testing.assert_array_equal(right, original)
+    np.testing.assert_array_equal(both[:, :250], original[:, :250])
+    assert not np.array_equal(both[:, 250:], original[:, 250:])
+    resampled = _fe()(np.repeat(wav[:16000], 3), sampling_rate=48000)  # 1 s at 48 kHz
+    assert resampled.lengths.tolist() == [12]
