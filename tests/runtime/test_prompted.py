@@ -143,3 +143,27 @@ def test_decode_stream_starts_from_the_prompt() -> None:
     np.testing.assert_array_equal(audio[fade:], whole[fade:])
     with pytest.raises(CodesError, match="prompt: "):
         c.create_decode_stream(prompt=np.zeros((3, 4), np.int64))
+
+
+def test_cli_decode_stream_prompt(tmp_path) -> None:
+    import json
+
+    import soundfile
+
+    prompt, gen = _codes("speech_1")[:, :84], _codes("speech_3")
+    np.save(tmp_path / "prompt.npy", prompt)
+    lines = [json.dumps({"index": t, "codes": gen[:, t].tolist()}) for t in range(gen.shape[1])]
+    (tmp_path / "codes.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.wav"
+    argv = ["decode", "--model", str(exported(NAME)), "--stream", str(tmp_path / "codes.jsonl")]
+    assert main([*argv, "--prompt", str(tmp_path / "prompt.npy"), "-o", str(out)]) == 0
+    audio, _ = soundfile.read(out, dtype="float32")
+    stream = codec().create_decode_stream(prompt=prompt)
+    for t in range(gen.shape[1]):  # frame by frame, as the CLI reads them
+        stream.accept_codes(gen[:, t : t + 1])
+        while codec().is_ready(stream):
+            codec().decode_stream(stream)
+    stream.input_finished()
+    while codec().is_ready(stream):
+        codec().decode_stream(stream)
+    np.testing.assert_allclose(audio, stream.pop_audio(), rtol=0, atol=1e-6)

@@ -21,7 +21,11 @@ Where this class differs from the published one (by design, each documented in R
 - ``zq`` (the quantized latent: the RVQ output projection of the sum of the chosen codebook
   vectors, zero vectors past each length, (B, code_dim, T); docs/SPEC.md section 6) needs the
   PyTorch model: exported graphs fold that projection into the decoder, so with them reading
-  ``result["zq"]`` raises `XyrtError`.
+  ``result["zq"]`` raises `XyrtError`;
+- ``.half()``, ``.bfloat16()``, ``.float()``, ``.to(dtype)`` choose the precision the backend
+  runs (`xyrt.compat.dtypes`), after which encode and decode work; the published class casts
+  its weights and then fails on a dtype mismatch;
+- ``decode(..., prompt=codes)`` decodes after reference codes, as MOSS-TTSD's server does.
 """
 
 from __future__ import annotations
