@@ -167,3 +167,10 @@ def test_cli_decode_stream_prompt(tmp_path) -> None:
     while codec().is_ready(stream):
         codec().decode_stream(stream)
     np.testing.assert_allclose(audio, stream.pop_audio(), rtol=0, atol=1e-6)
+
+
+def test_cli_prompt_needs_a_local_model(tmp_path) -> None:
+    argv = ["decode", "--server", "http://127.0.0.1:9", "codes.npy", "--prompt", "p.npy"]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "-o", str(tmp_path / "o.wav")])
+    assert exc.value.code == 2
