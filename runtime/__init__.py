@@ -5,6 +5,7 @@ codec = xyrt.runtime.load("model_dir")            # ONNX Runtime, CPU
 codec = xyrt.runtime.load("model.ckpt", device="cuda", precision="bf16")   # PyTorch, GPU
 codes = codec.encode(audio, sample_rate)            # (8, T) int64
 audio = codec.decode(codes)                         # float32 at codec.output_sample_rate
+audio = codec.decode(codes, prompt=ref_codes)      # MOSS-TTSD's prompted decode
 
 The public surface is `__all__`: `load`, the codec (`ChunkedCodec`), the backend interface
 (`Backend`, `BackendLimits`, `ModelInfo`), streaming (`EncodeStream`, `EncodeStreamOptions`,

@@ -152,14 +152,17 @@ class ChunkedCodec:
         crossfade: float | None = None,
         overlap: float = 10.0,
         match_offline: bool = True,
+        prompt: np.ndarray | None = None,
     ) -> DecodeStream:
-        """A new `DecodeStream` (codes in, audio out); seconds, see `DecodeStreamOptions`."""
+        """A new `DecodeStream` (codes in, audio out); seconds, see `DecodeStreamOptions`.
+        ``prompt``: reference codes (8, P) the stream starts from as context (no audio for them;
+        `DecodeStream`)."""
         from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
 
         options = DecodeStreamOptions(
             hop, context, lookahead, max_hop, crossfade, overlap, match_offline
         )
-        return DecodeStream(options, self.info)
+        return DecodeStream(options, self.info, prompt)
 
     def decode_stream(self, stream: DecodeStream) -> None:
         """Decode one step of ``stream``; its audio is then available from ``pop_audio()``."""
@@ -281,12 +284,18 @@ class ChunkedCodec:
         return audio
 
     def decode(
-        self, codes: np.ndarray | Sequence[np.ndarray], overlap: float = 10.0
+        self,
+        codes: np.ndarray | Sequence[np.ndarray],
+        overlap: float = 10.0,
+        prompt: np.ndarray | Sequence[np.ndarray] | None = None,
     ) -> np.ndarray | list[np.ndarray]:
         """Codes (8, T) or a list -> audio (T x samples_per_code,) float32 at the output rate.
 
         Only windows of equal length are batched: the vocoder has no padding mask, so batching
-        windows of different lengths would change their edges.
+        windows of different lengths would change their edges. ``prompt``: reference codes
+        (8, P) decoded before every item (or a list, one per item) and cut from the audio, as
+        MOSS-TTSD's server decodes (`xyrt.runtime.prompted`; its own 10 s windows, so
+        ``overlap`` does not apply).
         """
         single = not isinstance(codes, (list, tuple))
         info = self.info
@@ -294,6 +303,9 @@ class ChunkedCodec:
             validate_codes(c, info.num_quantizers, info.codebook_size)
             for c in ([codes] if single else list(codes))
         ]
+        if prompt is not None:
+            out = self._decode_prompted(items, prompt)
+            return out[0] if single else out
         plans = [decode_plan(c.shape[1], overlap) for c in items]
         jobs = [(i, w) for i, plan in enumerate(plans) for w in plan]
         by_len: dict[int, list[int]] = {}
@@ -326,3 +338,19 @@ class ChunkedCodec:
             out.append(stitch(pieces[k : k + len(plan)], plan, item.shape[1] * spc, unit=spc))
             k += len(plan)
         return out[0] if single else out
+
+    def _decode_prompted(
+        self, items: list[np.ndarray], prompt: np.ndarray | Sequence[np.ndarray]
+    ) -> list[np.ndarray]:
+        from xyrt.runtime.prompted import check_prompt, decode_prompted
+
+        info = self.info
+        many = isinstance(prompt, (list, tuple))
+        prompts = list(prompt) if many else [prompt] * len(items)
+        if len(prompts) != len(items):
+            raise XyrtError(
+                f"{len(prompts)} prompts for {len(items)} code arrays; give one prompt, or one "
+                "per array"
+            )
+        prompts = [check_prompt(p, info.num_quantizers, info.codebook_size) for p in prompts]
+        return decode_prompted(self, items, prompts)

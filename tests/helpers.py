@@ -144,3 +144,33 @@ def run_bench(args: list[str]) -> tuple[dict, str]:
     with contextlib.redirect_stdout(buf):
         assert main(["bench", *args]) == 0
     return json.loads(Path(args[args.index("--json") + 1]).read_text()), buf.getvalue()
+
+
+def moss_ttsd_v07(folder: Path) -> tuple[Path, Path]:
+    """(weights, config) of a tiny MOSS-TTSD v0.7-layout codec under ``folder`` (the
+    ``XY_Tokenizer`` folder): ``weights/MOSS_TTSD_tokenizer`` (no extension) and the flat
+    ``config/MOSS_TTSD_tokenizer.yaml`` of a 32 kHz decoder. The tiny_moss_ttsd_24k fixture's
+    encoder and quantizer (so its codes are the golden codes) under a seeded 32 kHz vocoder."""
+    import yaml
+
+    from xyrt.config import XYConfig
+    from xyrt.export.synth import synth_model
+    from xyrt.runtime.network.checkpoint import save_checkpoint
+    from xyrt.runtime.network.state import read_state_dict
+
+    name = "tiny_moss_ttsd_24k"
+    raw = yaml.safe_load((FIXTURES / name / "config.yaml").read_text())
+    gp = raw["generator_params"]
+    gp["output_sample_rate"], gp["decoder_upsample_rate"] = 32000, 2560
+    gp["vocos_kwargs"].update(n_fft=1280, hop_size=320)
+    config = folder / "config" / "MOSS_TTSD_tokenizer.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(yaml.safe_dump({"generator_params": gp}, sort_keys=False))  # flat
+    state = synth_model(XYConfig.from_yaml(config), seed=7).state_dict()
+    for tensor_name, tensor in read_state_dict(FIXTURES / name / "model.ckpt").items():
+        if not tensor_name.startswith("enhanced_vocos."):
+            state[tensor_name] = tensor
+    weights = folder / "weights" / "MOSS_TTSD_tokenizer"
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(state, weights)
+    return weights, config

@@ -38,7 +38,7 @@ import numpy as np
 import pytest
 import tomllib
 
-from helpers import FIXTURES, calib_set, exported, golden, quantized
+from helpers import FIXTURES, calib_set, exported, golden, moss_ttsd_v07, quantized
 from xyrt.cli import main
 from xyrt.runtime.io.audio import write_wav
 
@@ -126,6 +126,12 @@ def _extras(*names: str) -> Callable[[], None]:
 def _torch_pin() -> None:
     """README's torch pin is the Makefile's (the version `make` installs)."""
     assert "TORCH  ?= torch==2.13.0" in (ROOT / "Makefile").read_text()
+
+
+def _continuity(folder: Path, stdout: str) -> None:
+    """The prompted decode continues the prompt where the unprompted one does not."""
+    snr = json.loads(stdout)["median_snr_db"]["first_0.1s"]
+    assert snr["prompted"] > snr["unprompted"] + 10, snr
 
 
 def _codes_shape(frames: int, name: str = "codes.npy") -> Callable[[Path, str], None]:
@@ -408,6 +414,17 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         outputs=("gc",),
     ),
     # -- xyrt.compat
+    "xyrt encode --checkpoint XY_Tokenizer/weights/MOSS_TTSD_tokenizer --config "
+    "XY_Tokenizer/config/MOSS_TTSD_tokenizer.yaml speech.wav -o codes.npy": Run(
+        ("XY_Tokenizer", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
+    ),
+    "xyrt decode --model xy_onnx codes.npy --prompt prompt.npy -o speech.wav": Run(
+        ("xy_onnx", "codes.npy", "prompt.npy=codes.npy"), outputs=("speech.wav",)
+    ),
+    "python benchmarks/prompted_continuity.py --model "
+    "tests/fixtures/tiny_moss_ttsd_24k/model.ckpt": Run(
+        why="two cuts instead of five", add=("--prompt-seconds", "4,8"), check=_continuity
+    ),
     "flock /work/fullsize.lock python benchmarks/compat_speed.py --checkpoint "
     "/work/cache/synth-16k-seed0/model.ckpt --model /work/cache/synth-16k-seed0/onnx-fp32 "
     "--model /work/cache/synth-16k-seed0/onnx-int8 --model "
@@ -557,6 +574,7 @@ INPUTS: dict[str, Callable[[Path], Path]] = {  # name -> maker(path to create) -
     "codes.jsonl": _jsonl,
     "calib.npz": _calib,
     "XY_Tokenizer_TTSD_V0_hf": lambda p: _hf("tiny_moss_ttsd_24k", p),
+    "XY_Tokenizer": lambda p: moss_ttsd_v07(p)[0].parents[1],  # MOSS-TTSD v0.7's layout
     "xy_hf": lambda p: _hf("tiny_16k", p),
     "xy_onnx": lambda p: exported("tiny_16k"),
     "xy_int8": lambda p: quantized("int8"),

@@ -235,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     _chunk_args(p)
     p.add_argument("input", type=Path, help="codes .npy of shape (8, T); with --stream: JSONL, -")
     p.add_argument("-o", "--output", type=Path, help="output .wav (needed unless --play)")
+    p.add_argument(
+        "--prompt",
+        type=Path,
+        metavar="CODES.npy",
+        help="reference codes (8, P) decoded first as context and cut from the audio, as "
+        "MOSS-TTSD's server does (10 s windows); with --stream, the stream's starting context",
+    )
     g = p.add_argument_group("streaming (--stream: JSON lines of xyrt stream, file or - for stdin)")
     g.add_argument("--stream", action="store_true", help="decode code frames as they arrive")
     g.add_argument("--play", action="store_true", help="play the audio (--stream)")
@@ -250,6 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--overlap",
         "--batch-size",
         "--pad-to-30s",
+    )
+    applies_when(
+        p,
+        "without --prompt (a prompted decode has its own 10 s windows)",
+        lambda a: a.prompt is None or a.stream,
+        "--overlap",
+    )
+    applies_when(
+        p, "with a local model (--checkpoint or --model)", lambda a: not a.server, "--prompt"
     )
     p.set_defaults(func=cmd_decode)
 

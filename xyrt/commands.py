@@ -131,8 +131,9 @@ def cmd_decode(args: argparse.Namespace) -> None:
         return _decode_stream(args)
     codec = _codec(args)
     codes = load_codes(args.input, codec.info.num_quantizers, codec.info.codebook_size)
+    prompt = _prompt(args, codec)
     t0 = time.perf_counter()
-    audio = codec.decode(codes, overlap=args.overlap)
+    audio = codec.decode(codes, overlap=args.overlap, prompt=prompt)
     dt = time.perf_counter() - t0
     _report_backend(codec)
     write_wav(args.output, audio, codec.output_sample_rate)
@@ -141,6 +142,14 @@ def cmd_decode(args: argparse.Namespace) -> None:
         f"{codec.output_sample_rate} Hz in {dt:.2f} s -> {args.output}",
         file=sys.stderr,
     )
+
+
+def _prompt(args: argparse.Namespace, codec):
+    """The --prompt codes (8, P), or None."""
+    if getattr(args, "prompt", None) is None:
+        return None
+    info = codec.info
+    return load_codes(args.prompt, info.num_quantizers, info.codebook_size)
 
 
 def _decode_stream(args: argparse.Namespace) -> None:
@@ -154,7 +163,7 @@ def _decode_stream(args: argparse.Namespace) -> None:
             "stream (or - for stdin)"
         )
     codec = _codec(args)
-    stream = DecodeStream(options, codec.info)
+    stream = DecodeStream(options, codec.info, _prompt(args, codec))
     with ExitStack() as stack:
         lines = sys.stdin if str(args.input) == "-" else stack.enter_context(open(args.input))
         writer = (

@@ -144,13 +144,27 @@ def _fade_in(n: int) -> np.ndarray:
 class DecodeStream:
     """One code stream's state: buffered codes, frames decoded, audio not yet popped."""
 
-    def __init__(self, options: DecodeStreamOptions, info: ModelInfo) -> None:
+    def __init__(
+        self, options: DecodeStreamOptions, info: ModelInfo, prompt: np.ndarray | None = None
+    ) -> None:
+        """``prompt``: reference codes (num_quantizers, P) the stream starts from, as if they
+        had been decoded already: the first steps take their context from them, and no audio
+        is given for them (MOSS-TTSD's prompted decode, `xyrt.runtime.prompted`, as a stream).
+        Frame and sample counts do not include the prompt."""
         self.options = options
         self.info = info
         self._codes = np.zeros((info.num_quantizers, 0), np.int64)
+        if prompt is not None:
+            try:
+                self._codes = validate_codes(
+                    prompt, info.num_quantizers, info.codebook_size, allow_empty=True
+                )
+            except CodesError as exc:
+                raise CodesError(f"prompt: {exc}") from exc
+        self._base = self._codes.shape[1]  # prompt frames: decoded as context, never emitted
         self._offset = 0  # absolute frame index of _codes[:, 0]
-        self._received = 0
-        self._emitted = 0
+        self._received = self._base
+        self._emitted = self._base
         self._finished = False
         self._tail = np.zeros(0, np.float32)  # last window's audio after its kept frames
         self._tail_plan = 0  # the offline window the tail came from
@@ -165,12 +179,13 @@ class DecodeStream:
 
     @property
     def frames_received(self) -> int:
-        return self._received
+        """Frames given to `accept_codes` (the prompt's not counted)."""
+        return self._received - self._base
 
     @property
     def frames_emitted(self) -> int:
         """Frames whose audio has been decoded (popped or pending)."""
-        return self._emitted
+        return self._emitted - self._base
 
     @property
     def samples_emitted(self) -> int:

@@ -21,18 +21,23 @@ Where this class differs from the published one (by design, each documented in R
 - ``zq`` (the quantized latent: the RVQ output projection of the sum of the chosen codebook
   vectors, zero vectors past each length, (B, code_dim, T); docs/SPEC.md section 6) needs the
   PyTorch model: exported graphs fold that projection into the decoder, so with them reading
-  ``result["zq"]`` raises `XyrtError`.
+  ``result["zq"]`` raises `XyrtError`;
+- ``.half()``, ``.bfloat16()``, ``.float()``, ``.to(dtype)`` choose the precision the backend
+  runs (`xyrt.compat.dtypes`), after which encode and decode work; the published class casts
+  its weights and then fails on a dtype mismatch;
+- ``decode(..., prompt=codes)`` decodes after reference codes, as MOSS-TTSD's server does.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from xyrt.compat.dtypes import backend_precision, precision_of_dtype, split_to_args, with_precision
+from xyrt.compat.tensors import Outputs, _array, _lengths, _Like, _torch_device
 from xyrt.config import (
     CODES_PER_CHUNK,
     INPUT_SAMPLE_RATE,
@@ -41,7 +46,7 @@ from xyrt.config import (
     SAMPLES_PER_CODE_IN,
     valid_frames,
 )
-from xyrt.errors import AudioError, CodesError, XyrtError, received, require
+from xyrt.errors import AudioError, CodesError, XyrtError, require
 from xyrt.runtime import RUNTIME_BACKENDS
 from xyrt.runtime.chunking import codes_per_step, num_codes
 from xyrt.runtime.codec import ChunkedCodec
@@ -50,90 +55,6 @@ from xyrt.runtime.io.audio import prepare_audio
 from xyrt.runtime.io.codes import check_code_dtype, validate_codes
 
 BACKENDS = RUNTIME_BACKENDS  # what `from_pretrained(backend=...)` accepts (aliases too)
-
-
-def _is_tensor(x: Any) -> bool:
-    torch = sys.modules.get("torch")  # a tensor exists only if torch was imported
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
-def _array(x: Any, what: str) -> np.ndarray:
-    """A tensor or array as a numpy array of its own dtype (int16 stays int16, so that
-    `prepare_audio` scales it; bool, complex and float codes reach the runtime's checks as
-    they are); reduced-precision float tensors become float32 (numpy has no bfloat16)."""
-    if _is_tensor(x):
-        x = x.detach().to("cpu")
-        if x.is_floating_point() and x.element_size() < 4:
-            x = x.float()
-        x = x.resolve_conj().numpy() if x.is_complex() else x.numpy()
-    try:
-        return np.asarray(x)
-    except (TypeError, ValueError) as exc:
-        raise XyrtError(
-            f"{what}: expected a torch tensor or numpy array, got {type(x).__name__}"
-        ) from exc
-
-
-def _lengths(x: Any, what: str, batch: int) -> np.ndarray:
-    """Valid lengths (B,) as int64: an integer tensor or array with one entry per item."""
-    arr = _array(x, what).reshape(-1)
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise XyrtError(f"{what} has dtype {arr.dtype}; expected integer lengths (int64)")
-    if len(arr) != batch:
-        raise XyrtError(f"{what} has {len(arr)} entries for a batch of {batch}; expected one each")
-    return arr.astype(np.int64)
-
-
-class _Like:
-    """Puts results in the kind the caller gave: tensors on a device, or numpy arrays."""
-
-    def __init__(self, example: Any, device: Any = None) -> None:
-        self.device = None
-        if device is not None:
-            self.device = _torch_device(device)
-        elif _is_tensor(example):
-            self.device = example.device
-
-    def __call__(self, array: np.ndarray) -> Any:
-        if self.device is None:
-            return array
-        import torch
-
-        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
-
-
-def _torch_device(device: Any) -> Any:
-    """``device`` as a torch.device that exists here, else `XyrtError`."""
-    torch = require("torch", "export", "results on a torch device")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise XyrtError(
-            f"device={received(device)} is not a torch device; expected 'cpu', 'cuda' or "
-            "'cuda:N' (or a torch.device)"
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise XyrtError(f"device={received(device)}: this torch sees no CUDA device")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise XyrtError(
-            f"device={received(device)}: this machine has {torch.cuda.device_count()} CUDA "
-            "device(s)"
-        )
-    return dev
-
-
-class Outputs(dict):
-    """The published result dicts; a key this backend cannot give raises `XyrtError` saying why
-    (``dict.get`` still returns None)."""
-
-    def __init__(self, values: dict[str, Any], unavailable: dict[str, str] | None = None) -> None:
-        super().__init__(values)
-        self.unavailable = unavailable or {}
-
-    def __missing__(self, key: str) -> Any:
-        if key in self.unavailable:
-            raise XyrtError(self.unavailable[key])
-        raise KeyError(key)
 
 
 class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the import changes
@@ -206,15 +127,41 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         graphs."""
         return getattr(self.codec.backend, "model", None)
 
-    def to(self, device: Any = None, *args: Any, **kwargs: Any) -> XY_Tokenizer:
-        """Moves the PyTorch model to ``device`` (its float32 calls stay IEEE float32 there: no
-        TF32); exported graphs stay where their backend runs them (results still come back on
-        the input's device). Returns self."""
+    def to(self, *args: Any, **kwargs: Any) -> XY_Tokenizer:
+        """``nn.Module.to``: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)``.
+        A device moves the PyTorch model (its float32 calls stay IEEE float32 there: no TF32);
+        exported graphs stay where their backend runs them (results still come back on the
+        input's device). A dtype selects the precision (`xyrt.compat.dtypes`): torch.float32,
+        float16 (CUDA) or bfloat16 on the PyTorch backend; another backend that does not run it
+        raises `XyrtError`. Returns self."""
+        device, dtype = split_to_args(args, dict(kwargs))
         if self.model is not None and device is not None:
-            import torch
+            self.codec.backend.to(_torch_device(device))
+        if dtype is not None:
+            self._set_precision(precision_of_dtype(dtype), f"to({dtype})")
+        return self
 
-            if isinstance(device, (str, torch.device)):
-                self.codec.backend.to(device)
+    def half(self) -> XY_Tokenizer:
+        """Run in float16 (PyTorch backend on a CUDA device); see `to`."""
+        return self._set_precision("fp16", "half()")
+
+    def bfloat16(self) -> XY_Tokenizer:
+        """Run in bfloat16 (PyTorch backend); see `to`."""
+        return self._set_precision("bf16", "bfloat16()")
+
+    def float(self) -> XY_Tokenizer:
+        """Run in float32 (the PyTorch backend reads the exact float32 weights again)."""
+        return self._set_precision("fp32", "float()")
+
+    @property
+    def dtype(self) -> Any:
+        """The torch dtype this codec runs in (autocast's for fp16/bf16); needs torch."""
+        torch = require("torch", "export", "XY_Tokenizer.dtype")
+        names = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+        return names.get(backend_precision(self.codec), torch.float32)
+
+    def _set_precision(self, precision: str, call: str) -> XY_Tokenizer:
+        self.codec = with_precision(self.codec, precision, f"XY_Tokenizer.{call}")
         return self
 
     def cuda(self, device: Any = None) -> XY_Tokenizer:
@@ -263,20 +210,27 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         return Outputs({"codes_list": [like(c) for c in codes]})
 
     def decode(
-        self, codes_list: Sequence[Any], overlap_seconds: float = 10, device: Any = None
+        self,
+        codes_list: Sequence[Any],
+        overlap_seconds: float = 10,
+        device: Any = None,
+        prompt: Any = None,
     ) -> Outputs:
         """Codes (nq, T) per item -> {"syn_wav_list": [(T x decoder_upsample_rate,) float32]} at
         ``output_sample_rate``, in 375-code windows keeping (30 - overlap_seconds) s of each.
         Codes go through the runtime's checks (`validate_codes`: integer dtype, values in the
-        codebook); (nq, 0), what the published encode gives under 80 ms, decodes to no audio."""
+        codebook); (nq, 0), what the published encode gives under 80 ms, decodes to no audio.
+        ``prompt``: reference codes (nq, P) decoded before every item and cut from its audio,
+        as MOSS-TTSD v0.7's server decodes (`xyrt.runtime.prompted`: 10 s windows)."""
         items = self._items(codes_list, "codes_list")
         codes_per_step(overlap_seconds)
         like = _Like(items[0], device)
         arrays = [self._codes(c, f"codes_list[{i}]") for i, c in enumerate(items)]
+        context = None if prompt is None else _array(prompt, "prompt")
         audio: list[np.ndarray] = [np.zeros(0, np.float32)] * len(arrays)
         todo = [i for i, a in enumerate(arrays) if a.shape[1]]
         if todo:
-            done = self.codec.decode([arrays[i] for i in todo], overlap_seconds)
+            done = self.codec.decode([arrays[i] for i in todo], overlap_seconds, prompt=context)
             for i, a in zip(todo, done, strict=True):
                 audio[i] = a
         return Outputs({"syn_wav_list": [like(a) for a in audio]})
