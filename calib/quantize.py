@@ -14,9 +14,11 @@ quantized, what stayed float and why (the sensitivity pass), and the calibration
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,12 +63,13 @@ SCHEME_TARGET = {
     "openvino": OPENVINO_TARGET,
     "fp16": "any",
 }
+U8_TARGET, U8_SUFFIX = "onnxruntime-cpu-u8", "u8"  # cpu-dynamic's twin (`schemes.u8_twin`)
 SCHEME_SUFFIX = {"cpu-dynamic": "dynamic", "trt-qdq": "qdq", "openvino": "ov", "fp16": "fp16"}
 SCHEME_FACTS = {
     "openvino": openvino_ptq.FACTS,
     "cpu-dynamic": {
-        "weights": "uint8 asymmetric, per output channel (MatMul with constant weights; u8 x u8 "
-        "kernels sum in int32 on every ISA, no int16 saturation)",
+        "weights": "int8 symmetric, per output channel (MatMul with constant weights); a uint8 "
+        "twin (w + 128) for x86 CPUs without VNNI, target onnxruntime-cpu-u8",
         "activations": "uint8, quantized at run time (dynamic)",
     },
     "trt-qdq": {
@@ -164,10 +167,17 @@ def quantize(
                 if report is None:  # no pass: still measure and record the result
                     report = probe.measured(graph, dst)
                 entry = source.data["graphs"][graph]
-                graphs[key] = graph_entry(
-                    dst, {"inputs": entry["inputs"], "outputs": entry["outputs"]}
-                )
+                io = {"inputs": entry["inputs"], "outputs": entry["outputs"]}
+                graphs[key] = graph_entry(dst, io)
                 graphs[key]["float_nodes"] = len(keep)
+                if scheme == "cpu-dynamic":  # its uint8 twin, for x86 CPUs without VNNI
+                    twin = f"{key}.{U8_SUFFIX}"
+                    schemes.u8_twin(dst, tmp / f"{twin}.onnx")
+                    stamp_graph(tmp / f"{twin}.onnx", facts, twin)
+                    graphs[twin] = graph_entry(tmp / f"{twin}.onnx", io)
+                    graphs[twin]["float_nodes"] = len(keep)
+                    u8 = targets.setdefault(U8_TARGET, {"scheme": scheme})
+                    u8[graph] = twin
                 info[scheme].setdefault("sensitivity", {})[graph] = report.to_dict()
                 reports.setdefault(scheme, {})[graph] = report
                 info[scheme].setdefault("kept_float_groups", {})[graph] = groups
@@ -186,6 +196,22 @@ def quantize(
         shutil.rmtree(tmp / "source", ignore_errors=True)  # scratch links, not part of the output
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")  # last
     return Quantized(out_dir, {s: SCHEME_TARGET[s] for s in chosen}, reports)
+
+
+@contextlib.contextmanager
+def _as_run_here(path: Path) -> Iterator[Path]:
+    """The graph the ONNX Runtime backend runs on this CPU for the cpu-dynamic ``path``: its
+    uint8 twin (in a temporary folder) where int8 products would saturate
+    (`xyrt.runtime.hostcpu.int8_dot`), so the sensitivity pass scores what will run; on any CPU
+    the twin computes the same integers."""
+    from xyrt.runtime import hostcpu
+
+    if hostcpu.int8_dot() != "vpmaddubsw":
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="xyrt-u8-") as tmp:
+        twin = Path(tmp) / path.name
+        yield twin if schemes.u8_twin(path, twin) else path
 
 
 def measured_on() -> dict[str, str]:
@@ -376,7 +402,8 @@ class _Probe:
         return self._reference[graph]
 
     def score(self, graph: str, path: Path) -> float:
-        session = self.session(path)
+        with _as_run_here(path) as run:
+            session = self.session(run)
         pairs = self.reference(graph)
         if graph == ENCODER:
             same = total = 0

@@ -1,13 +1,15 @@
 """Graph-level precision transforms, one function per scheme: FP32 ONNX in, one graph out.
 
-- ``cpu-dynamic`` (ONNX Runtime CPU): MatMul weights uint8 asymmetric per output channel,
+- ``cpu-dynamic`` (ONNX Runtime CPU): MatMul weights int8 symmetric per output channel,
   activations uint8 quantized at run time (MatMulInteger/DynamicQuantizeMatMul); the float
-  attention is fused into ORT's ``MultiHeadAttention`` (`calib.attention_fusion`). Weights are
-  uint8, not int8: ORT's u8 x s8 kernel on x86 CPUs without VNNI (AVX2, AVX-512 before Cascade
-  Lake) sums pairs of products in int16 with saturation (VPMADDUBSW), which cost the tiny model
-  half of its stage-0 agreement on an AVX2 host (0.89 -> 0.37). The u8 x u8 kernel widens to
-  int16 first and sums in int32 (VPMADDWD) on every ISA, so every CPU computes the same integers
-  and the agreement measured on one host holds on another (`xyrt.runtime.hostcpu`).
+  attention is fused into ORT's ``MultiHeadAttention`` (`calib.attention_fusion`). Beside each
+  graph, its uint8 twin (`u8_twin`): the same weights plus 128 with zero-point 128, so the same
+  integers. ORT's u8 x s8 kernel on x86 CPUs without VNNI (AVX2, AVX-512 before Cascade Lake)
+  sums pairs of products in int16 with saturation (VPMADDUBSW): the tiny model kept 0.37 of its
+  stage-0 agreement on an AVX2 host instead of 0.89. Its u8 x u8 kernel widens to int16 and sums
+  in int32 (VPMADDWD) with no saturation, at about half the speed of VNNI's u8 x s8; the ONNX
+  Runtime backend runs the twin on such CPUs (`xyrt.runtime.hostcpu.int8_dot`) and the int8
+  graph everywhere else, and both give the agreement measured on any of them.
 - ``trt-qdq`` (TensorRT explicit quantization): QuantizeLinear/DequantizeLinear pairs around
   MatMul and Conv inputs: int8, symmetric (zero-point 0) activations from MinMax calibration,
   per-channel symmetric weights, float biases. Only MatMuls with a constant weight are quantized
@@ -121,11 +123,61 @@ def _dynamic(q, src: Path, dst: Path, keep_float: list[str], attention: bool = F
         dst,
         op_types_to_quantize=["MatMul"],
         per_channel=True,
-        weight_type=q.QuantType.QUInt8,  # exact on every ISA (module docstring)
+        weight_type=q.QuantType.QInt8,  # its uint8 twin: `u8_twin` (module docstring)
         nodes_to_exclude=keep_float,
         extra_options={"MatMulConstBOnly": not attention},
         use_external_data_format=False,
     )
+
+
+def u8_twin(src: Path, dst: Path) -> int:
+    """Write ``src`` (a cpu-dynamic graph) to ``dst`` with every int8 MatMulInteger weight as
+    uint8 (w + 128, zero-point + 128): the same products, computed by ORT's u8 x u8 kernels,
+    which never saturate. Returns how many weights were converted."""
+    onnx = require("onnx", "export", "xyrt quantize")
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    users: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, set()).add(node.op_type)
+    converted, shifted = 0, set()
+    for node in graph.node:
+        if node.op_type != "MatMulInteger" or node.input[1] not in inits:
+            continue
+        weight = inits[node.input[1]]
+        if weight.name in shifted:  # shared with a node converted before: already uint8
+            converted += 1
+            continue
+        if weight.data_type != onnx.TensorProto.INT8 or users[weight.name] != {"MatMulInteger"}:
+            continue
+        zero = inits.get(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+        if zero is not None and users[zero.name] != {"MatMulInteger"}:
+            continue
+        _shift(weight, numpy_helper)
+        shifted.add(weight.name)
+        if zero is None:  # int8 weights with no zero-point: zero; as uint8, 128
+            name = f"{weight.name}_u8_zero_point"
+            graph.initializer.append(numpy_helper.from_array(np.array(128, np.uint8), name))
+            inputs = list(node.input) + [""] * (4 - len(node.input))
+            inputs[3] = name
+            del node.input[:]
+            node.input.extend(inputs)
+        elif zero.data_type == onnx.TensorProto.INT8 and zero.name not in shifted:
+            _shift(zero, numpy_helper)
+            shifted.add(zero.name)
+        converted += 1
+    onnx.save(model, str(dst))
+    return converted
+
+
+def _shift(tensor, numpy_helper) -> None:
+    """An int8 initializer, in place, as uint8 holding the value + 128."""
+    values = numpy_helper.to_array(tensor).astype(np.int16) + 128
+    tensor.CopyFrom(numpy_helper.from_array(values.astype(np.uint8), tensor.name))
 
 
 def write_trt_qdq(src: Path, dst: Path, keep_float: list[str], feeds: Iterable[dict]) -> None:

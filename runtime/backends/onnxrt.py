@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +60,29 @@ def resolve_providers(providers: Sequence[str] | None) -> list[str]:
             f"(available: {available}). CUDA/TensorRT need onnxruntime-gpu instead of onnxruntime."
         )
     return names if CPU in names else [*names, CPU]
+
+
+U8_TARGET = "onnxruntime-cpu-u8"  # cpu-dynamic's uint8 twin (xyrt.calib.schemes.u8_twin)
+
+
+def cpu_int8_target(manifest: Manifest) -> str | None:
+    """The uint8 twin of an INT8 directory where this CPU's u8 x s8 products would saturate
+    (x86 without VNNI: `xyrt.runtime.hostcpu.int8_dot`), else None (the default graphs). An
+    INT8 directory without a twin warns there: its codes lose agreement on this CPU."""
+    from xyrt.runtime import hostcpu
+
+    if manifest.data.get("precision") != "int8" or hostcpu.int8_dot() != "vpmaddubsw":
+        return None
+    if U8_TARGET in manifest.data.get("targets", {}):
+        return U8_TARGET
+    warnings.warn(
+        f"{manifest.directory} has INT8 graphs with int8 weights only; on this CPU "
+        f"({hostcpu.isa()}, no VNNI) their products saturate and codes lose much of their "
+        "agreement: re-run `xyrt quantize` to add the uint8 twin it runs instead",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return None
 
 
 def graph_set(manifest: Manifest, target: str | None) -> dict[str, str]:
@@ -209,6 +233,8 @@ class OnnxRuntimeBackend(GraphPairBackend):
         chosen = resolve_providers(providers)
         if target is None and chosen[0] == PROVIDER_ALIASES["tensorrt"]:
             target = "tensorrt" if "tensorrt" in self.manifest.data.get("targets", {}) else None
+        if target is None and chosen == [CPU]:
+            target = cpu_int8_target(self.manifest)
         self.target = target
         graphs = graph_set(self.manifest, target)
         self.graph_inputs = {g: self.manifest.input_names(graphs[g]) for g in GRAPHS}

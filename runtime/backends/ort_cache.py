@@ -53,7 +53,11 @@ def cpu_signature() -> str:
         fields.setdefault(key.strip(), value.strip())
     name = fields.get("model name") or platform.processor() or "unknown"
     flags = " ".join(sorted((fields.get("flags") or fields.get("Features") or "").split()))
-    return f"{platform.machine()} {name} {flags}"
+    # what the CPU itself reports (CPUID): an emulator or a container can show another CPU's
+    # /proc/cpuinfo, and ORT's optimised graph follows the CPU it runs on
+    from xyrt.runtime import hostcpu
+
+    return f"{platform.machine()} {name} {flags} | {' '.join(sorted(hostcpu.features()))}"
 
 
 def cache_key(ort: Any, graph_sha256: str) -> dict[str, str]:

@@ -4,11 +4,14 @@ runtime, verify and bad input, on the tiny model."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
 
 import xyrt.runtime
 from helpers import calib_set, codec, exported, golden, quantized
@@ -47,12 +50,54 @@ def test_cpu_dynamic_graphs_quantize_matmuls_outside_float_islands() -> None:
         for node in graph.node:
             if node.name.startswith(keep):
                 assert node.op_type not in DYNAMIC_OPS, node.name
-        # uint8 weights: u8 x u8 kernels never saturate (AVX2's u8 x s8 VPMADDUBSW does)
-        weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.UINT8]
-        assert weights, "weights are stored as uint8"
-        assert not [t.name for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
-    measured = manifest(int8_dir())["quantization"]["measured_on"]
+        weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+        assert weights, "weights are stored as int8"
+        # the uint8 twin (x86 without VNNI): the same weights + 128, no int8 weight left
+        twin = onnx.load(str(int8_dir() / f"{name}.u8.onnx")).graph
+        shifted = {t.name: t for t in twin.initializer if t.data_type == onnx.TensorProto.UINT8}
+        assert {t.name for t in weights} <= set(shifted)
+        w = weights[0]
+        np.testing.assert_array_equal(
+            numpy_helper.to_array(shifted[w.name]).astype(np.int16) - 128,
+            numpy_helper.to_array(w),
+        )
+        mmi = [n for n in twin.node if n.op_type == "MatMulInteger" and n.input[1] in shifted]
+        assert mmi and all(len(n.input) == 4 and n.input[3] for n in mmi)  # zero-points 128
+    m = manifest(int8_dir())
+    assert m["targets"]["onnxruntime-cpu-u8"] == {
+        "scheme": "cpu-dynamic",
+        "encoder": "encoder.u8",
+        "decoder": "decoder.u8",
+    }
+    measured = m["quantization"]["measured_on"]
     assert measured["isa"].startswith(("x86_64", "aarch64")) and measured["int8_dot"]
+
+
+def test_the_uint8_twin_computes_the_same_codes() -> None:
+    """Same integers, other kernels (u8 x u8): codes and audio equal the int8 graphs' here."""
+    wav = golden("tiny_16k")["speech_2/wav"]
+    s8 = xyrt.runtime.load(int8_dir())
+    u8 = xyrt.runtime.load(int8_dir(), target="onnxruntime-cpu-u8")
+    codes = s8.encode(wav)
+    np.testing.assert_array_equal(u8.encode(wav), codes)
+    np.testing.assert_allclose(u8.decode(codes), s8.decode(codes), atol=1e-5)
+
+
+def test_a_cpu_without_vnni_runs_the_twin(monkeypatch) -> None:
+    from xyrt.runtime import hostcpu
+
+    assert xyrt.runtime.load(int8_dir()).backend.target is None or hostcpu.int8_dot() == (
+        "vpmaddubsw"
+    )
+    monkeypatch.setattr(hostcpu, "int8_dot", lambda *a: "vpmaddubsw")
+    assert xyrt.runtime.load(int8_dir()).backend.target == "onnxruntime-cpu-u8"
+    assert xyrt.runtime.load(exported("tiny_16k")).backend.target is None  # fp32: no twin
+    old = shutil.copytree(int8_dir(), Path(tempfile.mkdtemp()) / "old")
+    data = json.loads((old / "manifest.json").read_text())
+    del data["targets"]["onnxruntime-cpu-u8"]  # an INT8 directory from before the twin
+    (old / "manifest.json").write_text(json.dumps(data))
+    with pytest.warns(RuntimeWarning, match="saturate.*re-run `xyrt quantize`"):
+        assert xyrt.runtime.load(old).backend.target is None
 
 
 def test_qdq_graphs_are_tensorrt_ready() -> None:
@@ -107,7 +152,9 @@ def test_manifest_records_targets_schemes_and_sensitivity() -> None:
         "decoder": "decoder",
     }
     assert m["targets"]["tensorrt"]["encoder"] == "encoder.qdq"
-    assert set(m["graphs"]) == {"encoder", "decoder", "encoder.qdq", "decoder.qdq"}
+    assert set(m["graphs"]) == {
+        *("encoder", "decoder", "encoder.qdq", "decoder.qdq", "encoder.u8", "decoder.u8")
+    }
     assert m["quantization"]["calibration"]["windows"] == len(calib_set().windows)
     for scheme in ("cpu-dynamic", "trt-qdq"):
         for graph in ("encoder", "decoder"):
@@ -177,7 +224,9 @@ def test_quantize_leaves_the_source_export_untouched(tmp_path: Path) -> None:
     assert src.stat().st_mtime_ns == stamp, "nothing was created (even briefly) in the source"
     assert sorted(p.name for p in (tmp_path / "int8").iterdir()) == [
         "decoder.onnx",
+        "decoder.u8.onnx",
         "encoder.onnx",
+        "encoder.u8.onnx",
         "manifest.json",
     ]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".int8")], "no scratch left"
