@@ -110,6 +110,8 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
                 f"{path} is an exported model; backend={backend!r} (PyTorch) needs the "
                 "checkpoint it was exported from (.ckpt + YAML or a Hugging Face-layout folder)"
             )
+        if name == "torch":  # the published class runs float32 on every device, so does its drop-in
+            runtime_options.setdefault("precision", "fp32")
         codec = xyrt.runtime.load(
             path,
             name,
