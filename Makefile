@@ -8,7 +8,7 @@ CACHE  ?= .cache/xyrt
 SYNTH  := $(CACHE)/synth-16k-seed0/model.ckpt
 CLIP   := xyrt/data/speech_3.mp3
 
-.PHONY: setup demo test lint format bench verify clean
+.PHONY: setup demo test test-avx2 test-aarch64 test-hosts lint format bench verify clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,17 @@ KERNEL_PATH_2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INS
 test: lint
 	$(BIN)/python -m pytest -q
 	$(KERNEL_PATH_2) $(BIN)/python -m pytest -q -m "golden and not fullsize"
+
+# The torch-free runtime on CPUs this machine is not (tests/torchfree/emulate.py, Debian's
+# qemu-user, root): x86-64 without AVX-512/VNNI, and aarch64 (Jetson, Raspberry Pi). Golden codes
+# and audio on ONNX Runtime and OpenVINO, and INT8 agreement, emulated.
+test-avx2: setup
+	$(BIN)/python tests/torchfree/emulate.py avx2
+
+test-aarch64: setup
+	$(BIN)/python tests/torchfree/emulate.py aarch64
+
+test-hosts: test-avx2 test-aarch64
 
 format: setup
 	$(BIN)/ruff format .

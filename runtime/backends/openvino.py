@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +64,22 @@ def ov_feed(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``feed`` with canonical dtypes: OpenVINO's Python binding maps dtypes by character and
     refuses int64 arrays typed 'q' (long long, as ONNX Runtime returns them) instead of 'l'."""
     return {k: v.view(np.dtype(v.dtype.str)) for k, v in feed.items()}
+
+
+ARM_UNVERIFIED = (
+    "OpenVINO on aarch64 is unverified: under emulation (qemu-aarch64) its ARM CPU plugin gave "
+    "codes that differ from the reference on xyrt's golden test (ONNX Runtime's match); run "
+    "`xyrt verify MODEL_DIR --backend openvino` on this machine before relying on it, or use "
+    "--backend onnxruntime"
+)
+
+
+def warn_if_arm() -> None:
+    """Once per process on aarch64: `ARM_UNVERIFIED`."""
+    from xyrt.runtime import hostcpu
+
+    if hostcpu.machine() == "aarch64":
+        warnings.warn(ARM_UNVERIFIED, RuntimeWarning, stacklevel=3)
 
 
 def compile_config(precision: str, threads: int | None, cache_dir: Path | None) -> dict:
@@ -144,6 +161,7 @@ class OpenVinoBackend(GraphPairBackend):
         use_cache: bool = True,
     ) -> None:
         require("openvino", "openvino", "the OpenVINO backend")
+        warn_if_arm()
         self.manifest = read_manifest(model_dir)
         stored = self.manifest.data.get("precision", "fp32")
         precision = "fp32" if precision == "f32" else precision
