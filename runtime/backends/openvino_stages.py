@@ -21,6 +21,7 @@ graph, copying inputs and outputs, the Python call) is left to the bench's "unat
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -103,10 +104,21 @@ class OpenVinoStageProfiler(StageProfiler):
         core = ov.Core()
         model = core.read_model(str(self.backend.manifest.graph_path(compiled.graph)))
         out = []
-        with tempfile.TemporaryDirectory(prefix="xyrt-ov-profile-") as cache:
-            # a private cache: the first case compiles, the later ones import (a fresh graph,
-            # fresh counters, without a second compilation)
-            config = {**compiled.config, "PERF_COUNT": True, "CACHE_DIR": cache}
+        # a private cache beside the backend's own (on its disk, not a RAM-backed /tmp: a
+        # full-size blob is GBs), removed after: the first case compiles, the later ones
+        # import (a fresh graph, fresh counters, without a second compilation); a backend
+        # without a cache compiles each case
+        where = self.backend.cache_dir
+        private = (
+            tempfile.TemporaryDirectory(prefix="profile-", dir=where)
+            if where is not None
+            else contextlib.nullcontext(None)
+        )
+        with private as cache:
+            config = {k: v for k, v in compiled.config.items() if k != "CACHE_DIR"}
+            config["PERF_COUNT"] = True
+            if cache is not None:
+                config["CACHE_DIR"] = cache
             for feed, runs in jobs:
                 fresh = core.compile_model(model, "CPU", config)
                 stage_of = runtime_node_stages(fresh.get_runtime_model(), graph)
