@@ -136,6 +136,25 @@ def test_peak_skips_bf16_without_native_support(monkeypatch) -> None:
     assert peak["gflops"] > 0 and peak["cpu"]["model"] == "Haswell"
 
 
+def test_peak_stays_within_its_budget(monkeypatch) -> None:
+    """A slow GEMM (as bf16 emulated on an AVX2 CPU: ~64 s at 2048) is not grown past the
+    budget: the next size runs only while its estimated cost fits."""
+    import time
+
+    from xyrt.bench import peak as peak_module
+
+    monkeypatch.setattr(peak_module, "SIZES", (64, 128, 256))
+    runs = []
+
+    def make(n: int):
+        return lambda: runs.append(n) or time.sleep(0.04 * (n / 64) ** 3)
+
+    t0 = time.perf_counter()
+    gflops, size = peak_module._best_within(make, budget_s=0.5)
+    assert time.perf_counter() - t0 < 0.5 and size == 64 and gflops > 0
+    assert runs == [64] * (1 + peak_module.REPEATS)  # 128 would take ~1.3 s: not tried
+
+
 def test_peak_is_cached_per_machine(monkeypatch, tmp_path) -> None:
     from xyrt.bench import peak as peak_module
 
