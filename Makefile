@@ -31,7 +31,8 @@ $(ONNX)/manifest.json: | $(SYNTH)
 
 # Main job on the built-in default: `xyrt bench` builds (once, cached) a full-size synthetic
 # checkpoint and its ONNX export, then measures the published implementation's cost, PyTorch and
-# ONNX Runtime on 1/10/30 s clips; then the torch-free runtime encodes and decodes a clip.
+# ONNX Runtime on 1/10/30 s clips; then the torch-free runtime encodes and decodes a clip (each
+# prints its run time and, apart, the seconds it spent loading the model first).
 demo: setup
 	mkdir -p out
 	XYRT_CACHE=$(CACHE) $(BIN)/xyrt bench --seconds 1,10,30 --runs 3 --json out/bench.json --plot out/bench.png

@@ -8,7 +8,7 @@ stitching, and the streaming entry points (`create_stream`, `is_ready`, `encode_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +17,7 @@ from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError
 from xyrt.runtime.backends.base import Backend, Done, Pending, limits_of
 from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch, window_batches
-from xyrt.runtime.graph_io import pack_windows
+from xyrt.runtime.graph_io import GRAPHS, pack_windows
 from xyrt.runtime.io.audio import prepare_audio
 from xyrt.runtime.io.codes import validate_codes
 from xyrt.runtime.streams.encode_stream import EncodeStream, EncodeStreamOptions, encode_streams
@@ -94,9 +94,10 @@ class ChunkedCodec:
         self.pad_to_30s = pad_to_30s
         self.progress = progress
 
-    def load(self) -> ChunkedCodec:
-        """Create the backend's sessions/engines now (they are otherwise made on first use)."""
-        self.backend.load()
+    def load(self, graphs: Collection[str] = GRAPHS) -> ChunkedCodec:
+        """Create the backend's sessions/engines now (they are otherwise made on first use):
+        of ``graphs`` (`graph_io.ENCODER`, `graph_io.DECODER`; default both)."""
+        self.backend.load(graphs)
         return self
 
     def close(self) -> None:

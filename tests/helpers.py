@@ -174,3 +174,22 @@ def moss_ttsd_v07(folder: Path) -> tuple[Path, Path]:
     weights.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(state, weights)
     return weights, config
+
+
+def stage_sum_misses(report: dict, low: float = 0.9, high: float = 1.1) -> list[str]:
+    """The cases of a bench report whose stages (with the "unattributed" row) do not add up to
+    ``low``-``high`` of the profiled run, or whose attributed stages alone exceed ``high`` of
+    it (time counted twice)."""
+    misses = []
+    for b in report["backends"]:
+        if b["status"] != "ok" or not b["cases"][0]["stages_ms"]:
+            continue
+        for c in b["cases"]:
+            stages, run = c["stages_ms"], c["stages_total_ms"]
+            attributed = sum(v for k, v in stages.items() if k != "unattributed")
+            where = f"{b['name']} {c['op']} {c['seconds']:g} s x{c['batch']}"
+            if not low * run <= sum(stages.values()) <= high * run:
+                misses.append(f"{where}: stages sum to {sum(stages.values()):.2f} of {run:.2f} ms")
+            if attributed > high * run:
+                misses.append(f"{where}: attributed {attributed:.2f} ms of a {run:.2f} ms run")
+    return misses

@@ -23,13 +23,13 @@ A backend may also time its stages for ``xyrt bench`` (`stage_profiler`); most r
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from xyrt.runtime.graph_io import fit_feed, has_window_inputs
+from xyrt.runtime.graph_io import DECODER, ENCODER, GRAPHS, fit_feed, has_window_inputs
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,11 @@ class BackendLimits:
         return n if self.max_batch is None else min(n, self.max_batch)
 
 
+# The stage row of a run's time that no stage accounts for (time outside every node or kernel
+# the profiler sees): reported as a row of its own, never spread over the stages.
+UNATTRIBUTED = "unattributed"
+
+
 @dataclass(frozen=True)
 class StageTimes:
     """One profiled run: milliseconds per stage (names from `graph_io.STAGE_SCOPES`) and of
@@ -99,8 +104,9 @@ class Backend(ABC):
     info: ModelInfo
     limits: BackendLimits = BackendLimits()
 
-    def load(self) -> Backend:
-        """Create sessions/engines now rather than inside the first run; returns self."""
+    def load(self, graphs: Collection[str] = GRAPHS) -> Backend:
+        """Create the sessions/engines of ``graphs`` (default both) now rather than inside the
+        first run; returns self. A backend that loads its graphs together loads both."""
         return self
 
     def close(self) -> None:  # noqa: B027 - backends without resources need nothing here
@@ -187,13 +193,15 @@ class GraphPairBackend(Backend):
     encoder: LazyGraph
     decoder: LazyGraph
 
-    def load(self) -> GraphPairBackend:
-        """Create both graphs now, side by side (ONNX Runtime and OpenVINO release the GIL while
-        they load and compile): cold start is the slower graph, not the sum."""
+    def load(self, graphs: Collection[str] = GRAPHS) -> GraphPairBackend:
+        """Create the graphs named (default both) now, side by side (ONNX Runtime and OpenVINO
+        release the GIL while they load and compile): cold start is the slower graph, not the
+        sum."""
         from concurrent.futures import ThreadPoolExecutor
 
+        loaders = {ENCODER: self.encoder, DECODER: self.decoder}
         with ThreadPoolExecutor(2) as pool:
-            for future in [pool.submit(self.encoder), pool.submit(self.decoder)]:
+            for future in [pool.submit(loaders[g]) for g in graphs]:
                 future.result()
         return self
 

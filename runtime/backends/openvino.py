@@ -17,17 +17,14 @@ second load skips compilation.
 from __future__ import annotations
 
 import os
-import time
 import warnings
-from collections import defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from xyrt.errors import XyrtError, require
 from xyrt.runtime import graph_io
-from xyrt.runtime.backends.base import GraphPairBackend, ModelInfo, StageProfiler, StageTimes
+from xyrt.runtime.backends.base import GraphPairBackend, ModelInfo, StageProfiler
 from xyrt.runtime.modeldir.manifest import Manifest, read_manifest
 
 PRECISIONS = ("fp32", "bf16", "int8")  # "f32", OpenVINO's own name, is taken as fp32
@@ -207,42 +204,7 @@ class OpenVinoBackend(GraphPairBackend):
         feed = self.fit(graph_io.DECODER, graph_io.decoder_feed(codes, positions))
         return self.decoder.run(feed, graph_io.WAVEFORM)
 
-    def stage_profiler(self) -> OpenVinoStageProfiler:
+    def stage_profiler(self) -> StageProfiler:
+        from xyrt.runtime.backends.openvino_stages import OpenVinoStageProfiler
+
         return OpenVinoStageProfiler(self)
-
-
-class OpenVinoStageProfiler(StageProfiler):
-    """Stage times from OpenVINO's per-node performance counters (``PERF_COUNT``, a second
-    compiled model), summed by module scope (`graph_io.stage_of`)."""
-
-    method = (
-        "OpenVINO performance counters, node time by module scope (a fused node counts in the "
-        "scope OpenVINO names it by)"
-    )
-    backend: OpenVinoBackend
-
-    def profile(
-        self, graph: str, jobs: Sequence[tuple[dict[str, np.ndarray], int]]
-    ) -> list[list[StageTimes]]:
-        """For each (feed, runs): per run, stage -> node ms (real time) and the run's ms."""
-        ov = require("openvino", "openvino", "OpenVINO stage profiling")
-        compiled = self.backend.encoder if graph == graph_io.ENCODER else self.backend.decoder
-        config = {k: v for k, v in compiled.config.items() if k != "CACHE_DIR"}
-        core = ov.Core()
-        model = core.read_model(str(self.backend.manifest.graph_path(compiled.graph)))
-        request = core.compile_model(model, "CPU", {**config, "PERF_COUNT": True})
-        request = request.create_infer_request()
-        out = []
-        for feed, runs in jobs:
-            per_run = []
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                request.infer(ov_feed(feed))
-                total = (time.perf_counter() - t0) * 1e3
-                stages: dict[str, float] = defaultdict(float)
-                for node in request.get_profiling_info():
-                    ms = node.real_time.total_seconds() * 1e3
-                    stages[graph_io.stage_of(node.node_name, graph)] += ms
-                per_run.append(StageTimes(dict(stages), total))
-            out.append(per_run)
-        return out

@@ -13,6 +13,7 @@ are kept thin, and everything around them is tested separately.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from xyrt.runtime.graph_io import (
     CODES,
     DECODER,
     ENCODER,
+    GRAPHS,
     WAVEFORM,
     decoder_feed,
     encoder_feed,
@@ -246,9 +248,9 @@ class TensorRTBackend(Backend):
         self.encoder = EngineFromPlan(self.directory, entries[ENCODER])
         self.decoder = EngineFromPlan(self.directory, entries[DECODER])
 
-    def load(self) -> TensorRTBackend:
-        self.encoder.load()
-        self.decoder.load()
+    def load(self, graphs: Collection[str] = GRAPHS) -> TensorRTBackend:
+        for graph in graphs:
+            (self.encoder if graph == ENCODER else self.decoder).load()
         return self
 
     def close(self) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FIXTURES, exported, run_bench
+from helpers import FIXTURES, exported, run_bench, stage_sum_misses
 from xyrt.bench.accuracy import pick
 from xyrt.bench.report import format_table
 from xyrt.cli import main
@@ -105,15 +105,25 @@ def format_table_pick(pick_section: dict) -> list[str]:
 
 
 def test_openvino_stages_come_from_its_performance_counters(report) -> None:
-    data, _, _ = report
+    data, table, _ = report
     ov = next(b for b in data["backends"] if b["name"] == "openvino-fp32")
     assert ov["stage_method"].startswith("OpenVINO performance counters")
     for op, stages in (("encode", ("frontend", "rvq")), ("decode", ("vocoder",))):
         case = next(c for c in ov["cases"] if c["op"] == op)
         assert set(stages) <= set(case["stages_ms"]), case["stages_ms"]
-        named = sum(v for k, v in case["stages_ms"].items() if k != "other")
-        assert named >= 0.5 * sum(case["stages_ms"].values())
-        assert sum(case["stages_ms"].values()) <= case["stages_total_ms"] * (1 + 1e-9)
+        attributed = {k: v for k, v in case["stages_ms"].items() if k != "unattributed"}
+        # the scopes of OpenVINO's own nodes (TopK_*, MVN_*) are found: little left in "other"
+        assert attributed.get("other", 0.0) <= 0.2 * sum(attributed.values()), attributed
+        # the profiled runs are warm ones (a fresh model's first inference once counted: 6x p50)
+        assert case["stages_total_ms"] <= 3 * case["latency_ms"]["p50"]
+
+
+def test_every_backends_stages_account_for_its_run(report) -> None:
+    """Stages plus the unattributed row add up to 0.9-1.1 of the profiled run, on every backend
+    (OpenVINO's counters once gave 0.5-0.7 of it, or 1.3x, on this tiny model)."""
+    data, table, _ = report
+    assert not stage_sum_misses(data), stage_sum_misses(data)
+    assert "unattributed" in table and "load s" in table
 
 
 def test_plot_has_the_speed_vs_agreement_panel(report) -> None:

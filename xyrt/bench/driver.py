@@ -14,6 +14,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,17 +254,23 @@ def _add_ratios(backends: list[dict]) -> None:
 
 
 def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = print) -> dict:
-    """Measure every requested backend; returns the JSON-able report (schema xyrt-bench/1)."""
+    """Measure every requested backend; returns the JSON-able report (schema xyrt-bench/1),
+    with the seconds each phase took ("phases": the CPU/GPU peaks, then each backend)."""
     dirs = _model_dirs_by_precision(opts.model_dirs)
     available = {n: availability(n, opts, dirs) for n in opts.backends}
     runnable = [n for n in opts.backends if available[n] is None]
     peak: dict = {}
+    phases: dict[str, float] = {}  # seconds per phase, in the order they ran
+    t0 = time.perf_counter()
     if any(device_of(n) == "cpu" for n in runnable):
-        log("measuring the GEMM peak of this machine's CPU ...")
+        log("measuring the GEMM peak of this machine's CPU (cached per machine) ...")
         peak = measure_peak(opts.threads)
+        for what, why in peak.get("skipped", {}).items():
+            log(f"  {what} peak not measured: {why}")
     if any(device_of(n) == "cuda" for n in runnable):
         log("measuring the GPU's matmul peak per precision ...")
         peak["gpu"] = measure_gpu_peak()
+    phases["peak"] = time.perf_counter() - t0
     reference = next((n for n in REFERENCE_ORDER if available.get(n, "") is None), None)
     order = sorted(opts.backends, key=lambda n: n != reference)  # the reference runs first
     results: dict[str, dict] = {}
@@ -280,7 +287,9 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
                 accuracy["reference"] = str(ref_out) if ref_out.is_file() else None
                 if accuracy["reference"] is None:
                     accuracy = None  # no FP32 reference measured: nothing to compare with
+            t0 = time.perf_counter()
             results[name] = _measure(name, opts, cfg, dirs, peak, accuracy, log)
+            phases[name] = time.perf_counter() - t0
             if accuracy is not None and results[name]["status"] == "ok":
                 results[name]["accuracy"] = {
                     "reference": reference,
@@ -309,6 +318,7 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
         "baselines": BASELINES,
         "accuracy_reference": reference,
         "backends": backends,
+        "phases": phases,
     }
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from xyrt.bench.flops import DECODE_STAGES, ENCODE_STAGES
 from xyrt.errors import require
+from xyrt.runtime.backends.base import UNATTRIBUTED
 
 JSON_SCHEMA = {
     "type": "object",
@@ -13,6 +14,7 @@ JSON_SCHEMA = {
     "properties": {
         "schema": {"const": "xyrt-bench/1"},
         "gemm_peak": {"type": "object"},
+        "phases": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
         "backends": {
             "type": "array",
             "items": {
@@ -61,7 +63,8 @@ def format_table(report: dict) -> str:
     """One row per backend, op, clip length and batch; skipped backends with their reason."""
     cols = (
         f"{'backend':<23}{'op':<7}{'sec':>5}{'B':>3}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}"
-        f"{'RTF':>8}{'x RT':>8}{'GFLOP/s':>9}{'%peak':>7}{'vs pub':>8}{'RSS MiB':>9}{'GPU MiB':>9}"
+        f"{'RTF':>8}{'x RT':>8}{'GFLOP/s':>9}{'%peak':>7}{'vs pub':>8}{'load s':>8}{'RSS MiB':>9}"
+        f"{'GPU MiB':>9}"
         f"{'s0 %':>7}{'all %':>7}{'SNR dB':>8}"
     )
     lines = [cols, "-" * len(cols)]
@@ -79,7 +82,8 @@ def format_table(report: dict) -> str:
                 f"{b['name']:<23}{c['op']:<7}{c['seconds']:>5g}{c['batch']:>3}"
                 f"{lat['p50']:>10.1f}{lat['p90']:>10.1f}{lat['p99']:>10.1f}{c['rtf']:>8.3f}"
                 f"{c['throughput']:>8.1f}{c['gflops']:>9.1f}{100 * c['peak_fraction']:>6.1f}%"
-                f"{(f'{ratio:.2f}x' if ratio else '-'):>8}{b['peak_rss_mib']:>9.0f}"
+                f"{(f'{ratio:.2f}x' if ratio else '-'):>8}{b['load_seconds']:>8.2f}"
+                f"{b['peak_rss_mib']:>9.0f}"
                 f"{(f'{gpu_mib:.0f}' if gpu_mib is not None else '-'):>9}"
                 + _accuracy_cells(b.get("accuracy"))
             )
@@ -87,9 +91,13 @@ def format_table(report: dict) -> str:
         f"matmul peaks measured here (%peak: each backend against its own device and "
         f"precision): {format_peaks(report['gemm_peak'])}"
     )
+    skipped_peaks = report["gemm_peak"].get("skipped") or {}
+    for what, why in skipped_peaks.items():
+        lines.append(f"{what} peak not measured: {why}")
     lines.append(
         "RTF = p50 latency / audio seconds; x RT = audio seconds per second; vs pub = the "
-        "published code's p50 on the same device / this p50"
+        "published code's p50 on the same device / this p50; load s = seconds to load the "
+        "backend's model (sessions, compilation) before its first run, not in any latency"
     )
     if report.get("accuracy_reference"):
         lines.append(
@@ -103,9 +111,17 @@ def format_table(report: dict) -> str:
     if skipped:
         lines.append("not measured:")
         lines.extend(skipped)
+    if report.get("phases"):
+        lines.append(format_phases(report["phases"]))
     lines.append("")
     lines.append(format_stages(report))
     return "\n".join(lines)
+
+
+def format_phases(phases: dict[str, float]) -> str:
+    """'bench time: build 0.0 s, peak 3.1 s, ort-fp32 12.0 s, ... (total 20.1 s)'."""
+    parts = ", ".join(f"{name} {sec:.1f} s" for name, sec in phases.items())
+    return f"bench time: {parts} (total {sum(phases.values()):.1f} s)"
 
 
 def format_peaks(peak: dict) -> str:
@@ -172,10 +188,13 @@ def format_stages(report: dict) -> str:
         rows = [(b, c) for b, c in rows if c]
         if not rows:
             continue
-        lines.append(f"{op} stages (ms, longest clip, batch 1):")
+        lines.append(
+            f"{op} stages (ms, longest clip, batch 1; {UNATTRIBUTED}: the part of the profiled "
+            "run no node or kernel accounts for):"
+        )
         head = f"  {'stage':<18}" + "".join(f"{b['name']:>19}" for b, _ in rows)
         lines.append(head)
-        for stage in (*stages, "other"):
+        for stage in (*stages, "other", UNATTRIBUTED):
             values = [c["stages_ms"].get(stage) for _, c in rows]
             if all(v is None for v in values):
                 continue
@@ -223,7 +242,7 @@ def plot(report: dict, path: str | Path) -> Path:
         rows = [(b["name"], _largest_case(b, op)) for b in ok]
         rows = [(n, c) for n, c in rows if c]
         bottom = [0.0] * len(rows)
-        for stage in (*stages, "other"):
+        for stage in (*stages, "other", UNATTRIBUTED):
             values = [c["stages_ms"].get(stage, 0.0) for _, c in rows]
             if any(values):
                 ax.bar([n for n, _ in rows], values, bottom=bottom, label=stage)

@@ -24,7 +24,7 @@ import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.data import speech_clip
-from xyrt.runtime.backends.base import Backend, StageProfiler, StageTimes
+from xyrt.runtime.backends.base import UNATTRIBUTED, Backend, StageProfiler, StageTimes
 from xyrt.runtime.graph_io import DECODER, ENCODER, pack_windows, window_feed
 
 STAGE_RUNS = 2  # instrumented/profiled runs per case for the stage breakdown (means)
@@ -98,9 +98,15 @@ def _timed(fn, runs: int, warmup: int) -> list[float]:
 
 
 def _mean_stages(measured: list[StageTimes]) -> tuple[dict, float]:
+    """Mean ms per stage over the runs, with the time no stage accounts for as its own row
+    (`UNATTRIBUTED`), and the mean run."""
     names = sorted({k for m in measured for k in m.stages_ms})
     stages = {k: float(np.mean([m.stages_ms.get(k, 0.0) for m in measured])) for k in names}
-    return stages, float(np.mean([m.total_ms for m in measured]))
+    total = float(np.mean([m.total_ms for m in measured]))
+    rest = total - sum(stages.values())
+    if rest > 0:
+        stages[UNATTRIBUTED] = rest
+    return stages, total
 
 
 def _add_stages(
