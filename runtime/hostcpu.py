@@ -29,22 +29,37 @@ def features() -> frozenset[str]:
     except ImportError:  # numpy < 2
         from numpy.core._multiarray_umath import __cpu_features__ as found
     names = {name for name, on in found.items() if on}
+    flags = set(_cpuinfo().get("flags", "").split() + _cpuinfo().get("Features", "").split())
     if "AVX2" in names:  # an x86 CPU: what numpy does not list, from the kernel's flags
-        flags = _proc_flags()
         names |= {f.upper() for f in ("amx_bf16", "amx_int8", "avx_vnni") if f in flags}
+    elif "ASIMD" in names and "bf16" in flags:  # Arm's BF16 extension
+        names.add("BF16")
     return frozenset(names)
 
 
-def _proc_flags() -> frozenset[str]:
+MODEL_KEYS = ("model name", "Model", "Hardware", "cpu model", "CPU part")  # x86 first, then Arm
+
+
+@functools.cache
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo ({} where there is none)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return frozenset()
+        return {}
+    fields: dict[str, str] = {}
     for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def model() -> str:
+    """The CPU's name as the kernel reports it (``Intel(R) Xeon(R) ...``; an Arm part number)."""
+    fields = _cpuinfo()
+    name = next((fields[k] for k in MODEL_KEYS if fields.get(k)), "")
+    return name or platform.processor() or platform.machine() or "unknown"
 
 
 def machine() -> str:

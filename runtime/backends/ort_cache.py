@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -42,22 +41,12 @@ LEVEL = "ORT_ENABLE_ALL"  # what a plain session uses; the saved graph is run as
 
 
 def cpu_signature() -> str:
-    """The CPU model and instruction-set flags (Linux /proc/cpuinfo; else what platform says)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        info = ""
-    fields = {}
-    for line in info.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    name = fields.get("model name") or platform.processor() or "unknown"
-    flags = " ".join(sorted((fields.get("flags") or fields.get("Features") or "").split()))
-    # what the CPU itself reports (CPUID): an emulator or a container can show another CPU's
-    # /proc/cpuinfo, and ORT's optimised graph follows the CPU it runs on
+    """The CPU's name, architecture and instruction-set features (`xyrt.runtime.hostcpu`: what
+    the CPU itself reports, since an emulator or a container can show another CPU's
+    /proc/cpuinfo, and ORT's optimised graph follows the CPU it runs on)."""
     from xyrt.runtime import hostcpu
 
-    return f"{platform.machine()} {name} {flags} | {' '.join(sorted(hostcpu.features()))}"
+    return f"{hostcpu.machine()} {hostcpu.model()} {' '.join(sorted(hostcpu.features()))}"
 
 
 def cache_key(ort: Any, graph_sha256: str) -> dict[str, str]:

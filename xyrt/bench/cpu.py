@@ -1,20 +1,13 @@
 """What this CPU is and which arithmetic it computes natively, for `xyrt bench`'s GEMM peaks.
 
-The instruction sets come from CPUID as numpy's runtime dispatch reads it (what code running here
-really gets, also under an emulator such as ``qemu-x86_64 -cpu Haswell``), completed by the
-kernel's flags in /proc/cpuinfo for what numpy does not track (AMX on x86, BF16 on aarch64).
+The instruction sets are `xyrt.runtime.hostcpu`'s: CPUID as numpy's runtime dispatch reads it
+(what code running here really gets, also under an emulator such as ``qemu-x86_64 -cpu
+Haswell``), completed by the kernel's flags for what numpy does not track (AMX, Arm's BF16).
 """
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
-from pathlib import Path
-
-CPUINFO = Path("/proc/cpuinfo")
-# /proc/cpuinfo keys that name the CPU, in order of preference (x86, then aarch64 and others)
-MODEL_KEYS = ("model name", "Model", "Hardware", "cpu model", "CPU part")
-FLAG_KEYS = ("flags", "Features")  # x86, aarch64
 
 
 @dataclass(frozen=True)
@@ -45,43 +38,8 @@ class CpuInfo:
         return f"bf16 is not measured on {self.arch} CPUs"
 
 
-def _cpuinfo_fields() -> dict[str, str]:
-    """The first processor's fields of /proc/cpuinfo ({} where there is none)."""
-    try:
-        text = CPUINFO.read_text()
-    except OSError:
-        return {}
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() not in fields:
-            fields[key.strip()] = value.strip()
-    return fields
-
-
-def _numpy_features() -> set[str]:
-    """CPU features numpy found by CPUID (or the platform's equivalent), {} if unknown."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__
-        except ImportError:
-            return set()
-    return {name for name, present in __cpu_features__.items() if present}
-
-
 def cpu_info() -> CpuInfo:
-    """This machine's `CpuInfo`."""
-    fields = _cpuinfo_fields()
-    model = next((fields[k] for k in MODEL_KEYS if fields.get(k)), "")
-    model = model or platform.processor() or platform.machine() or "unknown"
-    flags = next((fields[k] for k in FLAG_KEYS if fields.get(k)), "")
-    features = _numpy_features()
-    if features:  # CPUID as numpy sees it; the kernel's flags only for what numpy lacks
-        features |= {f.upper() for f in flags.split() if f.lower() in ("amx_bf16", "bf16")}
-    else:
-        features = {f.upper().replace("_", "") for f in flags.split()} | {
-            f.upper() for f in flags.split()
-        }
-    return CpuInfo(model, platform.machine(), frozenset(features))
+    """This machine's `CpuInfo` (from `xyrt.runtime.hostcpu`, the one home of CPU facts)."""
+    from xyrt.runtime import hostcpu
+
+    return CpuInfo(hostcpu.model(), hostcpu.machine(), hostcpu.features())
