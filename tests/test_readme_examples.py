@@ -193,6 +193,10 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
     # -- Quick start, Install
     "make demo": Skip(FULLSIZE + " (xyrt bench on it, then encode/decode)"),
     "make test": Skip("the test suite this test is part of"),
+    "make test-avx2": Skip("an emulated CPU (minutes under qemu); .ci/run runs it after make test"),
+    "make test-aarch64": Skip(
+        "an emulated Arm CPU (a Debian root, minutes under qemu); .ci/run runs it after make test"
+    ),
     "pip install torch==2.13.0": Check(_torch_pin, "installs from the network; the pin checked"),
     "pip install -e .[audio,export,ort]": Check(
         _extras("audio", "export", "ort"), "installs from the network; the extras checked"

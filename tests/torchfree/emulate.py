@@ -36,6 +36,8 @@ TESTS = ["tests/torchfree/test_golden_torchfree.py"]
 # qemu's Haswell model without what TCG cannot emulate (each would print a warning per process)
 HASWELL = "Haswell,-pcid,-x2apic,-tsc-deadline,-hle,-invpcid,-rtm"
 ARM_CPU = "neoverse-n1"  # Armv8.2 with dotprod, the class of Jetson Orin's Cortex-A78AE
+# the clips an emulated run checks: two speech clips and every synthetic kind (all 12 natively)
+CLIPS = "speech_0,speech_3,short_quarter_second,exact_frames,silence,chirp_loud,noise_quiet"
 ISA = {"avx2": "x86_64 AVX2", "aarch64": "aarch64 NEON dotprod"}
 ARM_PACKAGES = "python3,python3-venv,libsndfile1,libgomp1,libstdc++6,libgcc-s1"
 PLATFORMS = [  # Debian bookworm has glibc 2.36: wheels up to manylinux_2_36 run in the root
@@ -147,6 +149,7 @@ def command(target: str, work: Path, pytest_args: list[str]) -> tuple[list[str],
         **os.environ,
         "XYRT_TEST_BUNDLE": str(work / "bundle"),
         "XYRT_EXPECT_ISA": ISA[target],
+        "XYRT_TEST_CLIPS": CLIPS,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS, *pytest_args]
@@ -159,7 +162,7 @@ def command(target: str, work: Path, pytest_args: list[str]) -> tuple[list[str],
     cpuinfo = fake_cpuinfo(work / "cpuinfo", os.cpu_count() or 2)
     qemu = (
         f"qemu-aarch64 -cpu {ARM_CPU} -L {root} -E PYTHONPATH={path} -E XYRT_TEST_BUNDLE="
-        f"{env['XYRT_TEST_BUNDLE']} -E XYRT_EXPECT_ISA='{ISA[target]}' "
+        f"{env['XYRT_TEST_BUNDLE']} -E XYRT_EXPECT_ISA='{ISA[target]}' -E XYRT_TEST_CLIPS={CLIPS} "
         f"-E PYTHONDONTWRITEBYTECODE=1 {root}/usr/bin/python3.11 -P " + " ".join(pytest)
     )
     script = f"mount --bind {cpuinfo} /proc/cpuinfo && {qemu}"
