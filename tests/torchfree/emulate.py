@@ -37,7 +37,8 @@ TESTS = ["tests/torchfree/test_golden_torchfree.py"]
 HASWELL = "Haswell,-pcid,-x2apic,-tsc-deadline,-hle,-invpcid,-rtm"
 ARM_CPU = "neoverse-n1"  # Armv8.2 with dotprod, the class of Jetson Orin's Cortex-A78AE
 # the clips an emulated run checks: two speech clips and every synthetic kind (all 12 natively)
-CLIPS = "speech_0,speech_3,short_quarter_second,exact_frames,silence,chirp_loud,noise_quiet"
+# (":"-separated: qemu's -E reads commas as separate variables)
+CLIPS = "speech_0:speech_3:short_quarter_second:exact_frames:silence:chirp_loud:noise_quiet"
 ISA = {"avx2": "x86_64 AVX2", "aarch64": "aarch64 NEON dotprod"}
 ARM_PACKAGES = "python3,python3-venv,libsndfile1,libgomp1,libstdc++6,libgcc-s1"
 PLATFORMS = [  # Debian bookworm has glibc 2.36: wheels up to manylinux_2_36 run in the root
