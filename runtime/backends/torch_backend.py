@@ -88,6 +88,20 @@ def parse_device(device: str | Any | None) -> Any:
     return dev
 
 
+def check_device(device: str | Any | None, precision: str) -> Any:
+    """``device`` (`parse_device`) when it can run ``precision``: fp16 needs CUDA, bf16 on CUDA
+    an Ampere or later GPU."""
+    dev = parse_device(device)
+    if precision == "fp16" and dev.type != "cuda":
+        raise XyrtError("precision 'fp16' needs a CUDA device (on a CPU use fp32 or bf16)")
+    if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+        name = torch.cuda.get_device_name(dev)
+        raise XyrtError(
+            f"precision 'bf16' needs an Ampere or later GPU; {name} has none: use fp16 or fp32"
+        )
+    return dev
+
+
 @contextlib.contextmanager
 def fp32_mode(device: Any, mode: str = "ieee") -> Iterator[None]:
     """CUDA float32 matmuls and convolutions as ``mode`` ("ieee": plain float32, TF32 off;
@@ -169,13 +183,7 @@ class TorchBackend(Backend):
                 f"precision {precision!r}: the PyTorch backend takes {', '.join(PRECISIONS)}"
             )
         dev = next(model.parameters()).device if device is None else parse_device(device)
-        if precision == "fp16" and dev.type != "cuda":
-            raise XyrtError("precision 'fp16' needs a CUDA device (on a CPU use fp32 or bf16)")
-        if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-            name = torch.cuda.get_device_name(dev)
-            raise XyrtError(
-                f"precision 'bf16' needs an Ampere or later GPU; {name} has none: use fp16 or fp32"
-            )
+        check_device(dev, precision)
         if max_batch is not None and max_batch < 1:
             raise XyrtError(f"max_batch must be at least 1, got {max_batch}")
         self.model = model.eval()

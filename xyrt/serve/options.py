@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from xyrt.checks import finite, threads
-from xyrt.corpus.pipeline import GPU_PROVIDERS
 from xyrt.errors import XyrtError
 
 
@@ -61,11 +60,9 @@ class ServeOptions:
 
     @property
     def uses_gpu(self) -> bool:
-        return (
-            self.backend in ("tensorrt", "trt")
-            or (self.device or "").startswith("cuda")
-            or any(p in GPU_PROVIDERS for p in self.providers or ())
-        )
+        from xyrt.runtime.backends.registry import uses_gpu
+
+        return uses_gpu(self.backend, self.device, self.providers)
 
     @property
     def gpus(self) -> float:
