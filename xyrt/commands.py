@@ -198,7 +198,7 @@ def cmd_convert(args: argparse.Namespace) -> None:
     from xyrt.export.convert import convert
 
     t0 = time.perf_counter()
-    out = convert(args.source, args.output, args.to, args.config, args.weight_norm)
+    out = convert(args.source, args.output, args.to, args.config, args.weight_norm, args.force)
     print(f"wrote {out} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
