@@ -8,13 +8,14 @@ stitching, and the streaming entry points (`create_stream`, `is_ready`, `encode_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
-from xyrt.errors import AudioError, XyrtError
+from xyrt.errors import AudioError, CodesError, XyrtError
 from xyrt.runtime.backends.base import Backend, Done, Pending, limits_of
 from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch, window_batches
 from xyrt.runtime.graph_io import pack_windows
@@ -98,6 +99,17 @@ class ChunkedCodec:
         """Create the backend's sessions/engines now (they are otherwise made on first use)."""
         self.backend.load()
         return self
+
+    @contextlib.contextmanager
+    def facts_checked(self) -> Iterator[None]:
+        """Codes refused against the model's facts (quantizers, codebook size) inside the block
+        are blamed on the codes only once the model itself is loaded and checked: a manifest
+        edited to disagree with its graphs is named first, not the (valid) codes."""
+        try:
+            yield
+        except CodesError:
+            self.backend.load()
+            raise
 
     def close(self) -> None:
         """Release the backend's sessions, engines and device memory."""
@@ -290,10 +302,11 @@ class ChunkedCodec:
         """
         single = not isinstance(codes, (list, tuple))
         info = self.info
-        items = [
-            validate_codes(c, info.num_quantizers, info.codebook_size)
-            for c in ([codes] if single else list(codes))
-        ]
+        with self.facts_checked():
+            items = [
+                validate_codes(c, info.num_quantizers, info.codebook_size)
+                for c in ([codes] if single else list(codes))
+            ]
         plans = [decode_plan(c.shape[1], overlap) for c in items]
         jobs = [(i, w) for i, plan in enumerate(plans) for w in plan]
         by_len: dict[int, list[int]] = {}

@@ -130,7 +130,8 @@ def cmd_decode(args: argparse.Namespace) -> None:
     if args.stream:
         return _decode_stream(args)
     codec = _codec(args)
-    codes = load_codes(args.input, codec.info.num_quantizers, codec.info.codebook_size)
+    with codec.facts_checked():
+        codes = load_codes(args.input, codec.info.num_quantizers, codec.info.codebook_size)
     t0 = time.perf_counter()
     audio = codec.decode(codes, overlap=args.overlap)
     dt = time.perf_counter() - t0

@@ -144,7 +144,8 @@ class Manifest:
         if wrong:
             raise XyrtError(
                 f"{path} metadata does not match {self.directory}/manifest.json "
-                f"(graph vs manifest: {wrong}); the file belongs to another export"
+                f"(graph vs manifest: {wrong}); the file belongs to another export, or "
+                "manifest.json was edited since xyrt wrote it"
             )
 
     def check_io(

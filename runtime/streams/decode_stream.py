@@ -88,8 +88,10 @@ class DecodeStreamOptions:
         total = self.max_hop_frames + self.context_frames + self.lookahead_frames
         if total > CODES_PER_CHUNK:
             raise XyrtError(
-                f"max_hop + context + lookahead = {total * FRAME_SECONDS:g} s; one decoder "
-                f"window holds at most {CHUNK_SECONDS} s ({CODES_PER_CHUNK} codes)"
+                f"max_hop + context + lookahead make a window of {total} codes "
+                f"({total * FRAME_SECONDS:.5g} s, context and lookahead rounded up to whole 0.08 s "
+                f"frames), more than the {CODES_PER_CHUNK} codes ({CHUNK_SECONDS} s) one decoder "
+                "window holds"
             )
         if self.crossfade is not None:
             limit = min(self.hop_frames, self.lookahead_frames) * FRAME_SECONDS

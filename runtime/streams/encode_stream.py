@@ -83,9 +83,11 @@ class EncodeStreamOptions:
             )
         total = self.hop_frames * SAMPLES_PER_CODE_IN + self.context_samples
         if total + self.lookahead_samples > CHUNK_SECONDS * INPUT_SAMPLE_RATE:
+            window = (total + self.lookahead_samples) / INPUT_SAMPLE_RATE
             raise XyrtError(
-                f"hop + context + lookahead = {self.hop + self.context + self.lookahead:g} s; "
-                f"one window holds at most {CHUNK_SECONDS} s"
+                f"hop + context + lookahead make a window of {window:.5g} s (context "
+                f"{self.context:g} s taken as {self.context_samples / INPUT_SAMPLE_RATE:g} s, "
+                f"whole 0.08 s frames), more than the {CHUNK_SECONDS} s one window holds"
             )
 
     @property
