@@ -1,4 +1,5 @@
-"""The local Ray that `xyrt tokenize` starts for a run, and the reaper that ends it with xyrt.
+"""The local Ray that `xyrt tokenize` and `xyrt serve` start for a run, and the reaper that ends
+it with xyrt.
 
 Ray shares the fate of its head processes (GCS, raylet) with the driver, but the processes the
 raylet starts (its agents, the workers) notice late, or not at all, when the driver is killed
@@ -8,6 +9,10 @@ and a reaper: a small process in its own session that waits on a pipe from xyrt.
 closes (xyrt ended, however it ended), the reaper sends SIGTERM to every process of that root,
 SIGKILL to those still there a grace period later, and removes the root. Linux (``/proc``);
 elsewhere the reaper only removes the root.
+
+Ray's driver installs a SIGTERM handler of its own while it starts (it drains the node for 30 s,
+then exits); xyrt's handlers are put back as soon as `ray.init` returns, and the drain is off
+for a local Ray, so a signal at any phase reaches xyrt and ends the run promptly.
 """
 
 from __future__ import annotations
@@ -15,16 +20,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT_PREFIX = "xyrt-ray-"
 GRACE_SECONDS = 2.0
+SHUTDOWN_SECONDS = 10.0  # longest ray.shutdown() is waited for (a head already gone hangs it)
+DRAIN_ENV = "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"  # Ray's own SIGTERM drain, 30 s by default
+HEAD = (b"raylet", b"gcs_server")  # the processes a local Ray cannot run without
+EXIT_WAIT_SECONDS = 60.0  # how long the reaper waits for xyrt to exit before the last removal
 
 
 class LocalRay:
@@ -33,11 +44,13 @@ class LocalRay:
     def __init__(self, num_cpus: int, object_store_memory: int) -> None:
         import ray
 
+        os.environ.setdefault(DRAIN_ENV, "0")  # inherited by Ray: no 30 s drain on SIGTERM
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
         self.root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
         self.reaper = subprocess.Popen(
-            [sys.executable, "-m", "xyrt.corpus.localray", str(self.root)],
+            [sys.executable, "-m", "xyrt.localray", str(self.root)],
             stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             start_new_session=True,  # a Ctrl-C to xyrt's process group does not stop it
         )
         try:
@@ -52,16 +65,43 @@ class LocalRay:
         except BaseException:
             self.stop()
             raise
+        finally:
+            for sig, handler in handlers.items():  # xyrt's, not the ones ray.init installed
+                if handler is not None:
+                    signal.signal(sig, handler)
+
+    def head_alive(self) -> bool:
+        """Whether this Ray's head (raylet and GCS) still runs: a signal to xyrt's process
+        group reaches them too, and then nothing more can be asked of this Ray."""
+        if not os.path.isdir("/proc"):
+            return True
+        found = 0
+        for pid in processes_of(str(self.root)):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    command = f.read().split(b"\0")[0]
+            except OSError:
+                continue
+            found += any(command.endswith(name) for name in HEAD)
+        return found >= len(HEAD)
 
     def stop(self) -> None:
+        """Shut Ray down (waited for at most `SHUTDOWN_SECONDS`, skipped when its head is gone),
+        then let the reaper end what is left and remove the root."""
         import ray
 
-        if ray.is_initialized():
-            ray.shutdown()
+        if ray.is_initialized() and self.head_alive():
+            done = threading.Thread(target=ray.shutdown, name="xyrt-ray-shutdown", daemon=True)
+            done.start()
+            done.join(SHUTDOWN_SECONDS)
         if self.reaper.stdin is not None and not self.reaper.stdin.closed:
             self.reaper.stdin.close()  # the reaper ends what is left, and removes the root
-        with contextlib.suppress(subprocess.TimeoutExpired):  # it finishes on its own
-            self.reaper.wait(timeout=3 * GRACE_SECONDS)
+        out = self.reaper.stdout
+        if out is not None and not out.closed:  # wait for "reaped" (it finishes on its own)
+            with contextlib.suppress(OSError, ValueError):
+                if select.select([out], [], [], 3 * GRACE_SECONDS)[0]:
+                    out.readline()
+            out.close()
 
 
 def _uses(pid: str, root: str) -> bool:
@@ -107,14 +147,30 @@ def reap(root: str, spare: frozenset[int] = frozenset()) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet waited for, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def main(root: str) -> None:
-    """The reaper: wait for EOF on stdin (xyrt ended), then reap ``root`` (never xyrt itself,
-    when it ended the run and is still there)."""
+    """The reaper: wait for EOF on stdin (xyrt ended, or stopped the run), reap ``root`` (never
+    xyrt itself, when it is still there), say "reaped" on stdout, and once xyrt has exited
+    remove ``root`` again (Ray's exit handlers in xyrt may have written to it since)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     xyrt = os.getppid()
     while sys.stdin.buffer.read(1 << 16):
         pass
     reap(root, frozenset({xyrt}))
+    with contextlib.suppress(OSError):  # xyrt may be gone: nobody to tell
+        os.write(sys.stdout.fileno(), b"reaped\n")
+    deadline = time.monotonic() + EXIT_WAIT_SECONDS
+    while os.path.isdir("/proc") and _alive(xyrt) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
