@@ -87,8 +87,13 @@ class ChunkedCodec:
         pad_to_30s: bool = False,
         progress: bool = False,
     ) -> None:
-        if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
-            raise XyrtError(f"batch_size must be at least 1, got {batch_size}")
+        from xyrt.checks import positive_int
+
+        if batch_size is not None:
+            positive_int(batch_size, "batch_size")
+        for name, flag in (("pad_to_30s", pad_to_30s), ("progress", progress)):
+            if not isinstance(flag, bool):
+                raise XyrtError(f"{name} must be True or False, got {flag!r}")
         self.backend = backend
         self.info = backend.info
         self.batch_size = limits_of(backend).batch(batch_size)

@@ -169,3 +169,16 @@ def test_messages_name_what_is_wrong(tmp_path: Path, capsys):
     wav = str(_wav(tmp_path))
     err = _err(["encode", "--model", str(text), wav, "-o", str(tmp_path / "c.npy")], capsys)
     assert "--config" not in err and "model.txt" in err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"batch_size": "4"}, "batch_size must be an integer >= 1, got '4'"),
+        ({"batch_size": True}, "batch_size must be an integer >= 1, got True"),
+        ({"progress": "yes"}, "progress must be True or False, got 'yes'"),
+    ],
+)
+def test_codec_options_are_checked_not_coerced(options, message):
+    with pytest.raises(XyrtError, match=message):
+        xyrt.runtime.load(exported("tiny_16k"), **options)

@@ -52,6 +52,7 @@ class TokenizeOptions:
     read_block: int = 16  # items per reading task
 
     def __post_init__(self) -> None:
+        from xyrt.checks import finite, positive_int
         from xyrt.runtime.backends.registry import backend_entry, canonical_precision
         from xyrt.runtime.chunking import codes_per_step
 
@@ -59,14 +60,13 @@ class TokenizeOptions:
             backend_entry(self.backend)  # an unknown name fails here, naming the choices
         canonical_precision(self.precision)
         for name in ("threads_per_worker", "shard_size", "read_block"):
-            if int(getattr(self, name)) < 1:
-                raise XyrtError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.workers is not None and self.workers < 1:
-            raise XyrtError(f"workers must be at least 1, got {self.workers}")
-        if not self.batch_seconds > 0:
-            raise XyrtError(f"batch_seconds must be positive, got {self.batch_seconds}")
-        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
-            raise XyrtError(f"gpus_per_worker must be >= 0, got {self.gpus_per_worker}")
+            positive_int(getattr(self, name), name)
+        if self.workers is not None:
+            positive_int(self.workers, "workers")
+        finite(self.batch_seconds, "batch_seconds", low=0, strict_low=True)
+        if self.gpus_per_worker is not None:
+            finite(self.gpus_per_worker, "gpus_per_worker", low=0)
+        finite(self.overlap, "overlap")
         codes_per_step(self.overlap)
 
     @property
