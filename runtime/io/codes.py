@@ -49,19 +49,19 @@ def validate_codes(
             f"codes have shape {arr.shape}; expected {expected}: one row per quantizer, "
             "one column per 80 ms frame"
         )
-    if arr.shape[1] == 0:  # no values, so no dtype of theirs (JSON's empty lists are float64)
-        if allow_empty:
-            return np.zeros(arr.shape, np.int64)
-        raise CodesError(f"codes have shape {arr.shape}: no frames; expected {expected}, T >= 1")
     if arr.dtype == object:  # Python ints too large for int64 (JSON's 2**70): out of range
         flat = arr.ravel()
-        if all(type(v) is int for v in flat):
+        if flat.size and all(type(v) is int for v in flat):
             lo, hi = min(flat), max(flat)
             raise CodesError(
                 f"code values range over [{lo}, {hi}]; expected values in [0, {codebook_size}) "
                 f"(codebook size {codebook_size})"
             )
     check_code_dtype(arr)
+    if arr.shape[1] == 0:
+        if allow_empty:
+            return arr.astype(np.int64, copy=False)
+        raise CodesError(f"codes have shape {arr.shape}: no frames; expected {expected}, T >= 1")
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0 or hi >= codebook_size:
         raise CodesError(

@@ -90,8 +90,8 @@ class DecodeStreamOptions:
             raise XyrtError(
                 f"max_hop + context + lookahead make a window of {total} codes "
                 f"({total * FRAME_SECONDS:.5g} s, context and lookahead rounded up to whole 0.08 s "
-                f"frames), more than the {CODES_PER_CHUNK} codes ({CHUNK_SECONDS} s) one decoder "
-                "window holds"
+                f"frames): more than one decoder window holds (at most {CHUNK_SECONDS} s, "
+                f"{CODES_PER_CHUNK} codes)"
             )
         if self.crossfade is not None:
             limit = min(self.hop_frames, self.lookahead_frames) * FRAME_SECONDS

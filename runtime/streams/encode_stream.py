@@ -87,7 +87,7 @@ class EncodeStreamOptions:
             raise XyrtError(
                 f"hop + context + lookahead make a window of {window:.5g} s (context "
                 f"{self.context:g} s taken as {self.context_samples / INPUT_SAMPLE_RATE:g} s, "
-                f"whole 0.08 s frames), more than the {CHUNK_SECONDS} s one window holds"
+                f"whole 0.08 s frames): more than one window holds (at most {CHUNK_SECONDS} s)"
             )
 
     @property

@@ -82,3 +82,23 @@ def test_sigterm_while_starting_ends_cleanly():
         _gone(root)
     finally:
         server.stop()
+
+
+def test_gpus_per_replica_on_a_host_without_gpus_is_refused():
+    """Issue 29, class 1: the local Ray is never told it has a GPU it does not have; asking for
+    one is an error naming the option (Serve would wait for it forever)."""
+    import shutil
+
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this host has NVIDIA GPUs: the request could be met")
+    args = ["serve", "--model", str(exported("tiny_16k")), "--gpus-per-replica", "1"]
+    server = Server(args)
+    try:
+        root = server.ray_root()
+        line = server.wait_for("error", 120)
+        assert server.proc.wait(60) == 1
+        assert "--gpus-per-replica 1 asks for 1 GPU(s) for 1 replica(s), but the local Ray" in line
+        assert "has 0" in line
+        _gone(root)
+    finally:
+        server.stop()

@@ -146,7 +146,10 @@ def decode_input(
     if is_json(content_type):
         expected = f'{{"codes": [[ints] x {num_quantizers}]}}'
         obj = params.json_fields("POST /v1/decode", _json(body, expected), expected)
-        return validate_codes(obj["codes"], num_quantizers, codebook_size)
+        codes = obj["codes"]
+        if isinstance(codes, list) and codes and all(row == [] for row in codes):
+            codes = np.zeros((len(codes), 0), np.int64)  # no values: no frames (not float64)
+        return validate_codes(codes, num_quantizers, codebook_size)
     return read_codes(body, BODY, num_quantizers, codebook_size)
 
 
