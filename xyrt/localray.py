@@ -35,6 +35,7 @@ GRACE_SECONDS = 2.0
 SHUTDOWN_SECONDS = 10.0  # longest ray.shutdown() is waited for (a head already gone hangs it)
 DRAIN_ENV = "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"  # Ray's own SIGTERM drain, 30 s by default
 HEAD = (b"raylet", b"gcs_server")  # the processes a local Ray cannot run without
+DAEMONS = (b"ray::RuntimeEnvAgent", b"ray::DashboardAgent", b"monitor.py", b"log_monitor.py")
 EXIT_WAIT_SECONDS = 60.0  # how long the reaper waits for xyrt to exit before the last removal
 
 
@@ -47,6 +48,7 @@ class LocalRay:
         os.environ.setdefault(DRAIN_ENV, "0")  # inherited by Ray: no 30 s drain on SIGTERM
         handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
         self.root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
+        self._marked: set[int] = set()  # `mark`
         self.reaper = subprocess.Popen(
             [sys.executable, "-m", "xyrt.localray", str(self.root)],
             stdin=subprocess.PIPE,
@@ -62,6 +64,7 @@ class LocalRay:
                 log_to_driver=False,
                 _temp_dir=str(self.root),
             )
+            self.mark()
         except BaseException:
             self.stop()
             raise
@@ -70,27 +73,42 @@ class LocalRay:
                 if handler is not None:
                     signal.signal(sig, handler)
 
-    def head_alive(self) -> bool:
-        """Whether this Ray's head (raylet and GCS) still runs: a signal to xyrt's process
-        group reaches them too, and then nothing more can be asked of this Ray."""
-        if not os.path.isdir("/proc"):
-            return True
-        found = 0
+    def _commands(self) -> dict[int, bytes]:
+        """Command lines (NUL-separated) of this Ray's live processes, by pid."""
+        out = {}
         for pid in processes_of(str(self.root)):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    command = f.read().split(b"\0")[0]
+                    out[pid] = f.read()
             except OSError:
                 continue
-            found += any(command.endswith(name) for name in HEAD)
-        return found >= len(HEAD)
+        return out
+
+    def _daemons(self) -> set[int]:
+        """Pids of this Ray's head and its agents and monitors: processes that live as long as
+        the Ray does (workers, replicas among them, come and go)."""
+        return {
+            pid
+            for pid, command in self._commands().items()
+            if command.split(b"\0")[0].endswith(HEAD) or any(d in command for d in DAEMONS)
+        }
+
+    def mark(self) -> None:
+        """Note this Ray's daemons now (it has started): `lost` compares against them."""
+        self._marked = self._daemons() if os.path.isdir("/proc") else set()
+
+    def lost(self) -> bool:
+        """Whether a daemon noted by `mark` has ended: a signal to xyrt's whole process group
+        (or a cgroup's, as systemd sends) reached this Ray too, and nothing more can be asked of
+        it. False where there is no /proc, or before `mark`."""
+        return bool(self._marked) and not self._marked <= self._daemons()
 
     def stop(self) -> None:
-        """Shut Ray down (waited for at most `SHUTDOWN_SECONDS`, skipped when its head is gone),
+        """Shut Ray down (waited for at most `SHUTDOWN_SECONDS`, skipped when it is `lost`),
         then let the reaper end what is left and remove the root."""
         import ray
 
-        if ray.is_initialized() and self.head_alive():
+        if ray.is_initialized() and not self.lost():
             done = threading.Thread(target=ray.shutdown, name="xyrt-ray-shutdown", daemon=True)
             done.start()
             done.join(SHUTDOWN_SECONDS)

@@ -191,20 +191,21 @@ class Signals:
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def drain(local: LocalRay | None, seconds: float, log: Callable[[str], None]) -> None:
+def drain(local: LocalRay | None, seconds: float, log: Callable[[str], None]) -> bool:
     """Delete the application gracefully (each replica finishes what it holds, up to
-    ``seconds``); given up early when the local Ray's head is gone (a signal to the process
-    group ends it too: then nothing is left to finish)."""
+    ``seconds``); given up at once when the signal reached the local Ray too (a signal to the
+    process group: then nothing is left to finish). True when it did."""
     _, serve = _ray_serve()
     worker = threading.Thread(target=serve.delete, args=(APP,), name="xyrt-drain", daemon=True)
     worker.start()
     deadline = time.monotonic() + seconds + DRAIN_MARGIN_SECONDS
     while worker.is_alive() and time.monotonic() < deadline:
-        if local is not None and not local.head_alive():
-            log("xyrt serve: the local Ray has stopped (the signal reached it too)")
-            return
-        worker.join(0.2)
+        if local is not None and local.lost():
+            log("xyrt serve: the signal reached the local Ray too: nothing left to drain")
+            return True
+        worker.join(0.1)
     log("xyrt serve: drained" if not worker.is_alive() else "xyrt serve: drain time is up")
+    return False
 
 
 def run(
@@ -214,13 +215,15 @@ def run(
     address: str | None = None,
     log: Callable[[str], None] = print,
     until: Callable[[], str] | None = None,
-) -> None:
+) -> bool:
     """Serve ``options`` at http://host:port until ``until()`` returns (default: SIGTERM or
-    Ctrl-C), then drain and stop; a signal while starting stops what was started."""
+    Ctrl-C), then drain and stop; a signal while starting stops what was started. True when
+    the local Ray was lost to the signal too (its exit handlers in this process would wait for
+    it: the command exits at once, see `xyrt.commands.cmd_serve`)."""
     ray, serve = _ray_serve()
     from xyrt.serve.app import build
 
-    started, local = False, None
+    started, local, lost = False, None, False
     with Signals() as signals:
         try:
             options = check(options, address)
@@ -232,6 +235,7 @@ def run(
                 raise Stopped("SIGTERM") from None
             start_serve(host, port)
             serve.run(build(options), name=APP, route_prefix="/")
+            signals.starting = False  # serving: a signal from now on drains
             where = "a local Ray" if address is None else f"the Ray cluster at {address}"
             log(
                 f"xyrt serve: {options.replicas} replica(s) of {options.model} "
@@ -244,19 +248,21 @@ def run(
                 f"xyrt serve: {name}: draining requests in flight (up to "
                 f"{options.drain_seconds:g} s)"
             )
-            drain(local, options.drain_seconds, log)
+            lost = drain(local, options.drain_seconds, log)
         except Stopped as stop:
             signals.starting = False
             log(f"xyrt serve: {stop}: stopping while starting")
         finally:
             signals.starting = False
             if local is not None:
-                if local.head_alive():
+                lost = lost or local.lost()
+                if not lost:
                     _bounded(serve.shutdown, SHUTDOWN_SECONDS)
                 local.stop()
             elif started:
                 ray.shutdown()  # leave the cluster's Serve running for its other applications
     log("xyrt serve: stopped" + (" (local Ray shut down)" if local is not None else ""))
+    return lost
 
 
 def _bounded(fn: Callable[[], object], seconds: float) -> None:
