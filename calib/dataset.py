@@ -185,6 +185,13 @@ def read_calib(path: str | Path, expected_rate: int = INPUT_SAMPLE_RATE) -> Cali
     if not path.is_file():
         raise XyrtError(f"calibration set not found: {path}")
     expected = "an .npz from xyrt calib (audio, lengths, sample_rate, meta)"
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if not head.startswith((b"PK\x03\x04", b"\x93NUMPY")):  # a zip (.npz) or a .npy
+        raise XyrtError(
+            f"{path} is not an xyrt calibration set: it is not an .npz (zip) file (it starts "
+            f"with {head!r}); expected {expected}"
+        )
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy: one array, whatever its name

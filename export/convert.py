@@ -16,8 +16,7 @@ from typing import Any
 
 import torch
 
-from xyrt.atomic import atomic_write, record_written
-from xyrt.atomic import written_by_xyrt as recorded_by_xyrt
+from xyrt.atomic import FORCE_HINT, atomic_write, check_recordable, record_written, write_record
 from xyrt.config import XYConfig
 from xyrt.errors import CheckpointError, ConfigError, XyrtError
 from xyrt.runtime.network.checkpoint import check_state_dict, resolve_config, save_checkpoint
@@ -38,10 +37,14 @@ _YAML_STAMP = "# written by xyrt"
 
 
 def written_by_xyrt(path: Path) -> bool:
-    """Whether the existing file ``path`` was written by xyrt: recorded in the cache, or
-    carrying xyrt's stamp in its content (see the module docstring)."""
-    if recorded_by_xyrt(path):
-        return True
+    """Whether the existing file ``path`` was written by xyrt and not changed since: recorded
+    so in the cache, or, where the cache has no record of it (xyrt wrote it under another
+    XYRT_CACHE), carrying xyrt's stamp in its content (see the module docstring). A file the
+    cache records as changed since xyrt wrote it is not xyrt's, stamp or not: the user's edits
+    of a config.json or config.yaml written beside the main file are never replaced."""
+    record = write_record(path)
+    if record is not None:
+        return record == "same"
     try:
         if path.name == CONFIG:
             data = json.loads(path.read_text())
@@ -59,14 +62,20 @@ def written_by_xyrt(path: Path) -> bool:
         return False
 
 
-def _claim(paths: list[Path]) -> None:
-    """Refuse if any existing path was not written by xyrt; the ones stamped by xyrt are
+def _claim(paths: list[Path], force: bool = False) -> None:
+    """Refuse if any existing path (the main output and the files written beside it) was not
+    written by xyrt or was changed since; the ones that were, or all with ``force``, are
     recorded as xyrt's (so `atomic_write` replaces them)."""
-    foreign = [p for p in paths if p.exists() and (p.is_dir() or not written_by_xyrt(p))]
-    if foreign:
+    check_recordable()
+    folders = [p for p in paths if p.is_dir()]
+    if folders:
+        raise XyrtError(f"will not overwrite {folders[0]}: it is a folder; expected a file")
+    foreign = [p for p in paths if p.exists() and not written_by_xyrt(p)]
+    if foreign and not force:
         raise XyrtError(
-            f"will not overwrite {', '.join(map(str, foreign))}: not written by xyrt. "
-            "Choose another output path or move those files away."
+            f"will not overwrite {', '.join(map(str, foreign))}: not written by xyrt, or "
+            "changed since xyrt wrote it. Choose another output path, move those files away, "
+            f"or, if they may go, {FORCE_HINT}"
         )
     for p in paths:
         if p.exists():
@@ -119,9 +128,11 @@ def convert(
     to: str | None = None,
     config: str | Path | None = None,
     weight_norm: str = "parametrizations",
+    force: bool = False,
 ) -> Path:
     """Write ``source`` (.ckpt + YAML, or an HF folder) in the other layout (or ``to``): an HF
-    folder, or a .ckpt with config.yaml beside it. Returns the output path."""
+    folder, or a .ckpt with config.yaml beside it. Returns the output path. ``force``: replace
+    output files xyrt has no record of writing (or that were changed since)."""
     source, output = Path(source), Path(output)
     if not source.exists():
         raise CheckpointError(f"checkpoint not found: {source}")
@@ -135,7 +146,7 @@ def convert(
     if to == "hf":
         if output.exists() and not output.is_dir():
             raise XyrtError(f"output {output} exists and is not a folder")
-        _claim([output / CONFIG, output / SAFETENSORS])
+        _claim([output / CONFIG, output / SAFETENSORS], force)
         strays = [output / n for n in (SAFETENSORS_INDEX, TORCH_BIN) if (output / n).exists()]
         if strays:
             raise XyrtError(
@@ -145,7 +156,7 @@ def convert(
     else:
         if output.is_dir():
             raise XyrtError(f"output {output} is a folder; --to ckpt writes a file (model.ckpt)")
-        _claim([output, output.parent / "config.yaml"])
+        _claim([output, output.parent / "config.yaml"], force)
     cfg, state, gp = read_any(source, config)
     if to == "hf":
         return write_hf(output, cfg, state, gp, weight_norm)

@@ -8,13 +8,14 @@ stitching, and the streaming entry points (`create_stream`, `is_ready`, `encode_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+import contextlib
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
-from xyrt.errors import AudioError, XyrtError
+from xyrt.errors import AudioError, CodesError, XyrtError
 from xyrt.runtime.backends.base import Backend, Done, Pending, limits_of
 from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch, window_batches
 from xyrt.runtime.graph_io import GRAPHS, pack_windows
@@ -86,8 +87,13 @@ class ChunkedCodec:
         pad_to_30s: bool = False,
         progress: bool = False,
     ) -> None:
-        if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
-            raise XyrtError(f"batch_size must be at least 1, got {batch_size}")
+        from xyrt.checks import positive_int
+
+        if batch_size is not None:
+            positive_int(batch_size, "batch_size")
+        for name, flag in (("pad_to_30s", pad_to_30s), ("progress", progress)):
+            if not isinstance(flag, bool):
+                raise XyrtError(f"{name} must be True or False, got {flag!r}")
         self.backend = backend
         self.info = backend.info
         self.batch_size = limits_of(backend).batch(batch_size)
@@ -99,6 +105,17 @@ class ChunkedCodec:
         of ``graphs`` (`graph_io.ENCODER`, `graph_io.DECODER`; default both)."""
         self.backend.load(graphs)
         return self
+
+    @contextlib.contextmanager
+    def facts_checked(self) -> Iterator[None]:
+        """Codes refused against the model's facts (quantizers, codebook size) inside the block
+        are blamed on the codes only once the model itself is loaded and checked: a manifest
+        edited to disagree with its graphs is named first, not the (valid) codes."""
+        try:
+            yield
+        except CodesError:
+            self.backend.load()
+            raise
 
     def close(self) -> None:
         """Release the backend's sessions, engines and device memory."""
@@ -300,10 +317,11 @@ class ChunkedCodec:
         """
         single = not isinstance(codes, (list, tuple))
         info = self.info
-        items = [
-            validate_codes(c, info.num_quantizers, info.codebook_size)
-            for c in ([codes] if single else list(codes))
-        ]
+        with self.facts_checked():
+            items = [
+                validate_codes(c, info.num_quantizers, info.codebook_size)
+                for c in ([codes] if single else list(codes))
+            ]
         if prompt is not None:
             out = self._decode_prompted(items, prompt)
             return out[0] if single else out

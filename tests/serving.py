@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -28,11 +29,13 @@ class Server:
     """``xyrt ARGS --port P`` (ARGS starting with ``serve``) in a subprocess, run in ``cwd``;
     its stderr lines are collected as they come."""
 
-    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
+    def __init__(self, args: list[str], cwd: Path | None = None, session: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "xyrt.cli", *args, "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=cwd)
+        self.proc = subprocess.Popen(  # session: a process group of its own, to signal as one
+            cmd, stderr=subprocess.PIPE, text=True, cwd=cwd, start_new_session=session
+        )
         self.lines: list[str] = []
         self._changed = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
@@ -63,6 +66,21 @@ class Server:
     def wait_serving(self) -> Server:
         self.wait_for("serving at http://", START_SECONDS)
         return self
+
+    def ray_root(self, timeout: float = START_SECONDS) -> str:
+        """The temporary root of the local Ray this server started (its reaper names it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                    parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+                except (OSError, IndexError):
+                    continue
+                if b"xyrt.localray" in args and int(parent) == self.proc.pid:
+                    return args[args.index(b"xyrt.localray") + 1].decode()
+            time.sleep(0.05)
+        pytest.fail("xyrt serve started no local Ray reaper")
 
     def _more(self) -> bool:
         return not self.proc.stderr.closed and self.proc.poll() is None

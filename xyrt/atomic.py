@@ -100,24 +100,30 @@ def _written_stamp(path: Path) -> Path:
     return cache_dir() / "written" / f"{key}.json"
 
 
-def written_by_xyrt(path: str | os.PathLike) -> bool:
-    """Whether the file at ``path`` is one an xyrt run wrote, unchanged since (its stat, inode
-    and ctime included, is the one recorded by `record_written`)."""
+def write_record(path: str | os.PathLike) -> str | None:
+    """What this cache records of the file at ``path``: "same" (xyrt wrote it, unchanged
+    since: its stat, inode and ctime included, is the recorded one), "changed" (xyrt wrote
+    a file there, and this one is not it: edited, replaced), or None (no record here)."""
     from xyrt.runtime.modeldir.filecheck import FileStat
 
     path = Path(path)
     try:
         record = json.loads(_written_stamp(path).read_text())
-        return record["path"] == str(path.resolve()) and FileStat(**record["stat"]) == (
-            FileStat.of(path)
-        )
+        if record["path"] != str(path.resolve()):
+            return None
+        return "same" if FileStat(**record["stat"]) == FileStat.of(path) else "changed"
     except (OSError, ValueError, KeyError, TypeError):
-        return False
+        return None
+
+
+def written_by_xyrt(path: str | os.PathLike) -> bool:
+    """Whether the file at ``path`` is one an xyrt run wrote, unchanged since (`write_record`)."""
+    return write_record(path) == "same"
 
 
 def record_written(path: str | os.PathLike) -> bool:
     """Record that xyrt wrote the file at ``path`` as it is now; False when the cache is not
-    writable (a later run then refuses to replace the file, naming it)."""
+    writable (`check_recordable` refuses that before a command's work)."""
     from dataclasses import asdict
 
     from xyrt.runtime.modeldir.filecheck import FileStat
@@ -132,16 +138,55 @@ def record_written(path: str | os.PathLike) -> bool:
     return True
 
 
-def claim_file(path: str | os.PathLike, error: type[XyrtError] = XyrtError) -> Path:
-    """``path`` as a Path when xyrt may write it: absent, or a file xyrt wrote
-    (`written_by_xyrt`); ``error`` for a directory or a file xyrt did not write."""
-    path = check_output_file(path, error)
-    if os.path.lexists(path) and not written_by_xyrt(path):
+def check_recordable(error: type[XyrtError] = XyrtError) -> None:
+    """``error`` unless the cache's record folder can be written: an output xyrt could not
+    record would be refused as foreign by the next run (it is checked before any work)."""
+    from xyrt.runtime.modeldir.filecheck import cache_dir
+
+    folder = cache_dir() / "written"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
         raise error(
-            f"will not overwrite {path}: xyrt did not write it (or it was changed since). "
-            "Choose another output name, or move that file away"
+            f"cannot record what xyrt writes in {folder} ({exc.strerror or exc}): XYRT_CACHE "
+            f"({cache_dir()}) must be a writable folder, or a later run could not replace this "
+            "output. Set XYRT_CACHE to a writable folder"
+        ) from None
+
+
+FORCE_HINT = "pass --force to replace it"
+
+
+def claim_file(
+    path: str | os.PathLike, error: type[XyrtError] = XyrtError, force: bool = False
+) -> Path:
+    """``path`` as a Path when xyrt may write it: absent, or a file xyrt wrote
+    (`written_by_xyrt`); ``error`` for a directory or a file xyrt did not write. ``force``
+    (the user's word that the file may go): an existing file is taken as xyrt's."""
+    path = check_output_file(path, error)
+    if not os.path.lexists(path) or written_by_xyrt(path):
+        return path
+    if force and not path.is_dir():
+        if not record_written(path):
+            check_recordable(error)
+        return path
+    from xyrt.runtime.modeldir.filecheck import cache_dir
+
+    if write_record(path) == "changed":
+        why = "xyrt did not write it as it is now (xyrt wrote a file there; it was changed since)"
+    else:
+        why = (
+            f"xyrt did not write it, as far as its cache ({cache_dir()}/written) records: "
+            "another program's file, or one xyrt wrote under another XYRT_CACHE (another user, "
+            "CI, a wiped cache)"
         )
-    return path
+    raise error(
+        f"will not overwrite {path}: {why}. Choose another output name, move that file away, "
+        f"or, if it may go, {FORCE_HINT}"
+    )
 
 
 @contextmanager

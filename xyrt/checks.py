@@ -40,6 +40,14 @@ def finite(
     return x
 
 
+def positive_int(value: object, name: str) -> int:
+    """``value`` when it is an integer >= 1 (a bool, a float such as 1.5 or a string such as
+    '4' is refused, not converted)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise XyrtError(f"{name} must be an integer >= 1, got {received(value)}")
+    return value
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask where the OS has one)."""
     try:

@@ -526,6 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="output .ckpt")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth)
+    for command in (*FILE_OUTPUT_COMMANDS, "convert"):
+        _subparser(parser, command).add_argument(
+            "--force",
+            action="store_true",
+            help="replace an existing output file that xyrt has no record of writing (one "
+            "written under another XYRT_CACHE, or changed since)",
+        )
     return parser
 
 
@@ -540,12 +547,50 @@ def _check_finite(args: argparse.Namespace) -> None:
             raise XyrtError(f"{option} must be a finite number, got {value}")
 
 
+def raw_output(argv: Sequence[str]) -> str | None:
+    """``-o``/``--output`` as typed (argparse's Path drops a trailing slash)."""
+    for i, arg in enumerate(argv):
+        if arg in ("-o", "--output") and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--output="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-o") and not arg.startswith("--") and len(arg) > 2:
+            return arg[2:]
+    return None
+
+
+def _check_output_form(args: argparse.Namespace, argv: Sequence[str]) -> str | None:
+    """A file output typed as a folder (``-o newdir/``), as a message, or None."""
+    raw = raw_output(argv)
+    if raw is None or not raw.endswith(("/", os.sep)):
+        return None
+    files = args.command in FILE_OUTPUT_COMMANDS
+    if args.command == "convert":
+        files = (args.to or ("ckpt" if args.source.is_dir() else "hf")) == "ckpt"
+    if files:
+        return (
+            f"-o {raw} ends with '/', so it names a folder; {args.command} writes a file here: "
+            f"give its name (such as {raw}{OUTPUT_EXAMPLE.get(args.command, 'out')})"
+        )
+    return None
+
+
+OUTPUT_EXAMPLE = {
+    "encode": "codes.npy",
+    "decode": "audio.wav",
+    "calib": "calib.npz",
+    "synth": "model.ckpt",
+    "stream": "codes.jsonl",
+    "convert": "model.ckpt",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xyrt`` console script; returns the exit status."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    wrong = check_applies(args, argv)
+    wrong = check_applies(args, argv) or _check_output_form(args, argv)
     if wrong is not None:
         _subparser(parser, args.command).error(wrong)
     if args.command == "decode" and args.output is None and not (args.stream and args.play):
@@ -553,9 +598,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_finite(args)
         if args.command in FILE_OUTPUT_COMMANDS and getattr(args, "output", None) is not None:
-            from xyrt.atomic import claim_file
+            from xyrt.atomic import check_recordable, claim_file
 
-            claim_file(args.output)  # before any work: a directory, or a file xyrt did not write
+            # before any work: a directory, a file xyrt did not write, a cache that cannot
+            # record this output
+            claim_file(args.output, force=args.force)
+            check_recordable()
         args.func(args)
     except XyrtError as exc:
         print(f"xyrt {args.command}: error: {one_line(str(exc))}", file=sys.stderr)

@@ -16,6 +16,7 @@ its HTTP status; an unreachable server an `XyrtError` saying so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -29,8 +30,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from xyrt.checks import finite
 from xyrt.config import INPUT_SAMPLE_RATE
-from xyrt.errors import XyrtError, require
+from xyrt.errors import XyrtError, received, require
 from xyrt.runtime.io.audio import prepare_audio
 from xyrt.runtime.streams.encode_stream import CodeFrame
 
@@ -58,11 +60,8 @@ class Client:
     each HTTP request and for each WebSocket message."""
 
     def __init__(self, url: str = "http://127.0.0.1:8000", timeout: float = 120.0) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise XyrtError(f"server URL {url!r}: expected http://HOST:PORT (as xyrt serve says)")
-        self.url = url.rstrip("/")
-        self.timeout = timeout
+        self.url = server_url(url)
+        self.timeout = finite(timeout, "timeout (seconds)", low=0, strict_low=True)
 
     # -- HTTP ------------------------------------------------------------------------------
     def _request(
@@ -76,7 +75,7 @@ class Client:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as exc:
-            raise _server_error(exc.read(), exc.code) from None
+            raise _server_error(exc.read(), exc.code, self.url + path) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise XyrtError(
@@ -84,7 +83,17 @@ class Client:
             ) from exc
 
     def _json(self, path: str, body: bytes | None = None, ctype: str | None = None) -> Any:
-        return json.loads(self._request(path, body, ctype)[0])
+        data = self._request(path, body, ctype)[0]
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            obj = None
+        if not isinstance(obj, dict):
+            raise XyrtError(
+                f"{self.url + path} answered {len(data)} bytes that are not xyrt's JSON "
+                f"(starting {received(data[:40])}): {NOT_XYRT}"
+            )
+        return obj
 
     def health(self) -> dict[str, Any]:
         return self._json("/v1/health")
@@ -100,17 +109,23 @@ class Client:
 
     def encode_file(self, path: str | os.PathLike | bytes) -> np.ndarray:
         """An audio file (any format xyrt encode reads; a path, or its bytes) -> codes (8, T)."""
-        data = path if isinstance(path, bytes) else Path(path).read_bytes()
+        data = path if isinstance(path, bytes) else _read_file(path)
         return self._codes("/v1/encode", data, "application/octet-stream")
 
     def _codes(self, path: str, body: bytes, ctype: str) -> np.ndarray:
-        return np.asarray(self._json(path, body, ctype)["codes"], np.int64)
+        answer = self._json(path, body, ctype)
+        if "codes" not in answer:
+            raise XyrtError(f"{self.url + path} answered without 'codes': {NOT_XYRT}")
+        return np.asarray(answer["codes"], np.int64)
 
     def decode(self, codes: np.ndarray) -> Audio:
         """Codes (8, T) -> float32 audio at the model's output rate."""
         body = json.dumps({"codes": np.asarray(codes).tolist()}).encode()
         data, headers = self._request("/v1/decode?format=pcm", body, "application/json")
-        rate = int({k.lower(): v for k, v in headers.items()}["x-sample-rate"])
+        rate = {k.lower(): v for k, v in headers.items()}.get("x-sample-rate", "")
+        if not rate.isdigit():
+            raise XyrtError(f"{self.url}/v1/decode answered without X-Sample-Rate: {NOT_XYRT}")
+        rate = int(rate)
         return Audio(np.frombuffer(data, "<f4").copy(), rate)
 
     # -- WebSocket streams -----------------------------------------------------------------
@@ -147,7 +162,12 @@ class Client:
             raise XyrtError(f"no message from the server in {self.timeout:g} s") from None
         if isinstance(data, bytes):
             return data
-        obj = json.loads(data)
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            raise XyrtError(f"a stream message that is not JSON ({data[:60]!r}): {NOT_XYRT}") from (
+                None
+            )
         if isinstance(obj, dict) and obj.get("type") == "error":
             raise ServerError(obj["error"], obj.get("status", 400))
         return obj
@@ -237,9 +257,54 @@ class Client:
                 yield np.frombuffer(m, "<f4").copy()
 
 
-def _server_error(body: bytes, status: int) -> ServerError:
+NOT_XYRT = (
+    "is the URL an xyrt serve (http://HOST:PORT, as xyrt serve prints it; its /v1/health "
+    'answers {"status": "ok"})?'
+)
+
+
+def server_url(url: object) -> str:
+    """``url`` checked: http(s)://HOST:PORT with no path, query or fragment (the client adds
+    /v1/...); returned without a trailing slash."""
+    parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise XyrtError(
+            f"server URL {received(url)}: expected http://HOST:PORT (as xyrt serve prints it)"
+        )
+    try:
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError as exc:
+        raise XyrtError(f"server URL {url!r}: {exc}; expected http://HOST:PORT") from None
+    extra = parts.path.rstrip("/") or parts.query or parts.fragment
+    if extra:
+        raise XyrtError(
+            f"server URL {url!r} has a path or query ({extra!r}); expected only "
+            f"{parts.scheme}://{parts.netloc} (the client adds /v1/...)"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _read_file(path: str | os.PathLike) -> bytes:
+    """The bytes of an audio file, an `XyrtError` naming it when it cannot be read."""
+    p = Path(path)
+    if p.is_dir():
+        raise XyrtError(f"audio file {p} is a folder; expected an audio file (wav, flac, mp3...)")
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise XyrtError(f"audio file not found: {p}") from None
+    except OSError as exc:
+        raise XyrtError(f"cannot read audio file {p}: {exc.strerror or exc}") from None
+
+
+def _server_error(body: bytes, status: int, url: str) -> ServerError:
     try:
         message = json.loads(body)["error"]
+        if not isinstance(message, str):
+            raise TypeError
     except (ValueError, KeyError, TypeError):
-        message = body.decode(errors="replace").strip()[:200] or f"HTTP {status}"
+        detail = f"HTTP {status}"
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # FastAPI's own: an unknown
+            detail += f" {json.loads(body)['detail']}"  # path is {"detail": "Not Found"}
+        message = f"{url} answered {detail}, not an xyrt response: {NOT_XYRT}"
     return ServerError(message, status)

@@ -138,8 +138,9 @@ def cmd_decode(args: argparse.Namespace) -> None:
         return _decode_stream(args)
     t0 = time.perf_counter()
     codec = _codec(args)
-    codes = load_codes(args.input, codec.info.num_quantizers, codec.info.codebook_size)
-    prompt = _prompt(args, codec)
+    with codec.facts_checked():
+        codes = load_codes(args.input, codec.info.num_quantizers, codec.info.codebook_size)
+        prompt = _prompt(args, codec)
     codec.load([DECODER])
     loaded = time.perf_counter()
     audio = codec.decode(codes, overlap=args.overlap, prompt=prompt)
@@ -217,7 +218,7 @@ def cmd_convert(args: argparse.Namespace) -> None:
     from xyrt.export.convert import convert
 
     t0 = time.perf_counter()
-    out = convert(args.source, args.output, args.to, args.config, args.weight_norm)
+    out = convert(args.source, args.output, args.to, args.config, args.weight_norm, args.force)
     print(f"wrote {out} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
@@ -570,4 +571,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
         max_streams=args.max_streams,
         drain_seconds=args.drain_seconds,
     )
-    run(options, args.host, args.port, args.address, log=lambda m: print(m, file=sys.stderr))
+    lost = run(options, args.host, args.port, args.address, log=lambda m: print(m, file=sys.stderr))
+    if lost:  # Ray's exit handlers would wait seconds for the Ray the signal ended: exit now
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -40,9 +40,7 @@ def client(args: argparse.Namespace) -> Client:
 def encode(args: argparse.Namespace) -> None:
     from xyrt.runtime.io.codes import save_codes
 
-    remote = client(args)
-    if not args.input.is_file():
-        raise XyrtError(f"audio file not found: {args.input}")
+    remote = client(args)  # the file is read (and a missing one or a folder named) first
     t0 = time.perf_counter()
     codes = remote.encode_file(args.input)
     dt = time.perf_counter() - t0

@@ -185,14 +185,12 @@ class SessionFromOnnx:
     def _check(self, session, path: Path) -> None:
         meta = session.get_modelmeta().custom_metadata_map
         self.manifest.check_metadata(meta, self.graph, path)
-        entry = self.manifest.data["graphs"][self.graph]
-        for group, nodes in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
-            have, want = [n.name for n in nodes], [io["name"] for io in entry[group]]
-            if have != want:
-                raise XyrtError(
-                    f"{path} has {group} {have}, but {self.manifest.directory}/manifest.json "
-                    f"lists {want}; the graph belongs to another export: re-run xyrt export"
-                )
+        self.manifest.check_io(
+            self.graph,
+            path,
+            [{n.name} for n in session.get_inputs()],
+            [{n.name} for n in session.get_outputs()],
+        )
         used = session.get_providers()
         lost = [p for p in self.providers if p != CPU and p not in used]
         if lost:

@@ -57,6 +57,32 @@ def int8_graphs(manifest: Manifest) -> tuple[str, dict[str, str]]:
     )
 
 
+def graph_plan(manifest: Manifest, precision: str | None) -> tuple[str, str | None, dict[str, str]]:
+    """(precision, target, graph keys) OpenVINO runs ``manifest``'s directory with at
+    ``precision`` (None: int8 for a quantized directory, else fp32); `XyrtError` when the
+    directory or this CPU cannot (decided without reading a graph, before anything loads)."""
+    stored = manifest.data.get("precision", "fp32")
+    precision = "fp32" if precision == "f32" else precision
+    precision = precision or ("int8" if stored == "int8" else "fp32")
+    if precision not in PRECISIONS:
+        raise XyrtError(f"unknown OpenVINO precision {precision!r}; choose from {PRECISIONS}")
+    if precision == "int8":
+        target, graphs = int8_graphs(manifest)
+    elif stored != "fp32":
+        raise XyrtError(
+            f"{manifest.directory} holds {stored} graphs; OpenVINO {precision} runs the "
+            "float32 export (xyrt export), int8 runs a quantized one"
+        )
+    else:
+        target, graphs = None, {g: g for g in graph_io.GRAPHS}
+    if precision == "bf16" and not cpu_supports("BF16"):
+        raise XyrtError(
+            "OpenVINO bf16 needs a CPU with AVX512-BF16 or AMX; this CPU does not report "
+            "BF16 (use precision fp32 or int8)"
+        )
+    return precision, target, graphs
+
+
 def ov_feed(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``feed`` with canonical dtypes: OpenVINO's Python binding maps dtypes by character and
     refuses int64 arrays typed 'q' (long long, as ONNX Runtime returns them) instead of 'l'."""
@@ -111,6 +137,11 @@ class CompiledGraph:
             except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses
                 raise XyrtError(f"OpenVINO cannot read {path}: {exc}") from exc
             self._check(model, path)
+            try:  # the ports' names, as the manifest lists them (a foreign graph is refused)
+                io = ([p.get_names() for p in model.inputs], [p.get_names() for p in model.outputs])
+            except Exception as exc:  # noqa: BLE001 - a port without a name
+                raise XyrtError(f"OpenVINO cannot read the inputs of {path}: {exc}") from exc
+            self.manifest.check_io(self.graph, path, *io)
             try:
                 self._compiled = core.compile_model(model, "CPU", self.config)
             except Exception as exc:  # noqa: BLE001
@@ -160,25 +191,7 @@ class OpenVinoBackend(GraphPairBackend):
         require("openvino", "openvino", "the OpenVINO backend")
         warn_if_arm()
         self.manifest = read_manifest(model_dir)
-        stored = self.manifest.data.get("precision", "fp32")
-        precision = "fp32" if precision == "f32" else precision
-        precision = precision or ("int8" if stored == "int8" else "fp32")
-        if precision not in PRECISIONS:
-            raise XyrtError(f"unknown OpenVINO precision {precision!r}; choose from {PRECISIONS}")
-        if precision == "int8":
-            self.target, graphs = int8_graphs(self.manifest)
-        elif stored != "fp32":
-            raise XyrtError(
-                f"{self.manifest.directory} holds {stored} graphs; OpenVINO {precision} runs the "
-                "float32 export (xyrt export), int8 runs a quantized one"
-            )
-        else:
-            self.target, graphs = None, {g: g for g in graph_io.GRAPHS}
-        if precision == "bf16" and not cpu_supports("BF16"):
-            raise XyrtError(
-                "OpenVINO bf16 needs a CPU with AVX512-BF16 or AMX; this CPU does not report "
-                "BF16 (use precision fp32 or int8)"
-            )
+        precision, self.target, graphs = graph_plan(self.manifest, precision)
         self.precision = precision
         cache = None
         if use_cache:

@@ -38,6 +38,21 @@ PRECISION_ALIASES = {
 }
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # auto: the backend's choice for the device
 SOURCE_KINDS = ("export", "engines", "checkpoint")
+# ONNX Runtime execution providers that run on a GPU (aliases and full names)
+GPU_PROVIDERS = ("cuda", "tensorrt", "trt", "CUDAExecutionProvider", "TensorrtExecutionProvider")
+BOOL_OPTIONS = ("cuda_graphs", "compile", "autocast")
+
+
+def is_cuda(device: str | None) -> bool:
+    return isinstance(device, str) and device.split(":")[0] == "cuda"
+
+
+def uses_gpu(backend: str, device: str | None, providers: Sequence[str] | None) -> bool:
+    """Whether a backend (name or alias; "auto" for a non-engine source) with these options
+    runs on a GPU: what a Ray actor or replica must be given."""
+    entry = BY_NAME.get(backend)
+    gpu_only = entry is not None and "cpu" not in entry.devices
+    return gpu_only or is_cuda(device) or any(p in GPU_PROVIDERS for p in providers or ())
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,30 @@ class Options:
     compile: bool = False
     autocast: bool = True
     max_batch: int | None = None
+
+    def __post_init__(self) -> None:
+        """Types checked once, here: a bool option is a bool (not 'yes'), ``max_batch`` an
+        int >= 1, ``device`` a str (a torch.device is taken as its str)."""
+        device = self.device
+        if device is not None and not isinstance(device, str):
+            if type(device).__module__ == "torch" and type(device).__name__ == "device":
+                object.__setattr__(self, "device", str(device))
+            else:
+                raise XyrtError(
+                    f"device must be 'cpu', 'cuda' or 'cuda:N' (a str or a torch.device), got "
+                    f"{received(device)}"
+                )
+        for name in BOOL_OPTIONS:
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise XyrtError(
+                    f"{name} must be True or False, got {received(value)} ({type(value).__name__})"
+                )
+        batch = self.max_batch
+        if batch is not None and (
+            isinstance(batch, bool) or not isinstance(batch, int) or batch < 1
+        ):
+            raise XyrtError(f"max_batch must be an integer >= 1 or None, got {received(batch)}")
 
     def given(self) -> dict[str, Any]:
         """The options set to something other than their default."""
@@ -78,6 +117,8 @@ class BackendEntry:
     packages: tuple[str, ...]  # Python packages it needs (availability)
     extra: str  # pip extra that installs them
     opener: Callable[[Path, Options], Backend]
+    # what the backend decides from the source and options before loading (None: nothing)
+    preflight: Callable[[Path, Options, bool], None] | None = None
 
     def available(self) -> str | None:
         """None when it can run here, else why not."""
@@ -94,13 +135,44 @@ class BackendEntry:
         return None
 
 
+def ort_providers(o: Options) -> Sequence[str] | None:
+    """ONNX Runtime's providers: as given, else from the device (cuda -> the CUDA provider)."""
+    if o.providers is None and o.device is not None:
+        return ["cuda"] if is_cuda(o.device) else ["cpu"]
+    return o.providers
+
+
 def _open_onnxruntime(source: Path, o: Options) -> Backend:
     from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
 
-    providers = o.providers
-    if providers is None and o.device is not None:
-        providers = ["cuda"] if o.device.startswith("cuda") else ["cpu"]
-    return OnnxRuntimeBackend(source, providers, o.threads, o.target)
+    return OnnxRuntimeBackend(source, ort_providers(o), o.threads, o.target)
+
+
+def _check_onnxruntime(source: Path, o: Options, here: bool) -> None:
+    from xyrt.runtime.backends.onnxrt import graph_set, resolve_providers
+    from xyrt.runtime.modeldir.manifest import read_manifest
+
+    resolve_providers(ort_providers(o))  # a provider this install lacks (no GPU build)
+    graph_set(read_manifest(source), o.target)
+
+
+def _check_openvino(source: Path, o: Options, here: bool) -> None:
+    from xyrt.runtime.backends.openvino import graph_plan
+    from xyrt.runtime.modeldir.manifest import read_manifest
+
+    graph_plan(read_manifest(source), o.precision)
+
+
+def _check_torch(source: Path, o: Options, here: bool) -> None:
+    if o.precision == "fp16" and not is_cuda(o.device):
+        raise XyrtError(
+            f"precision 'fp16' needs a CUDA device (device='cuda'); on {o.device or 'cpu'} use "
+            "fp32 or bf16"
+        )
+    if here:  # the device must be on this machine (on a Ray cluster: on its GPU nodes)
+        from xyrt.runtime.backends.torch_backend import check_device
+
+        check_device(o.device, o.precision)
 
 
 def _open_openvino(source: Path, o: Options) -> Backend:
@@ -142,6 +214,7 @@ REGISTRY: tuple[BackendEntry, ...] = (
         ("onnxruntime",),
         "ort",
         _open_onnxruntime,
+        _check_onnxruntime,
     ),
     BackendEntry(
         "openvino",
@@ -153,6 +226,7 @@ REGISTRY: tuple[BackendEntry, ...] = (
         ("openvino",),
         "openvino",
         _open_openvino,
+        _check_openvino,
     ),
     BackendEntry(
         "tensorrt",
@@ -175,6 +249,7 @@ REGISTRY: tuple[BackendEntry, ...] = (
         ("torch",),
         "export",
         _open_torch,
+        _check_torch,
     ),
 )
 BY_NAME = {n: e for e in REGISTRY for n in (e.name, *e.aliases)}
@@ -224,30 +299,40 @@ def source_kind(source: str | Path) -> str:
             "(config.json)"
         )
     if path.is_file():
+        check_checkpoint_file(path)
         return "checkpoint"
     if path.suffix in (".ckpt", ".pt", ".pth", ".bin", ".safetensors"):
         raise XyrtError(f"checkpoint not found: {path}")
     raise XyrtError(f"model not found: {path} (expected a model directory or a checkpoint)")
 
 
+CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save: a zip archive, or a legacy pickle
+
+
+def check_checkpoint_file(path: Path) -> None:
+    """`XyrtError` unless the file ``path`` starts like a checkpoint (a torch.save zip or
+    pickle, or a .safetensors file): a text file or an audio file given as the model is named
+    as such, before anything asks for its config."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise XyrtError(f"cannot read the model {path}: {exc.strerror or exc}") from None
+    safetensors = len(head) > 9 and head[8:9] == b"{"  # 8-byte header size, then JSON
+    if head.startswith(CHECKPOINT_MAGIC) or safetensors:
+        return
+    raise XyrtError(
+        f"model {path} is a {path.stat().st_size}-byte file that is not a checkpoint (it starts "
+        f"with {head[:8]!r}); expected a PyTorch .ckpt (a zip or pickle file from torch.save), a "
+        ".safetensors file, or a model directory"
+    )
+
+
 def open_backend(source: str | Path, backend: str = "auto", **options: Any) -> Backend:
     """A `Backend` (not yet loaded) for ``source``, by ``backend`` name or alias ("auto": by
     what the source is). ``options`` are `Options` fields; one the backend cannot take is an
-    error naming it."""
-    kind = source_kind(source)
-    entry = backend_entry(AUTO[kind] if backend == "auto" else backend)
-    unknown = sorted(set(options) - set(Options.__dataclass_fields__))
-    if unknown:
-        raise XyrtError(f"unknown backend option(s) {unknown}")
-    opts = Options(**options)
-    precision = canonical_precision(opts.precision)
-    if precision == "auto" and "auto" not in entry.precisions:
-        precision = None  # a directory's own precision is what auto means there
-    opts = Options(**{**opts.__dict__, "precision": precision})
-    check_options(entry, kind, opts)
-    reason = entry.available()
-    if reason is not None:
-        raise MissingDependencyError(reason)
+    error naming it (`preflight`)."""
+    entry, _, opts = preflight(source, backend, **options)
     return entry.opener(Path(source), opts)
 
 
@@ -278,7 +363,8 @@ def check_options(entry: BackendEntry, kind: str, opts: Options) -> None:
                 f"device {opts.device!r} does not apply to the {entry.name} backend (it runs on "
                 f"{', '.join(entry.devices)})"
             )
-    for name, value in opts.given().items():
+    given = opts.given()
+    for name, value in given.items():
         if name in ("device", "precision") or name in entry.options:
             continue
         takers = [e.name for e in REGISTRY if name in e.options]
@@ -287,3 +373,54 @@ def check_options(entry: BackendEntry, kind: str, opts: Options) -> None:
             f"applies to the {' and '.join(takers)} backend{'s' if len(takers) > 1 else ''}): "
             "it would have no effect"
         )
+    for name, when, test in APPLIES_WHEN:
+        if name in given and not test(opts):
+            raise XyrtError(
+                f"option {name}={received(given[name])} applies only {when}; it would have no "
+                "effect here"
+            )
+    if entry.name == "onnxruntime" and opts.device is not None and opts.providers is not None:
+        gpu = any(p in GPU_PROVIDERS for p in opts.providers)
+        if is_cuda(opts.device) != gpu:
+            raise XyrtError(
+                f"device {opts.device!r} and providers {list(opts.providers)} disagree: ONNX "
+                "Runtime runs where its providers are (cuda, tensorrt: the GPU; cpu: the CPU); "
+                "give one of the two"
+            )
+
+
+APPLIES_WHEN = (  # (option, when it applies, test): given otherwise, it is refused
+    ("cuda_graphs", "on a CUDA device (device='cuda')", lambda o: is_cuda(o.device)),
+    (
+        "autocast",
+        "with precision 'bf16' or 'fp16' (fp32 runs no autocast)",
+        lambda o: o.precision in ("bf16", "fp16"),
+    ),
+)
+
+
+def preflight(
+    source: str | Path, backend: str = "auto", here: bool = True, **options: Any
+) -> tuple[BackendEntry, str, Options]:
+    """Everything the registry can decide before a model is loaded (or a Ray actor or a replica
+    is started to load it): the source, the backend, its options, its package, and what the
+    backend decides from the source alone (precisions a directory holds, providers installed,
+    the device); returns (entry, source kind, options). ``here``: the model runs on this
+    machine, so the GPU it asks for must be here too (False: on a Ray cluster)."""
+    kind = source_kind(source)
+    entry = backend_entry(AUTO[kind] if backend == "auto" else backend)
+    unknown = sorted(set(options) - set(Options.__dataclass_fields__))
+    if unknown:
+        raise XyrtError(f"unknown backend option(s) {unknown}")
+    opts = Options(**options)
+    precision = canonical_precision(opts.precision)
+    if precision == "auto" and "auto" not in entry.precisions:
+        precision = None  # a directory's own precision is what auto means there
+    opts = Options(**{**opts.__dict__, "precision": precision})
+    check_options(entry, kind, opts)
+    reason = entry.available() if here else None  # a cluster's nodes may have what this lacks
+    if reason is not None:
+        raise MissingDependencyError(reason)
+    if entry.preflight is not None:
+        entry.preflight(Path(source), opts, here)
+    return entry, kind, opts

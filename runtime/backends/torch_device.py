@@ -58,6 +58,13 @@ def parse_device(device: str | Any | None) -> Any:
     return dev
 
 
+def check_device(device: str | Any | None, precision: str | None) -> Any:
+    """``device`` (`parse_device`) when it can run ``precision`` (`resolve_precision`)."""
+    dev = parse_device(device)
+    resolve_precision(precision, dev)
+    return dev
+
+
 def native_bf16(dev: Any) -> bool:
     """Whether ``dev`` computes bf16 natively (CPU: True, PyTorch's own kernels; CUDA: compute
     capability 8.0 or later)."""

@@ -18,15 +18,25 @@ MAX_CHANNELS = 64  # more "channels" than this is almost surely a (channels, n) 
 # Largest |sample| accepted: full scale is 1.0; integer PCM passed as floats (up to 2^31 for
 # int32) is still accepted. Beyond this the log-mel power overflows float32 (all-zero codes).
 MAX_AMPLITUDE = 2.0**31
+# Sample rates accepted, Hz: telephone-band 1 kHz (a lower "rate" is a mistake, not audio) up to
+# 768 kHz, the highest rate audio interfaces offer. Outside this a rate is a unit slip (kHz for Hz,
+# samples for seconds) that would resample into nothing, or into gigabytes.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
 _INT_SCALE = {np.dtype(np.int8): 2.0**7, np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
 _SUPPORTED = "float32, float64, int16, int32, int8 or uint8"
 
 
 def check_rate(value: object, name: str = "sample_rate") -> int:
-    """A positive integer sample rate in Hz (integral floats accepted)."""
+    """A positive integer sample rate in Hz (integral floats accepted), within
+    `MIN_SAMPLE_RATE`..`MAX_SAMPLE_RATE`."""
     ok = isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, bool)
     if not ok or not np.isfinite(value) or value <= 0 or float(value) != int(value):
         raise AudioError(f"{name} must be a positive integer number of Hz, got {received(value)}")
+    if not MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"{name} must be {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz, got {int(value)}: a rate "
+            "outside the rates of audio (kHz given for Hz?)"
+        )
     return int(value)
 
 

@@ -49,6 +49,14 @@ def validate_codes(
             f"codes have shape {arr.shape}; expected {expected}: one row per quantizer, "
             "one column per 80 ms frame"
         )
+    if arr.dtype == object:  # Python ints too large for int64 (JSON's 2**70): out of range
+        flat = arr.ravel()
+        if flat.size and all(type(v) is int for v in flat):
+            lo, hi = min(flat), max(flat)
+            raise CodesError(
+                f"code values range over [{lo}, {hi}]; expected values in [0, {codebook_size}) "
+                f"(codebook size {codebook_size})"
+            )
     check_code_dtype(arr)
     if arr.shape[1] == 0:
         if allow_empty:

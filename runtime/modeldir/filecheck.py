@@ -26,14 +26,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XYRT_CACHE", Path.home() / ".cache" / "xyrt"))
 
 
+def hub_blobs(directory: Path) -> Path | None:
+    """The ``blobs/`` folder of the Hugging Face Hub cache repository whose snapshot
+    ``directory`` is (``<repo>/snapshots/<revision>/``, files symlinked into ``<repo>/blobs/``,
+    the layout ``huggingface_hub`` downloads), else None."""
+    real = directory.resolve()
+    blobs = real.parent.parent / "blobs"
+    return blobs if real.parent.name == "snapshots" and blobs.is_dir() else None
+
+
 def member(directory: Path, name: str, listed_by: str) -> Path:
     """``directory / name`` when ``name`` is a plain file name inside ``directory`` (not a
-    folder path, ``..`` or absolute, nor a symlink leading out); `XyrtError` naming
+    folder path, ``..`` or absolute, nor a symlink leading out; a Hub cache snapshot's symlink
+    into its own repository's ``blobs/`` is inside, `hub_blobs`); `XyrtError` naming
     ``listed_by`` (the file that lists it) otherwise."""
     inside = name not in ("", ".", "..") and Path(name).name == name and "\\" not in name
     path = directory / name
     if inside and os.path.lexists(path):
-        inside = path.resolve().parent == directory.resolve()
+        parent = path.resolve().parent
+        blobs = hub_blobs(directory) if path.is_symlink() else None
+        inside = parent == directory.resolve() or (blobs is not None and parent == blobs)
     if not inside:
         raise XyrtError(
             f"{directory / listed_by} names {name!r}, which is not a file inside {directory}; "

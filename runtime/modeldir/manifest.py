@@ -144,8 +144,27 @@ class Manifest:
         if wrong:
             raise XyrtError(
                 f"{path} metadata does not match {self.directory}/manifest.json "
-                f"(graph vs manifest: {wrong}); the file belongs to another export"
+                f"(graph vs manifest: {wrong}); the file belongs to another export, or "
+                "manifest.json was edited since xyrt wrote it"
             )
+
+    def check_io(
+        self, graph: str, path: Path, inputs: list[set[str]], outputs: list[set[str]]
+    ) -> None:
+        """`XyrtError` unless a loaded graph's inputs and outputs (each port's names, in order)
+        are the ones this manifest lists for ``graph``: copied metadata do not make a graph of
+        another model this export's (every backend checks this, after `check_metadata`)."""
+        entry = self.data["graphs"][graph]
+        for group, ports in (("inputs", inputs), ("outputs", outputs)):
+            want = [io["name"] for io in entry[group]]
+            if len(ports) != len(want) or any(
+                w not in p for w, p in zip(want, ports, strict=False)
+            ):
+                have = [sorted(p)[0] if len(p) == 1 else sorted(p) for p in ports]
+                raise XyrtError(
+                    f"{path} has {group} {have}, but {self.directory}/manifest.json lists "
+                    f"{want}; the graph belongs to another export: re-run xyrt export"
+                )
 
     def check_graph(self, name: str, rehash: bool = False) -> Path:
         """Path of the graph after checking that it exists and its sha256 is the manifest's

@@ -116,8 +116,15 @@ def shard_map(folder: Path) -> dict[str, str]:
     every shard is a plain file name inside ``folder``."""
     index = _json(folder / SAFETENSORS_INDEX, CheckpointError)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(weight_map, dict) or not weight_map:
+    if weight_map is None:
         raise CheckpointError(f"{folder / SAFETENSORS_INDEX}: missing 'weight_map'")
+    if not isinstance(weight_map, dict) or not weight_map:
+        what = "an empty object" if weight_map == {} else f"a {type(weight_map).__name__}"
+        raise CheckpointError(
+            f"{folder / SAFETENSORS_INDEX}: 'weight_map' is {what}; expected an object mapping "
+            'each tensor name to its shard file ({"encoder.x.weight": "model-00001-of-00002.'
+            'safetensors", ...})'
+        )
     for tensor, shard in weight_map.items():
         if not isinstance(shard, str):
             raise CheckpointError(
@@ -141,6 +148,11 @@ def _read_shards(folder: Path, weight_map: dict[str, str]) -> dict[str, torch.Te
     state: dict[str, torch.Tensor] = {}
     for shard, names in sorted(by_shard.items()):
         file = folder / shard
+        if file.is_dir():
+            raise CheckpointError(
+                f"{folder / SAFETENSORS_INDEX} names {shard} as a weight file, but it is a "
+                "folder; expected a .safetensors file"
+            )
         if not file.is_file():
             raise CheckpointError(f"{folder}: weight file {shard} is missing")
         try:

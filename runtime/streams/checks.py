@@ -9,6 +9,7 @@ from xyrt.errors import XyrtError
 
 T = TypeVar("T")
 
+DEFAULT_OVERLAP = 10.0  # seconds: the published windows' overlap, the streams' default
 MAKERS = {"EncodeStream": "codec.create_stream()", "DecodeStream": "codec.create_decode_stream()"}
 
 
@@ -25,3 +26,19 @@ def check_streams(streams: Sequence[object], kind: type[T]) -> list[T]:
             got = f"; streams[{i}] is" if len(streams) > 1 else ", got"
             raise XyrtError(f"expected {article} {name} from {where}{got} {type(stream).__name__}")
     return list(streams)
+
+
+def check_offline_plan(overlap: float, match_offline: object) -> None:
+    """``match_offline`` a bool; ``overlap`` (the offline plan a stream follows) given only
+    when the stream follows it: with ``match_offline=False`` it would have no effect."""
+    if not isinstance(match_offline, bool):
+        raise XyrtError(
+            f"match_offline must be True or False, got {match_offline!r} "
+            f"({type(match_offline).__name__})"
+        )
+    if not match_offline and overlap != DEFAULT_OVERLAP:
+        raise XyrtError(
+            f"overlap={overlap:g} applies only with match_offline=True (the stream then follows "
+            "the offline windows of that overlap); with match_offline=False it would have no "
+            "effect"
+        )

@@ -41,7 +41,7 @@ from xyrt.errors import CodesError, XyrtError, received
 from xyrt.runtime.backends.base import Backend, ModelInfo, limits_of
 from xyrt.runtime.chunking import codes_per_step, offline_window
 from xyrt.runtime.io.codes import validate_codes
-from xyrt.runtime.streams.checks import check_streams
+from xyrt.runtime.streams.checks import check_offline_plan, check_streams
 
 FRAME_SECONDS = 1 / CODE_RATE  # 0.08 s of audio per code frame
 
@@ -81,14 +81,17 @@ class DecodeStreamOptions:
 
     def __post_init__(self) -> None:
         _seconds("overlap", self.overlap)
+        check_offline_plan(self.overlap, self.match_offline)
         codes_per_step(self.overlap)
         if self.max_hop is not None and self.max_hop_frames < self.hop_frames:
             raise XyrtError(f"max_hop must be >= hop ({self.hop} s); got {self.max_hop} s")
         total = self.max_hop_frames + self.context_frames + self.lookahead_frames
         if total > CODES_PER_CHUNK:
             raise XyrtError(
-                f"max_hop + context + lookahead = {total * FRAME_SECONDS:g} s; one decoder "
-                f"window holds at most {CHUNK_SECONDS} s ({CODES_PER_CHUNK} codes)"
+                f"max_hop + context + lookahead make a window of {total} codes "
+                f"({total * FRAME_SECONDS:.5g} s, context and lookahead rounded up to whole 0.08 s "
+                f"frames): more than one decoder window holds (at most {CHUNK_SECONDS} s, "
+                f"{CODES_PER_CHUNK} codes)"
             )
         if self.crossfade is not None:
             limit = min(self.hop_frames, self.lookahead_frames) * FRAME_SECONDS

@@ -47,7 +47,7 @@ from xyrt.runtime.chunking import codes_per_step, offline_window
 from xyrt.runtime.features import LogMelPeaks
 from xyrt.runtime.graph_io import LOG_MEL_MIN, pack_windows
 from xyrt.runtime.io.audio import check_rate, prepare_audio
-from xyrt.runtime.streams.checks import check_streams
+from xyrt.runtime.streams.checks import check_offline_plan, check_streams
 
 FRAME_SECONDS = SAMPLES_PER_CODE_IN / INPUT_SAMPLE_RATE  # 0.08 s per code frame
 
@@ -74,6 +74,7 @@ class EncodeStreamOptions:
     def __post_init__(self) -> None:
         for name in ("hop", "context", "lookahead", "overlap"):
             finite(getattr(self, name), name)
+        check_offline_plan(self.overlap, self.match_offline)
         _hop_frames(self.hop)
         codes_per_step(self.overlap)
         if self.context < 0 or self.lookahead < 0:
@@ -82,9 +83,11 @@ class EncodeStreamOptions:
             )
         total = self.hop_frames * SAMPLES_PER_CODE_IN + self.context_samples
         if total + self.lookahead_samples > CHUNK_SECONDS * INPUT_SAMPLE_RATE:
+            window = (total + self.lookahead_samples) / INPUT_SAMPLE_RATE
             raise XyrtError(
-                f"hop + context + lookahead = {self.hop + self.context + self.lookahead:g} s; "
-                f"one window holds at most {CHUNK_SECONDS} s"
+                f"hop + context + lookahead make a window of {window:.5g} s (context "
+                f"{self.context:g} s taken as {self.context_samples / INPUT_SAMPLE_RATE:g} s, "
+                f"whole 0.08 s frames): more than one window holds (at most {CHUNK_SECONDS} s)"
             )
 
     @property

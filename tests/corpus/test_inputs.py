@@ -188,8 +188,11 @@ def test_gpu_backends_get_gpu_actors_and_options_are_checked():
     assert TokenizeOptions(providers=("cuda",)).uses_gpu
     assert not TokenizeOptions().uses_gpu and not TokenizeOptions(backend="openvino").uses_gpu
     for bad, match in [
-        ({"workers": 0}, "workers must be at least 1"),
-        ({"batch_seconds": 0}, "batch_seconds must be positive"),
+        ({"workers": 0}, "workers must be an integer >= 1, got 0"),
+        ({"workers": "2"}, "workers must be an integer >= 1, got '2'"),  # not converted
+        ({"threads_per_worker": 1.5}, "threads_per_worker must be an integer >= 1, got 1.5"),
+        ({"batch_seconds": 0}, "batch_seconds must be > 0, got 0"),
+        ({"batch_seconds": "60"}, "batch_seconds must be a finite number, got '60'"),
         ({"overlap": 30.0}, r"overlap must be in \[0, 29.92\]"),
         ({"backend": "nope"}, "unknown backend"),
     ]:

@@ -229,12 +229,12 @@ def _poll(condition, timeout: float, what: str):
 
 def test_a_sigkilled_tokenize_leaves_no_ray_behind(model, tmp_path):
     """Class 11: the local Ray xyrt starts (agents and workers included) ends with xyrt even
-    when xyrt is SIGKILLed mid-run (`xyrt.corpus.localray`); synchronised on the processes
+    when xyrt is SIGKILLed mid-run (`xyrt.localray`); synchronised on the processes
     themselves: killed once its model actor runs, then polled until none is left."""
     import subprocess
     import sys
 
-    from xyrt.corpus.localray import processes_of
+    from xyrt.localray import processes_of
 
     folder = tmp_path / "corpus"
     folder.mkdir()
@@ -254,7 +254,7 @@ def test_a_sigkilled_tokenize_leaves_no_ray_behind(model, tmp_path):
             180,
             "the model actor of xyrt tokenize to start",
         )
-        reaper = [c for c in running.values() if b"xyrt.corpus.localray" in c]
+        reaper = [c for c in running.values() if b"xyrt.localray" in c]
         assert len(reaper) == 1, running
         root = reaper[0].split(b"\0")[3].decode()
         ray_pids = set(running) - {p for p, c in running.items() if c == reaper[0]}

@@ -280,6 +280,73 @@ def test_bad_requests_get_4xx_and_the_cli_one_line_messages(server, model, capsy
     assert Client(url).health() == {"status": "ok"}  # the replicas served on
 
 
+def test_unknown_inapplicable_and_coerced_parameters_are_refused(server):
+    """Issue 29, classes 1 and 2 over HTTP: every query parameter and JSON field is declared
+    (`xyrt.serve.params`); one the endpoint does not take, one that would have no effect, and a
+    value of the wrong type are a 400 naming it, never ignored or coerced."""
+    url, pcm = server.url, speech_clip(0.5).astype("<f4").tobytes()
+    samples = speech_clip(0.5).tolist()
+    cases = [
+        ("/v1/encode?rate=16000&overlap=5", pcm, "unknown parameter ?overlap= ('5') for"),
+        ("/v1/encode?rate=16000&channels=0", pcm, "channels must be an integer in 1..64"),
+        ("/v1/encode?rate=16000&channels=1.5", pcm, "got '1.5'"),
+        ("/v1/encode?rate=16000&channels=nan", pcm, "got 'nan'"),
+        ("/v1/encode?rate=1000000000000", pcm, "rate must be 1000..768000 Hz"),
+        ("/v1/encode?format=s16", pcm, "?format= applies only to a raw PCM body"),
+        ("/v1/encode?rate=16000&rate=8000", pcm, "?rate= is given twice"),
+        ("/v1/encode?rate=16000", {"samples": samples, "rate": 16000}, "?rate= applies"),
+        ("/v1/encode", {"samples": samples, "rate": 16000, "hop": 1}, "unknown field 'hop'"),
+        ("/v1/encode", {"samples": samples}, "JSON body of POST /v1/encode has no 'rate'"),
+        ("/v1/encode", {"samples": ["0.1"] * 8000, "rate": 16000}, "'samples' holds str"),
+        ("/v1/encode", {"samples": [True] * 8000, "rate": 16000}, "'samples' holds bool"),
+        ("/v1/encode", {"samples": samples, "rate": "16000"}, "'rate' must be a positive"),
+        ("/v1/decode?format=mp3", {"codes": [[1]] * 8}, "format 'mp3' is not one of"),
+        ("/v1/decode", {"codes": [[]] * 8}, "codes have shape (8, 0): no frames"),
+        ("/v1/decode", {"codes": [[2**70]] * 8}, "code values range over [1180591620"),
+        ("/v1/decode", {"codes": [[1]] * 8, "x": 0}, "unknown field 'x'"),
+    ]
+    for path, body, message in cases:
+        if isinstance(body, dict):
+            status, answer = _post(url + path, json.dumps(body).encode(), "application/json")
+        else:
+            status, answer = _post(url + path, body)
+        assert status == 400 and message in answer["error"], (path, status, answer)
+    status, answer = _get(url + "/v1/health?verbose=1")
+    assert (
+        status == 400
+        and "unknown parameter ?verbose= ('1') for GET /v1/health" in (answer["error"])
+    )
+
+
+def _get(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_unknown_and_bad_stream_parameters_are_refused(server):
+    """Issue 29, classes 1 and 2 over WebSocket: the stream is refused (4400) naming the
+    parameter; the server's streams take no ?overlap= or ?match_offline=, the decode stream no
+    ?rate=."""
+    cases = [
+        (
+            "/v1/stream/encode?overlap=5",
+            "unknown parameter ?overlap= ('5') for WS /v1/stream/encode",
+        ),
+        ("/v1/stream/encode?match_offline=0", "unknown parameter ?match_offline="),
+        ("/v1/stream/encode?hopp=0.08", "unknown parameter ?hopp= ('0.08')"),
+        ("/v1/stream/decode?rate=16000", "unknown parameter ?rate= ('16000') for WS /v1/stream/"),
+        ("/v1/stream/encode?rate=1000000000000", "rate must be 1000..768000 Hz"),
+        ("/v1/stream/encode?hop=nan", "hop must be a finite number of seconds, got 'nan'"),
+    ]
+    for path, message in cases:
+        with _ws(server, path) as (ws, hello):
+            assert hello["type"] == "error" and message in hello["error"], (path, hello)
+            assert _closed(ws) == 4400
+
+
 @contextlib.contextmanager
 def _ws(server, path: str):
     """A raw stream socket and the server's first message ("ready", or the refusal)."""

@@ -27,7 +27,6 @@ from xyrt.errors import MissingDependencyError, XyrtError
 
 SCALE_HINT = "pip install 'xyrt[scale]'  (ray[data] and pyarrow)"
 READ_BYTES_PER_ITEM = 4 * 30 * 48000 * 4  # four float32 copies of 30 s at up to 48 kHz
-GPU_PROVIDERS = ("cuda", "tensorrt", "trt", "CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,7 @@ class TokenizeOptions:
     read_block: int = 16  # items per reading task
 
     def __post_init__(self) -> None:
+        from xyrt.checks import finite, positive_int
         from xyrt.runtime.backends.registry import backend_entry, canonical_precision
         from xyrt.runtime.chunking import codes_per_step
 
@@ -60,23 +60,20 @@ class TokenizeOptions:
             backend_entry(self.backend)  # an unknown name fails here, naming the choices
         canonical_precision(self.precision)
         for name in ("threads_per_worker", "shard_size", "read_block"):
-            if int(getattr(self, name)) < 1:
-                raise XyrtError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.workers is not None and self.workers < 1:
-            raise XyrtError(f"workers must be at least 1, got {self.workers}")
-        if not self.batch_seconds > 0:
-            raise XyrtError(f"batch_seconds must be positive, got {self.batch_seconds}")
-        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
-            raise XyrtError(f"gpus_per_worker must be >= 0, got {self.gpus_per_worker}")
+            positive_int(getattr(self, name), name)
+        if self.workers is not None:
+            positive_int(self.workers, "workers")
+        finite(self.batch_seconds, "batch_seconds", low=0, strict_low=True)
+        if self.gpus_per_worker is not None:
+            finite(self.gpus_per_worker, "gpus_per_worker", low=0)
+        finite(self.overlap, "overlap")
         codes_per_step(self.overlap)
 
     @property
     def uses_gpu(self) -> bool:
-        return (
-            self.backend in ("tensorrt", "trt")
-            or (self.device or "").startswith("cuda")
-            or any(p in GPU_PROVIDERS for p in self.providers or ())
-        )
+        from xyrt.runtime.backends.registry import uses_gpu
+
+        return uses_gpu(self.backend, self.device, self.providers)
 
 
 @dataclass(frozen=True)
@@ -91,26 +88,17 @@ class Progress:
 
 def model_identity(model: str | Path, options: TokenizeOptions) -> dict[str, Any]:
     """sha256 of the model (source checkpoint) and of the encoder used, precision, backend."""
-    from xyrt.runtime.backends.registry import (
-        AUTO,
-        Options,
-        backend_entry,
-        check_options,
-        source_kind,
-    )
+    from xyrt.runtime.backends.registry import preflight
 
     model = Path(model)
-    kind = source_kind(model)
-    entry = backend_entry(AUTO[kind] if options.backend == "auto" else options.backend)
-    check_options(  # a backend that cannot take these options fails here, not in Ray
-        entry,
-        kind,
-        Options(
-            device=options.device,
-            precision=options.precision,
-            providers=options.providers,
-            target=options.target,
-        ),
+    entry, _, _ = preflight(  # all the registry can decide fails here, not in a Ray actor
+        model,
+        options.backend,
+        here=options.address is None,  # a local Ray: a GPU the backend needs must be here
+        device=options.device,
+        precision=options.precision,
+        providers=options.providers,
+        target=options.target,
     )
     if entry.name == "torch":
         return _torch_identity(model, options)
@@ -138,9 +126,6 @@ def model_identity(model: str | Path, options: TokenizeOptions) -> dict[str, Any
         label = "openvino"
         precision = options.precision or precision
     else:
-        from xyrt.runtime.backends.onnxrt import resolve_providers
-
-        resolve_providers(options.providers)  # an uninstalled provider fails here, not in Ray
         encoder = graph_set(manifest, options.target)["encoder"]
         label = f"onnxruntime[{','.join(options.providers or ('cpu',))}]"
     return {
@@ -156,11 +141,8 @@ def _torch_identity(checkpoint: Path, options: TokenizeOptions) -> dict[str, Any
     from xyrt.errors import require
 
     require("torch", "export", "xyrt tokenize with the PyTorch backend")
-    from xyrt.runtime.backends.torch_backend import parse_device
     from xyrt.runtime.network.checkpoint import checkpoint_sha256
 
-    if options.address is None:  # a local Ray: the GPU must be here (fails now, not in Ray)
-        parse_device(options.device)
     sha = checkpoint_sha256(checkpoint)
     device = "cuda" if options.uses_gpu else "cpu"
     return {
@@ -186,14 +168,14 @@ def _ray():
 
 def connect(options: TokenizeOptions, workers: int):
     """Join the Ray cluster at ``options.address``, or start a local one sized for
-    ``workers`` actors plus one reading slot (`xyrt.corpus.localray`: it ends with xyrt, even a
+    ``workers`` actors plus one reading slot (`xyrt.localray`: it ends with xyrt, even a
     killed one); returns what to stop at the end: the `LocalRay` this call started, or None."""
     ray = _ray()
     if ray.is_initialized():
         return None
     started = None
     if options.address is None:
-        from xyrt.corpus.localray import LocalRay
+        from xyrt.localray import LocalRay
 
         started = LocalRay(workers * options.threads_per_worker + 1, 1 << 30)
     else:

@@ -31,16 +31,13 @@ from xyrt.errors import require
 from xyrt.runtime.backends.base import limits_of
 from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
 from xyrt.runtime.streams.encode_stream import EncodeStream, EncodeStreamOptions
+from xyrt.serve import params
 from xyrt.serve.batching import Batcher, ModelThread
 from xyrt.serve.options import ServeOptions
 from xyrt.serve.requests import (
-    PCM_FORMATS,
-    RequestError,
     decode_input,
     encode_input,
     error_json,
-    number,
-    rate_of,
     read_body,
     status_of,
 )
@@ -113,7 +110,7 @@ class Replica:
 
     async def encode(self, request: Request) -> dict[str, Any]:
         body = await self.body(request)
-        query = dict(request.query_params)
+        query = request.query_params.multi_items()
         ctype = request.headers.get("content-type")
         clip = await asyncio.to_thread(encode_input, body, ctype, query)
         codes, batch = await self.batcher.encode(clip)
@@ -126,6 +123,7 @@ class Replica:
         }
 
     async def decode(self, request: Request) -> Response:
+        fmt = params.query("POST /v1/decode", request.query_params.multi_items())["format"]
         body = await self.body(request)
         info = self.codec.info
         ctype = request.headers.get("content-type")
@@ -135,32 +133,18 @@ class Replica:
         audio, batch = await self.batcher.decode(codes)
         rate = self.codec.output_sample_rate
         headers = {"X-Sample-Rate": str(rate), "X-Batch": str(batch)}
-        fmt = request.query_params.get("format", "wav")
         if fmt == "pcm":
             return Response(audio.astype("<f4").tobytes(), 200, headers, "audio/L32")
-        if fmt != "wav":
-            raise RequestError(f"format {fmt!r} is not one of wav, pcm")
         return Response(wav_bytes(audio, rate), 200, headers, "audio/wav")
 
-    def open_stream(self, kind: str, query: dict[str, str]) -> Session:
-        """A session for ``/v1/stream/{kind}`` with the options in ``query``."""
+    def open_stream(self, kind: str, query: list[tuple[str, str]]) -> Session:
+        """A session for ``/v1/stream/{kind}`` with the parameters in ``query`` (its pairs)."""
+        q = params.query(f"WS /v1/stream/{kind}", query)
         if kind == "encode":
-            options = EncodeStreamOptions(
-                number(query, "hop", 0.32),
-                number(query, "context", 5.0),
-                number(query, "lookahead", 0.32),
-            )
-            fmt = query.get("format", "f32")
-            if fmt not in PCM_FORMATS:
-                raise RequestError(f"format {fmt!r} is not one of {', '.join(PCM_FORMATS)}")
-            rate = rate_of(query.get("rate", str(INPUT_SAMPLE_RATE)))
-            return self.hub.open(kind, lambda: EncodeStream(options), rate, fmt)
+            options = EncodeStreamOptions(q["hop"], q["context"], q["lookahead"])
+            return self.hub.open(kind, lambda: EncodeStream(options), q["rate"], q["format"])
         options = DecodeStreamOptions(
-            number(query, "hop", 0.32),
-            number(query, "context", 2.0),
-            number(query, "lookahead", 0.16),
-            number(query, "max_hop", None),
-            number(query, "crossfade", None),
+            q["hop"], q["context"], q["lookahead"], q["max_hop"], q["crossfade"]
         )
         info = self.codec.info
         return self.hub.open(kind, lambda: DecodeStream(options, info))
@@ -168,7 +152,7 @@ class Replica:
     async def stream(self, ws: WebSocket, kind: str) -> None:
         await ws.accept()
         try:
-            session = self.open_stream(kind, dict(ws.query_params))
+            session = self.open_stream(kind, ws.query_params.multi_items())
         except Exception as exc:  # noqa: BLE001 - refused: say why, close
             message, close = refusal(exc)
             await ws.send_text(message)
@@ -217,11 +201,19 @@ class Tokenizer:
         self.replica = Replica(ServeOptions(**options))
 
     @app.get("/v1/health")
-    async def health(self) -> dict[str, str]:
+    async def health(self, request: Request) -> Any:
+        try:
+            params.query("GET /v1/health", request.query_params.multi_items())
+        except Exception as exc:  # noqa: BLE001 - an unknown parameter: a 400, said why
+            return error_response(exc)
         return {"status": "ok"}
 
     @app.get("/v1/info")
-    async def info(self) -> dict[str, Any]:
+    async def info(self, request: Request) -> Any:
+        try:
+            params.query("GET /v1/info", request.query_params.multi_items())
+        except Exception as exc:  # noqa: BLE001 - an unknown parameter: a 400, said why
+            return error_response(exc)
         return self.replica.info()
 
     @app.post("/v1/encode")

@@ -7,15 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xyrt.checks import finite, threads
-from xyrt.corpus.pipeline import GPU_PROVIDERS
+from xyrt.checks import finite, positive_int, threads
 from xyrt.errors import XyrtError
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise XyrtError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -45,10 +38,10 @@ class ServeOptions:
 
     def __post_init__(self) -> None:
         threads(self.threads, "--threads")
-        _positive_int(self.replicas, "--replicas")
-        _positive_int(self.max_streams, "--max-streams")
+        positive_int(self.replicas, "--replicas")
+        positive_int(self.max_streams, "--max-streams")
         if self.max_batch is not None:
-            _positive_int(self.max_batch, "--max-batch")
+            positive_int(self.max_batch, "--max-batch")
         finite(self.max_delay_ms, "--max-delay-ms", low=0)
         finite(self.max_body_mb, "--max-body-mb", low=0, strict_low=True)
         finite(self.drain_seconds, "--drain-seconds", low=0)
@@ -61,11 +54,9 @@ class ServeOptions:
 
     @property
     def uses_gpu(self) -> bool:
-        return (
-            self.backend in ("tensorrt", "trt")
-            or (self.device or "").startswith("cuda")
-            or any(p in GPU_PROVIDERS for p in self.providers or ())
-        )
+        from xyrt.runtime.backends.registry import uses_gpu
+
+        return uses_gpu(self.backend, self.device, self.providers)
 
     @property
     def gpus(self) -> float:

@@ -10,24 +10,22 @@ a .npy file as ``xyrt encode`` writes, or JSON ``{"codes": [[...] x 8]}``.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import numpy as np
 
-from xyrt.errors import AudioError, CodesError, XyrtError, one_line
+from xyrt.errors import AudioError, XyrtError, one_line
 from xyrt.runtime.codec import check_encodable
 from xyrt.runtime.io.audio import check_rate, prepare_audio, read_audio
 from xyrt.runtime.io.codes import read_codes, validate_codes
+from xyrt.serve import params
+from xyrt.serve.params import ENCODE_FORMATS, RequestError
+
+__all__ = ["RequestError"]  # declared in `params`, raised by both
 
 BODY = "the request body"
-PCM_FORMATS = {"f32": "<f4", "s16": "<i2"}
-
-
-class RequestError(XyrtError):
-    """A request the server refuses; ``status`` is its HTTP status (4xx)."""
-
-    status = 400
+PCM_FORMATS = dict(zip(ENCODE_FORMATS, ("<f4", "<i2"), strict=True))  # little-endian dtypes
 
 
 class BodyTooLarge(RequestError):
@@ -73,31 +71,6 @@ async def read_body(chunks: AsyncIterator[bytes], length: str | None, limit: int
     return b"".join(parts)
 
 
-def number(query: Mapping[str, str], name: str, default: float | None) -> float | None:
-    """A query parameter as a float (the stream option checks then say what it must be)."""
-    text = query.get(name)
-    if text is None:
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise RequestError(f"{name} must be a number, got {text!r}") from None
-
-
-def rate_of(text: str | None, name: str = "rate") -> int:
-    """A ``rate`` parameter in Hz (`check_rate`'s message for a bad one)."""
-    if text is None:
-        raise AudioError(f"raw PCM needs its sample rate: add ?{name}=HZ to the URL")
-    try:
-        value: object = int(text)
-    except ValueError:
-        try:
-            value = float(text)
-        except ValueError:
-            value = text
-    return check_rate(value, name)
-
-
 def pcm_samples(data: bytes, fmt: str = "f32", channels: int = 1, what: str = BODY) -> np.ndarray:
     """Raw little-endian PCM -> (n,) or (n, channels) samples (integers are scaled later)."""
     if fmt not in PCM_FORMATS:
@@ -126,26 +99,41 @@ def is_json(content_type: str | None) -> bool:
     return (content_type or "").split(";")[0].strip().lower() == "application/json"
 
 
-def encode_input(body: bytes, content_type: str | None, query: Mapping[str, str]) -> np.ndarray:
-    """An encode request's audio as 16 kHz mono float32, long enough for one code."""
-    if is_json(content_type):
+def json_samples(samples: object) -> np.ndarray:
+    """JSON ``samples`` (a list of numbers, or of rows of numbers for several channels) as
+    float64; strings, booleans and ragged rows are refused, not converted."""
+    if not isinstance(samples, list):
+        raise AudioError(f"'samples' is a {type(samples).__name__}; expected a list of numbers")
+    items = np.asarray(samples, dtype=object)  # (n,) or (n, channels) unless ragged
+    kinds = set(map(type, items.ravel()))
+    wrong = kinds - {int, float}
+    if wrong or items.ndim not in (1, 2):
+        what = ", ".join(sorted(k.__name__ for k in wrong)) or f"{items.ndim}-D nesting"
+        raise AudioError(
+            f"'samples' holds {what}; expected a list of numbers (float samples, or rows of one "
+            "number per channel)"
+        )
+    return items.astype(np.float64)
+
+
+def encode_input(
+    body: bytes, content_type: str | None, query: Iterable[tuple[str, str]]
+) -> np.ndarray:
+    """An encode request's audio as 16 kHz mono float32, long enough for one code; ``query``
+    the URL's (name, value) pairs, checked against `params.ENDPOINTS`."""
+    endpoint = "POST /v1/encode"
+    query = list(query)
+    case = "json" if is_json(content_type) else "raw" if any(n == "rate" for n, _ in query) else ""
+    q = params.query(endpoint, query, case)
+    if case == "json":
         expected = '{"samples": [floats], "rate": HZ}'
-        obj = _json(body, expected)
-        if not isinstance(obj, dict) or "samples" not in obj:
-            raise RequestError(f"{BODY} JSON has no 'samples'; expected {expected}")
-        samples = obj["samples"]
-        if not isinstance(samples, list):
-            raise AudioError(f"'samples' is a {type(samples).__name__}; expected a list of numbers")
-        try:
-            x = np.asarray(samples, np.float64)
-        except (ValueError, TypeError) as exc:
-            raise AudioError(f"'samples' is not a list of numbers ({exc})") from exc
-        rate = rate_of(None if obj.get("rate") is None else str(obj["rate"]))
+        obj = params.json_fields(endpoint, _json(body, expected), expected)
+        x = json_samples(obj["samples"])
+        rate = check_rate(obj["rate"], "'rate'")
         clip = prepare_audio(x.astype(np.float32), rate, what="'samples'")
-    elif "rate" in query:
-        channels = int(number(query, "channels", 1) or 1)
-        x = pcm_samples(body, query.get("format", "f32"), channels)
-        clip = prepare_audio(x, rate_of(query["rate"]), what=BODY)
+    elif case == "raw":
+        x = pcm_samples(body, q["format"], q["channels"])
+        clip = prepare_audio(x, q["rate"], what=BODY)
     else:
         clip = read_audio(body, BODY)
     return check_encodable(clip)
@@ -157,13 +145,11 @@ def decode_input(
     """A decode request's codes (num_quantizers, T) int64, validated."""
     if is_json(content_type):
         expected = f'{{"codes": [[ints] x {num_quantizers}]}}'
-        obj = _json(body, expected)
-        if not isinstance(obj, dict) or "codes" not in obj:
-            raise RequestError(f"{BODY} JSON has no 'codes'; expected {expected}")
-        try:
-            return validate_codes(np.asarray(obj["codes"]), num_quantizers, codebook_size)
-        except ValueError as exc:  # a ragged list
-            raise CodesError(f"codes are not a rectangular integer array: {exc}") from exc
+        obj = params.json_fields("POST /v1/decode", _json(body, expected), expected)
+        codes = obj["codes"]
+        if isinstance(codes, list) and codes and all(row == [] for row in codes):
+            codes = np.zeros((len(codes), 0), np.int64)  # no values: no frames (not float64)
+        return validate_codes(codes, num_quantizers, codebook_size)
     return read_codes(body, BODY, num_quantizers, codebook_size)
 
 

@@ -1,20 +1,32 @@
 """``xyrt serve``: start (or join) Ray, run the deployment behind Serve's HTTP proxy, wait for
 SIGTERM or Ctrl-C, then drain: the application is deleted gracefully (each replica finishes the
 requests and streams it holds, up to ``drain_seconds``), and the Serve instance and local Ray
-that this command started are stopped."""
+that this command started are stopped.
+
+The local Ray is `xyrt.localray`'s, as for xyrt tokenize: its reaper ends every process of it
+when xyrt ends, even by SIGKILL. xyrt's own handlers take SIGTERM and SIGINT from the first
+moment (`Signals`): while starting, a signal stops what was started; once serving, it drains,
+given up early when the signal reached the local Ray's head too (a signal to the process group,
+as systemd and ``timeout`` send), so every signal at every phase ends promptly and cleanly."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from xyrt.errors import MissingDependencyError, XyrtError
 from xyrt.serve.options import ServeOptions, check
+
+if TYPE_CHECKING:
+    from xyrt.localray import LocalRay
 
 APP = "xyrt"
 SERVE_HINT = "pip install 'xyrt[serve]'  (ray[serve])"
@@ -26,6 +38,8 @@ SERVE_HINT = "pip install 'xyrt[serve]'  (ray[serve])"
 PROXY_READY_ENV = "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"
 PROXY_READY_SECONDS = 60
 START_TRIES = 3
+DRAIN_MARGIN_SECONDS = 5.0  # beyond --drain-seconds, for Serve to stop the replicas
+SHUTDOWN_SECONDS = 10.0  # longest serve.shutdown() is waited for
 
 
 def _ray_serve():
@@ -44,42 +58,74 @@ def check_port(host: str, port: int) -> None:
     """`XyrtError` now if ``host:port`` cannot be listened on (Serve's proxy would only log it)."""
     if not 0 < port < 65536:
         raise XyrtError(f"--port must be in 1..65535, got {port}")
+    host_hint = (
+        "expected an IP address or host name of this machine: 127.0.0.1 (this machine only), "
+        "0.0.0.0 (every interface)"
+    )
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:  # a name that resolves to no address
+        reason = getattr(exc, "strerror", None) or exc
+        raise XyrtError(f"--host {host!r} is not an address ({reason}); {host_hint}") from None
     try:
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise XyrtError(
+                f"--host {host!r} is not an address of this machine, so xyrt serve cannot listen "
+                f"on it; {host_hint}"
+            ) from exc
         raise XyrtError(
             f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port "
             "or stop what is using it"
         ) from exc
 
 
-def connect(address: str | None, options: ServeOptions) -> bool:
-    """Join the Ray cluster at ``address``, or start a local Ray sized for the replicas; True
-    when this call started Ray."""
+def connect(address: str | None, options: ServeOptions) -> tuple[bool, LocalRay | None]:
+    """Join the Ray cluster at ``address``, or start a local Ray sized for the replicas (with
+    the reaper of `xyrt.localray`: it ends with xyrt, even a killed one); (whether this call
+    connected, the `LocalRay` it started or None)."""
     ray, _ = _ray_serve()
     if ray.is_initialized():
-        return False
-    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+        return False, None
     if address is None:
-        gpus = math.ceil(options.replicas * options.gpus)
+        from xyrt.localray import LocalRay
+
         os.environ.setdefault(PROXY_READY_ENV, str(PROXY_READY_SECONDS))  # inherited by Ray
-        ray.init(
-            num_cpus=max(1, math.ceil(options.replicas * options.cpus)),
-            num_gpus=gpus or None,
-            include_dashboard=False,
-            object_store_memory=256 << 20,
-            **quiet,
-        )
-        return True
+        local = LocalRay(max(1, math.ceil(options.replicas * options.cpus)), 256 << 20)
+        try:
+            check_gpus(options, ray.cluster_resources(), "the local Ray (this machine)")
+        except BaseException:
+            local.stop()
+            raise
+        return True, local
     try:
-        ray.init(address=address, **quiet)
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise XyrtError(
             f"cannot connect to the Ray cluster at {address!r}: {exc}. Start one with "
             "`ray start --head`, or leave out --address for a local Ray"
         ) from exc
-    return True
+    check_gpus(options, ray.cluster_resources(), f"the Ray cluster at {address!r}")
+    return True, None
+
+
+def check_gpus(options: ServeOptions, resources: dict[str, float], where: str) -> None:
+    """`XyrtError` when the replicas ask for more GPUs than Ray has (a GPU-less local Ray is
+    never told it has one): Serve would wait for them forever."""
+    need, have = options.replicas * options.gpus, float(resources.get("GPU", 0))
+    if need <= have:
+        return
+    why = (
+        f"--gpus-per-replica {options.gpus_per_replica:g}"
+        if options.gpus_per_replica is not None
+        else "the backend's GPU (a GPU backend, --device cuda or a GPU provider)"
+    )
+    raise XyrtError(
+        f"{why} asks for {need:g} GPU(s) for {options.replicas} replica(s), but {where} has "
+        f"{have:g}; leave out --gpus-per-replica (0 for a CPU backend), or run where the GPUs are"
+    )
 
 
 def start_serve(host: str, port: int) -> None:
@@ -103,23 +149,63 @@ def start_serve(host: str, port: int) -> None:
                 ) from exc
 
 
-def wait_for_signal() -> str:
-    """Block until SIGTERM or SIGINT (Ctrl-C); returns its name."""
-    got: list[str] = []
-    done = threading.Event()
+class Stopped(BaseException):
+    """Raised in the main thread by SIGTERM or SIGINT while xyrt serve is still starting: what
+    was started is stopped, and the command ends without a traceback."""
 
-    def handler(signum, frame) -> None:
-        got.append(signal.Signals(signum).name)
-        done.set()
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while not done.wait(0.5):
-            pass
-    finally:
-        for s, h in previous.items():
+class Signals:
+    """SIGTERM and SIGINT (Ctrl-C) handled by xyrt serve from its first moment to its last:
+    while starting, a signal interrupts the start (`Stopped`); once serving, `wait` returns
+    its name and the service drains. Further signals are noted, never fatal."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self.starting = True
+        self._event = threading.Event()
+        self._previous: dict = {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.name is None:
+            self.name = signal.Signals(signum).name
+            self._event.set()
+            if self.starting:
+                raise Stopped(self.name)
+
+    def __enter__(self) -> Signals:
+        self._previous = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._previous.items():
             signal.signal(s, h)
-    return got[0]
+
+    def wait(self) -> str:
+        """Block until a signal came (checked every 0.5 s: a handler runs between waits)."""
+        self.starting = False
+        while not self._event.wait(0.5):
+            pass
+        return self.name or "stop"
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def drain(local: LocalRay | None, seconds: float, log: Callable[[str], None]) -> bool:
+    """Delete the application gracefully (each replica finishes what it holds, up to
+    ``seconds``); given up at once when the signal reached the local Ray too (a signal to the
+    process group: then nothing is left to finish). True when it did."""
+    _, serve = _ray_serve()
+    worker = threading.Thread(target=serve.delete, args=(APP,), name="xyrt-drain", daemon=True)
+    worker.start()
+    deadline = time.monotonic() + seconds + DRAIN_MARGIN_SECONDS
+    while worker.is_alive() and time.monotonic() < deadline:
+        if local is not None and local.lost():
+            log("xyrt serve: the signal reached the local Ray too: nothing left to drain")
+            return True
+        worker.join(0.1)
+    log("xyrt serve: drained" if not worker.is_alive() else "xyrt serve: drain time is up")
+    return False
 
 
 def run(
@@ -128,34 +214,59 @@ def run(
     port: int = 8000,
     address: str | None = None,
     log: Callable[[str], None] = print,
-    until: Callable[[], str] = wait_for_signal,
-) -> None:
-    """Serve ``options`` at http://host:port until ``until()`` returns, then drain and stop."""
-    options = check(options, address)
-    if address is None:
-        check_port(host, port)
+    until: Callable[[], str] | None = None,
+) -> bool:
+    """Serve ``options`` at http://host:port until ``until()`` returns (default: SIGTERM or
+    Ctrl-C), then drain and stop; a signal while starting stops what was started. True when
+    the local Ray was lost to the signal too (its exit handlers in this process would wait for
+    it: the command exits at once, see `xyrt.commands.cmd_serve`)."""
     ray, serve = _ray_serve()
     from xyrt.serve.app import build
 
-    started = connect(address, options)
-    local = started and address is None
-    try:
-        start_serve(host, port)
-        serve.run(build(options), name=APP, route_prefix="/")
-        where = "a local Ray" if address is None else f"the Ray cluster at {address}"
-        log(
-            f"xyrt serve: {options.replicas} replica(s) of {options.model} "
-            f"({options.identity.get('backend')}, {options.identity.get('precision')}) on "
-            f"{where}, serving at http://{host}:{port} (Ctrl-C or SIGTERM stops)"
-        )
-        name = until()
-        log(f"xyrt serve: {name}: draining requests in flight (up to {options.drain_seconds:g} s)")
-        serve.delete(APP)
-        log("xyrt serve: drained")
-    finally:
-        if local:
-            serve.shutdown()
-            ray.shutdown()
-        elif started:
-            ray.shutdown()  # leave the cluster's Serve running for its other applications
-    log("xyrt serve: stopped" + (" (local Ray shut down)" if local else ""))
+    started, local, lost = False, None, False
+    with Signals() as signals:
+        try:
+            options = check(options, address)
+            if address is None:
+                check_port(host, port)
+            try:
+                started, local = connect(address, options)
+            except SystemExit:  # Ray's own SIGTERM handler, in the moment ray.init installs it
+                raise Stopped("SIGTERM") from None
+            start_serve(host, port)
+            serve.run(build(options), name=APP, route_prefix="/")
+            signals.starting = False  # serving: a signal from now on drains
+            where = "a local Ray" if address is None else f"the Ray cluster at {address}"
+            log(
+                f"xyrt serve: {options.replicas} replica(s) of {options.model} "
+                f"({options.identity.get('backend')}, {options.identity.get('precision')}) on "
+                f"{where}, serving at http://{host}:{port} (Ctrl-C or SIGTERM stops)"
+            )
+            name = until() if until is not None else signals.wait()
+            signals.starting = False
+            log(
+                f"xyrt serve: {name}: draining requests in flight (up to "
+                f"{options.drain_seconds:g} s)"
+            )
+            lost = drain(local, options.drain_seconds, log)
+        except Stopped as stop:
+            signals.starting = False
+            log(f"xyrt serve: {stop}: stopping while starting")
+        finally:
+            signals.starting = False
+            if local is not None:
+                lost = lost or local.lost()
+                if not lost:
+                    _bounded(serve.shutdown, SHUTDOWN_SECONDS)
+                local.stop()
+            elif started:
+                ray.shutdown()  # leave the cluster's Serve running for its other applications
+    log("xyrt serve: stopped" + (" (local Ray shut down)" if local is not None else ""))
+    return lost
+
+
+def _bounded(fn: Callable[[], object], seconds: float) -> None:
+    """``fn()`` in a thread, waited for at most ``seconds`` (Ray calls can hang on a dying Ray)."""
+    worker = threading.Thread(target=fn, name="xyrt-stop", daemon=True)
+    worker.start()
+    worker.join(seconds)
