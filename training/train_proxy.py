@@ -27,7 +27,7 @@ from corpus import build_corpus, eval_clips
 from evaluate import quality
 from losses import MultiResMel
 from torch import nn
-from vq import VQOptions, quantize_train
+from vq import TrainingRVQ, VQOptions
 
 from xyrt.atomic import atomic_write
 from xyrt.config import SAMPLES_PER_CODE_IN, XYConfig
@@ -57,13 +57,11 @@ def init_model(cfg: XYConfig) -> XYTokenizer:
     return model
 
 
-def train_step(model, mel_loss, wav, opts, gen, restart) -> tuple[torch.Tensor, dict]:
+def train_step(model, mel_loss, wav, quantizer, step) -> tuple[torch.Tensor, dict]:
     lengths = torch.full((wav.shape[0],), wav.shape[1], dtype=torch.long)
     mel, mel_lengths = model.frontend(wav, lengths)
     latents, code_lengths = model.latents(mel, mel_lengths)
-    x, codes, commit, restarted = quantize_train(
-        model.quantizer, latents, code_lengths, opts, gen, restart
-    )
+    x, commit, restarted = quantizer(latents, code_lengths, step)
     mel_hat = model.decode_projected(x, code_lengths, None, project_input=True)
     audio = model.vocoder(mel_hat)
     loss_mel = mel_loss(audio, wav)
@@ -81,6 +79,7 @@ def learning_rate(step: int, steps: int, peak: float) -> float:
 
 
 def train(args: argparse.Namespace, cfg: XYConfig, stream: np.ndarray) -> tuple[XYTokenizer, dict]:
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -89,7 +88,8 @@ def train(args: argparse.Namespace, cfg: XYConfig, stream: np.ndarray) -> tuple[
     mel_loss = MultiResMel()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.8, 0.99), weight_decay=0.01)
-    opts = VQOptions()
+    warmup = round(args.vq_warmup * args.steps)
+    quantizer = TrainingRVQ(model.quantizer, VQOptions(warmup=warmup), gen)
     samples = args.codes * SAMPLES_PER_CODE_IN
     history, logged, times, cpu = [], [], [], []
     for step in range(args.steps):
@@ -97,8 +97,7 @@ def train(args: argparse.Namespace, cfg: XYConfig, stream: np.ndarray) -> tuple[
         wav = torch.from_numpy(batch(stream, args.batch, samples, rng))
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, args.steps, args.lr)
-        restart = step > 0 and step % opts.restart_every == 0
-        loss, parts = train_step(model, mel_loss, wav, opts, gen, restart)
+        loss, parts = train_step(model, mel_loss, wav, quantizer, step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad = float(nn.utils.clip_grad_norm_(params, 1.0))
@@ -183,7 +182,7 @@ Mel distance: mean |natural-log mel difference| at 512/1024/2048-point FFTs (tra
 """
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default=str(DEFAULT_CONFIG))
     p.add_argument("--out", required=True, help="folder for model.ckpt, config.yaml and the card")
@@ -191,15 +190,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--codes", type=int, default=32, help="codes per training cut (80 ms each)")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument(
+        "--vq-warmup", type=float, default=0.1, help="fraction of steps before quantizing"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--utterances", type=int, default=800, help="espeak-ng utterances (0: none)")
     p.add_argument("--cache", default=".cache/xyrt", help="folder for the generated corpus")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--eval-clips", help="comma-separated held-aside clips (default: all)")
     p.add_argument("--fp32", dest="fp16", action="store_false", help="write float32 weights")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
-        torch.set_num_threads(args.threads)
         torch.use_deterministic_algorithms(True)
         cfg_path = Path(args.config)
         cfg = XYConfig.from_yaml(cfg_path)
@@ -226,6 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         from xyrt.export.synth import synth_model  # noqa: PLC0415 - only for the baseline
 
         clips = eval_clips()
+        if args.eval_clips:
+            names = args.eval_clips.split(",")
+            unknown = sorted(set(names) - set(clips))
+            if unknown:
+                raise XyrtError(
+                    f"--eval-clips: unknown clips {unknown}; expected some of {sorted(clips)}"
+                )
+            clips = {name: clips[name] for name in names}
         report["quality"] = {
             "trained": quality(load_model(ckpt), clips),
             "random": quality(synth_model(cfg, args.seed), clips),
