@@ -24,7 +24,7 @@ from xyrt.runtime.io.audio import load_audio
 
 TRAIN_CLIPS = ("speech_0", "speech_1", "speech_2", "speech_3")  # bundled real speech trained on
 EVAL_CLIPS = ("speech_4", "speech_5")  # bundled real speech held aside (never trained on)
-CORPUS_VERSION = 1  # bump when the generation below changes
+CORPUS_VERSION = 2  # bump when the generation below changes
 
 # Short sentences per espeak-ng language (written for this corpus); voices of other languages
 # read the English ones, which adds accents without new text.
@@ -86,7 +86,7 @@ def espeak_version() -> str:
             "(Debian/Ubuntu: apt-get install espeak-ng), or pass --utterances 0"
         )
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
-    return out.stdout.strip()
+    return out.stdout.split("Data at")[0].strip(" :\n")  # "eSpeak NG text-to-speech: 1.51"
 
 
 def utterance_plan(count: int, seed: int) -> list[dict]:
@@ -143,7 +143,7 @@ def eval_clips() -> dict[str, np.ndarray]:
 def build_corpus(utterances: int, seed: int, cache: Path) -> tuple[np.ndarray, dict]:
     """One 16 kHz stream: every training clip, 0.2 s of silence between; and its description.
 
-    Cached in ``cache`` by a key over the parameters and espeak-ng's version."""
+    Cached in ``cache`` (16-bit) by a key over the parameters and espeak-ng's version."""
     version = espeak_version() if utterances else "none"
     key_src = json.dumps([CORPUS_VERSION, utterances, seed, version, TRAIN_CLIPS])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
@@ -153,13 +153,14 @@ def build_corpus(utterances: int, seed: int, cache: Path) -> tuple[np.ndarray, d
     info["voices"] = sorted({u["voice"] for u in plan})
     if path.is_file():
         with np.load(path) as data:
-            return data["audio"], info | {"cache": str(path)}
+            return data["audio"].astype(np.float32) / 32767, info | {"cache": str(path)}
     clips = bundled_training_clips()
     with tempfile.TemporaryDirectory() as tmp:
         clips += [speak(utt, Path(tmp)) for utt in plan]
     gap = np.zeros(INPUT_SAMPLE_RATE // 5, np.float32)
-    audio = np.concatenate([np.concatenate([c, gap]) for c in clips]).astype(np.float32)
+    audio = np.concatenate([np.concatenate([c, gap]) for c in clips])
+    pcm = np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)  # as the cache holds it
     cache.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, AudioError, claim=False) as tmp, open(tmp, "wb") as f:
-        np.savez(f, audio=audio)
-    return audio, info | {"cache": str(path)}
+        np.savez(f, audio=pcm)
+    return pcm.astype(np.float32) / 32767, info | {"cache": str(path)}

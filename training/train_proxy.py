@@ -160,9 +160,10 @@ Trained by `{r["command"]}` in {t["timing"]["seconds"]} s ({t["timing"]["steps"]
 {t["timing"]["s_per_step"]} s a step, {r["threads"]} threads); seed {r["seed"]}.
 Parameters: {r["parameters"]}; checkpoint {ck["bytes"]} bytes ({ck["dtype"]}).
 
-Data: {data["utterances"]} espeak-ng utterances ({len(data["voices"])} voices, {data["espeak"]}),
-plus bundled {", ".join(data["bundled"])}; {data["seconds"]} s in all; gain, noise and
-reverb augmentation. Batches of {r["batch"]} x {r["codes"]} codes ({r["codes"] * 0.08:.2f} s).
+Data: {data["utterances"]} espeak-ng utterances ({len(data["voices"])} voice + variant pairs,
+{data["espeak"]}), plus bundled {", ".join(data["bundled"])}; {data["seconds"]} s in all;
+gain, noise and reverb augmentation. Batches of {r["batch"]} x {r["codes"]} codes
+({r["codes"] * 0.08:.2f} s).
 
 Final losses (mean of the last {fl["over_steps"]} steps): total {fl["loss"]},
 multi-resolution mel L1 {fl["mel"]}, decoder mel L1 {fl["aux_mel"]}, commitment {fl["commit"]}.
@@ -175,6 +176,8 @@ multi-resolution mel L1 {fl["mel"]}, decoder mel L1 {fl["aux_mel"]}, commitment 
 | random (`xyrt synth`, same config) | {rnd["mel_distance"]} | {rnd["snr_db"]} |
 
 Mel distance: mean |natural-log mel difference| at 512/1024/2048-point FFTs (training/losses.py).
+
+Entries used per stage over the {q["codes"]} codes (at most {q["codes"]}), and their perplexity:
 
 | stage | trained: entries used | perplexity | random: entries used | perplexity |
 | --- | --- | --- | --- | --- |
