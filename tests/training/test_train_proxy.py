@@ -92,3 +92,36 @@ def test_espeak_corpus_is_generated_and_cached(tmp_path):
     again, _ = build_corpus(3, 0, tmp_path)
     assert np.array_equal(audio, again)
     assert len(list(tmp_path.glob("proxy-corpus-*.npz"))) == 1
+
+
+def test_training_quantizer_forward_is_what_inference_decodes():
+    """The straight-through output equals `ResidualVQ.decode(encode(x))` under the codebooks the
+    step started from, so training optimises the inference path."""
+    import copy
+
+    import torch
+
+    from xyrt.config import XYConfig
+    from xyrt.runtime.network.quantizer import ResidualVQ
+
+    vq = import_training("vq")
+    cfg = XYConfig.from_yaml(TINY).quantizer
+    torch.manual_seed(0)
+    rvq = ResidualVQ(cfg)
+    torch.nn.init.normal_(rvq.input_proj.weight_v)
+    torch.nn.init.normal_(rvq.output_proj.weight_v)
+    x = torch.randn(2, 12, cfg.input_dim, requires_grad=True)
+    lengths = torch.tensor([12, 9])
+    train = vq.TrainingRVQ(rvq, vq.VQOptions(warmup=1), torch.Generator().manual_seed(0))
+    out, commit, _ = train(x, lengths, step=0)  # warm-up: unquantized
+    assert commit.item() == 0
+    train(x, lengths, step=1)  # k-means codebooks from the warm-up latents
+    before = copy.deepcopy(rvq)
+    out, commit, _ = train(x, lengths, step=2)
+    expected = before.decode(before.encode(x, lengths))
+    torch.testing.assert_close(out[0], expected[0])
+    torch.testing.assert_close(out[1, :9], expected[1, :9])
+    assert commit.item() > 0
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # the encoder gets a gradient
+    assert not torch.equal(before.quantizers[0].codebook, rvq.quantizers[0].codebook)  # EMA
