@@ -78,10 +78,10 @@ verify: setup $(ONNX)/manifest.json
 	$(BIN)/xyrt verify $(ONNX)
 
 # The trained proxy (issue 30): a small XY-Tokenizer trained here on espeak-ng speech (needs
-# espeak-ng: apt-get install espeak-ng) and the bundled clips, about 60 minutes on 2 CPU cores;
-# model.ckpt (fp16), config.yaml and its model card (card.md, card.json) in $(PROXY_DIR). Rebuilt
-# only when the training code changes.
-PROXY_STEPS ?= 6000
+# espeak-ng: apt-get install espeak-ng) and the bundled clips, one thread at about 0.6 s a step:
+# about 60 minutes; model.ckpt (fp16), config.yaml and its model card (card.md, card.json) in
+# $(PROXY_DIR). Rebuilt only when the training code changes.
+PROXY_STEPS ?= 5500
 PROXY_DIR   := $(CACHE)/proxy-16k-seed0
 
 $(PROXY_DIR)/model.ckpt: $(wildcard training/*.py) training/proxy_16k.yaml | $(VENV)/.installed

@@ -1,7 +1,7 @@
 """Train a small XY-Tokenizer proxy on xyrt's own network, so quality figures can be measured on
 trained weights (issue 30). Deterministic given --seed (same threads, same machine).
 
-    python training/train_proxy.py --out .cache/xyrt/proxy-16k-seed0 --steps 4000
+    python training/train_proxy.py --out .cache/xyrt/proxy-16k-seed0 --steps 5500
 
 Writes, in --out: model.ckpt (fp16, the official {'generator': state_dict} layout), config.yaml
 beside it (so `xyrt.runtime.load(model.ckpt)` opens it), card.json and card.md (config, data,
@@ -189,7 +189,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default=str(DEFAULT_CONFIG))
     p.add_argument("--out", required=True, help="folder for model.ckpt, config.yaml and the card")
-    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--steps", type=int, default=5500, help="about 60 min at 0.6 s a step")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--codes", type=int, default=32, help="codes per training cut (80 ms each)")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -199,7 +199,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--utterances", type=int, default=800, help="espeak-ng utterances (0: none)")
     p.add_argument("--cache", default=".cache/xyrt", help="folder for the generated corpus")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: on a shared 2-core machine, 2 "
+        "threads measured 7x slower a step than 1 under load)",
+    )
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--eval-clips", help="comma-separated held-aside clips (default: all)")
     p.add_argument("--fp32", dest="fp16", action="store_false", help="write float32 weights")
