@@ -8,7 +8,7 @@ CACHE  ?= .cache/xyrt
 SYNTH  := $(CACHE)/synth-16k-seed0/model.ckpt
 CLIP   := xyrt/data/speech_3.mp3
 
-.PHONY: setup demo test test-avx2 test-aarch64 test-hosts lint format bench verify clean
+.PHONY: setup demo test test-avx2 test-aarch64 test-hosts lint format bench verify proxy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,18 @@ bench: setup $(SYNTH)
 
 verify: setup $(ONNX)/manifest.json
 	$(BIN)/xyrt verify $(ONNX)
+
+# The trained proxy (issue 30): a small XY-Tokenizer trained here on espeak-ng speech (needs
+# espeak-ng: apt-get install espeak-ng) and the bundled clips, one thread at about 0.6 s a step:
+# about 60 minutes; model.ckpt (fp16), config.yaml and its model card (card.md, card.json) in
+# $(PROXY_DIR). Rebuilt only when the training code changes.
+PROXY_STEPS ?= 5500
+PROXY_DIR   := $(CACHE)/proxy-16k-seed0
+
+$(PROXY_DIR)/model.ckpt: $(wildcard training/*.py) training/proxy_16k.yaml | $(VENV)/.installed
+	$(BIN)/python training/train_proxy.py --out $(PROXY_DIR) --cache $(CACHE) --steps $(PROXY_STEPS)
+
+proxy: $(PROXY_DIR)/model.ckpt
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
