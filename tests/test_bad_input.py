@@ -136,7 +136,7 @@ def test_calibration_sets_are_validated_on_read(tmp_path: Path) -> None:
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
     (tmp_path / "text.npz").write_text("not a zip")
     for name in ("cut.npz", "text.npz"):
-        with pytest.raises(XyrtError, match=r"is not an xyrt calibration set \(cannot read it"):
+        with pytest.raises(XyrtError, match=r"is not an xyrt calibration set[ :(]"):
             read_calib(tmp_path / name)
 
 

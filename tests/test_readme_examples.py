@@ -286,7 +286,9 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         why="--min-stage0 0: in int8 the tiny model's random weights stay below the 98% stage-0 "
         "agreement real weights reach; the report for every graph set is still made",
         add=("--min-stage0", "0"),
-        check=lambda folder, out: _reports(out, "int8 (default graphs)", "graphs for tensorrt"),
+        check=lambda folder, out: _reports(
+            out, "int8 (default graphs)", "graphs for onnxruntime-cpu-u8", "graphs for tensorrt"
+        ),
     ),
     "xyrt encode --model xy_int8 speech.wav -o codes.npy": Run(
         ("xy_int8", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)

@@ -393,8 +393,10 @@ APPLIES_WHEN = (  # (option, when it applies, test): given otherwise, it is refu
     ("cuda_graphs", "on a CUDA device (device='cuda')", lambda o: is_cuda(o.device)),
     (
         "autocast",
-        "with precision 'bf16' or 'fp16' (fp32 runs no autocast)",
-        lambda o: o.precision in ("bf16", "fp16"),
+        "with precision 'bf16' or 'fp16', or auto on a CUDA device (fp32 runs no autocast)",
+        lambda o: (
+            o.precision in ("bf16", "fp16") or (o.precision in (None, "auto") and is_cuda(o.device))
+        ),
     ),
 )
 

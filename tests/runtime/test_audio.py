@@ -148,7 +148,12 @@ def test_prepare_audio_resamples() -> None:
         (np.zeros(4, np.float32), 44100.5, "got 44100.5"),
         (np.zeros(4, np.float32), True, "got True"),
         (np.zeros(4, np.float32), "16000", "got '16000'"),
-        (np.zeros(MAX_SECONDS * 2 + 1, np.float32), 2, r"4\.00 hours long .* at most 4 hours"),
+        (
+            np.zeros(MAX_SECONDS * 1000 + 1, np.float32),
+            1000,
+            r"4\.00 hours long .* at most 4 hours",
+        ),
+        (np.zeros(4, np.float32), 2, r"1000\.\.768000 Hz, got 2"),
     ],
 )
 def test_prepare_audio_rejects(samples: np.ndarray, rate, match: str) -> None:

@@ -42,13 +42,14 @@ def make_backend(spec: dict) -> Backend:
     if name == "torch":
         device = "cuda" if spec["kind"] == "torch-cuda" else "cpu"
         published = spec["pad_to_30s"]  # the published cost: eager, PyTorch's default flags
+        eager = {"cuda_graphs": False} if published and device == "cuda" else {}  # CUDA only
         backend = open_backend(
             spec["checkpoint"],
             name,
             device=device,
             precision=spec.get("precision", "fp32"),
             threads=threads,
-            cuda_graphs=not published,
+            **eager,
         )
         backend.ieee = not published
         return backend
