@@ -218,8 +218,9 @@ def run(
 ) -> bool:
     """Serve ``options`` at http://host:port until ``until()`` returns (default: SIGTERM or
     Ctrl-C), then drain and stop; a signal while starting stops what was started. True when
-    the local Ray was lost to the signal too (its exit handlers in this process would wait for
-    it: the command exits at once, see `xyrt.commands.cmd_serve`)."""
+    the local Ray was lost to the signal too, or stopped while starting (its exit handlers in
+    this process would wait for it: the command exits at once, see
+    `xyrt.commands.cmd_serve`)."""
     ray, serve = _ray_serve()
     from xyrt.serve.app import build
 
@@ -252,6 +253,9 @@ def run(
         except Stopped as stop:
             signals.starting = False
             log(f"xyrt serve: {stop}: stopping while starting")
+            # what was started is stopped below (or was, by LocalRay itself); Ray's exit handlers
+            # would wait on a half-started Ray (over 60 s on a loaded machine): exit at once
+            lost = address is None
         finally:
             signals.starting = False
             if local is not None:
