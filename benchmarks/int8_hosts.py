@@ -92,6 +92,14 @@ def measure(graphs: dict[str, Path], runs: int, threads: int) -> dict:
     return out
 
 
+def save(out: Path | None, report: dict) -> None:
+    if out is not None:
+        from xyrt.atomic import atomic_write
+
+        with atomic_write(out) as tmp:
+            Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fp32", type=Path, required=True, help="an FP32 export (xyrt export)")
@@ -116,6 +124,7 @@ def main() -> None:
     if "native" in hosts:
         report["native"] = measure(graphs, args.runs, args.threads)
         print(json.dumps(report["native"]), file=sys.stderr)
+        save(args.out, report)  # the native half now: the emulated one can take hours
     if "avx2" in hosts:
         plan = work / "graphs.json"
         plan.write_text(json.dumps({k: str(v) for k, v in graphs.items()}))
@@ -128,11 +137,7 @@ def main() -> None:
         report["avx2_emulated"] = json.loads(proc.stdout.strip().splitlines()[-1])
         report["avx2_emulated"]["wall_seconds"] = round(time.perf_counter() - t)
         print(json.dumps(report["avx2_emulated"]), file=sys.stderr)
-    if args.out:
-        from xyrt.atomic import atomic_write
-
-        with atomic_write(args.out) as tmp:
-            Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
+    save(args.out, report)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(report, indent=2))
