@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from xyrt.compat.tensors import ModelOutput, _array, _is_tensor
+from xyrt.compat.tensors import ModelOutput, _array, _is_tensor, _waveform
 from xyrt.config import (
     CODES_PER_CHUNK,
     INPUT_SAMPLE_RATE,
@@ -191,11 +191,7 @@ class XYTokenizerFeatureExtractor:
             raise AudioError("raw_speech is an empty batch; expected at least one clip")
         clips = []
         for i, item in enumerate(items):
-            arr = _array(item, f"raw_speech[{i}]")
-            if arr.ndim != 1:
-                raise AudioError(
-                    f"raw_speech[{i}] has shape {arr.shape}; expected a 1-D waveform (samples,)"
-                )
+            arr = _waveform(item, f"raw_speech[{i}]")
             clip = prepare_audio(arr, rate, what=f"raw_speech[{i}]")
             if num_codes(len(clip)) == 0:
                 raise AudioError(

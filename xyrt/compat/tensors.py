@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from xyrt.errors import XyrtError, received, require
+from xyrt.errors import AudioError, XyrtError, received, require
 
 
 def _is_tensor(x: Any) -> bool:
@@ -30,6 +30,14 @@ def _array(x: Any, what: str) -> np.ndarray:
         raise XyrtError(
             f"{what}: expected a torch tensor or numpy array, got {type(x).__name__}"
         ) from exc
+
+
+def _waveform(x: Any, what: str, hint: str = "") -> np.ndarray:
+    """`_array` of one clip, which must be 1-D (`AudioError` naming ``what`` otherwise)."""
+    arr = _array(x, what)
+    if arr.ndim != 1:
+        raise AudioError(f"{what} has shape {arr.shape}; expected a 1-D waveform (samples,){hint}")
+    return arr
 
 
 def _lengths(x: Any, what: str, batch: int) -> np.ndarray:

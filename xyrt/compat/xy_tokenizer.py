@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from xyrt.compat.dtypes import backend_precision, precision_of_dtype, split_to_args, with_precision
-from xyrt.compat.tensors import Outputs, _array, _lengths, _Like, _torch_device
+from xyrt.compat.tensors import Outputs, _array, _lengths, _Like, _torch_device, _waveform
 from xyrt.config import (
     CODES_PER_CHUNK,
     INPUT_SAMPLE_RATE,
@@ -196,12 +196,7 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         like = _Like(wavs[0], device)
         arrays = []
         for i, wav in enumerate(wavs):
-            arr = _array(wav, f"wav_list[{i}]")
-            if arr.ndim != 1:
-                raise AudioError(
-                    f"wav_list[{i}] has shape {arr.shape}; expected a 1-D waveform (samples,) at "
-                    "16 kHz (e.g. wav.squeeze())"
-                )
+            arr = _waveform(wav, f"wav_list[{i}]", " at 16 kHz (e.g. wav.squeeze())")
             arrays.append(prepare_audio(arr, INPUT_SAMPLE_RATE, what=f"wav_list[{i}]"))
         codes: list[np.ndarray] = [np.zeros((self.nq, 0), np.int64)] * len(arrays)
         todo = [i for i, a in enumerate(arrays) if num_codes(len(a))]  # < 80 ms: no codes
