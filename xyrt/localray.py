@@ -37,6 +37,7 @@ DRAIN_ENV = "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"  # Ray's own SIGTERM drain, 
 HEAD = (b"raylet", b"gcs_server")  # the processes a local Ray cannot run without
 DAEMONS = (b"ray::RuntimeEnvAgent", b"ray::DashboardAgent", b"monitor.py", b"log_monitor.py")
 EXIT_WAIT_SECONDS = 60.0  # how long the reaper waits for xyrt to exit before the last removal
+_STARTED: list[LocalRay] = []  # this process's local Rays not yet stopped (`abandon_all`)
 
 
 class LocalRay:
@@ -49,6 +50,7 @@ class LocalRay:
         handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
         self.root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
         self._marked: set[int] = set()  # `mark`
+        _STARTED.append(self)
         self.reaper = subprocess.Popen(
             [sys.executable, "-m", "xyrt.localray", str(self.root)],
             stdin=subprocess.PIPE,
@@ -65,8 +67,11 @@ class LocalRay:
                 _temp_dir=str(self.root),
             )
             self.mark()
-        except BaseException:
+        except Exception:
             self.stop()
+            raise
+        except BaseException:  # a stop signal (xyrt's `Stopped`, Ray's SystemExit), Ctrl-C
+            self.stop(graceful=False)
             raise
         finally:
             for sig, handler in handlers.items():  # xyrt's, not the ones ray.init installed
@@ -103,12 +108,15 @@ class LocalRay:
         it. False where there is no /proc, or before `mark`."""
         return bool(self._marked) and not self._marked <= self._daemons()
 
-    def stop(self) -> None:
-        """Shut Ray down (waited for at most `SHUTDOWN_SECONDS`, skipped when it is `lost`),
-        then let the reaper end what is left and remove the root."""
+    def stop(self, graceful: bool = True) -> None:
+        """Shut Ray down (waited for at most `SHUTDOWN_SECONDS`; skipped when it is `lost`, or
+        not ``graceful``: a stop signal, after which xyrt exits at once), then let the reaper
+        end what is left and remove the root."""
         import ray
 
-        if ray.is_initialized() and not self.lost():
+        with contextlib.suppress(ValueError):
+            _STARTED.remove(self)
+        if graceful and ray.is_initialized() and not self.lost():
             done = threading.Thread(target=ray.shutdown, name="xyrt-ray-shutdown", daemon=True)
             done.start()
             done.join(SHUTDOWN_SECONDS)
@@ -120,6 +128,13 @@ class LocalRay:
                 if select.select([out], [], [], 3 * GRACE_SECONDS)[0]:
                     out.readline()
             out.close()
+
+
+def abandon_all() -> None:
+    """Hand every local Ray of this process to its reaper without asking Ray anything (for a
+    process about to exit while its main thread is blocked inside Ray: `xyrt.serve.server`)."""
+    for local in list(_STARTED):
+        local.stop(graceful=False)
 
 
 def _uses(pid: str, root: str) -> bool:

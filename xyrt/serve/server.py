@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ PROXY_READY_SECONDS = 60
 START_TRIES = 3
 DRAIN_MARGIN_SECONDS = 5.0  # beyond --drain-seconds, for Serve to stop the replicas
 SHUTDOWN_SECONDS = 10.0  # longest serve.shutdown() is waited for
+STOP_SECONDS = 15.0  # longest a signal while starting waits for the start to unwind
 
 
 def _ray_serve():
@@ -157,13 +159,22 @@ class Stopped(BaseException):
 class Signals:
     """SIGTERM and SIGINT (Ctrl-C) handled by xyrt serve from its first moment to its last:
     while starting, a signal interrupts the start (`Stopped`); once serving, `wait` returns
-    its name and the service drains. Further signals are noted, never fatal."""
+    its name and the service drains. Further signals are noted, never fatal.
 
-    def __init__(self) -> None:
+    Python runs a handler only between bytecodes of the main thread, and a start blocked in
+    Ray's C++ (a cold Ray on a busy machine: a minute and more) would hold the signal that
+    long. So a watcher thread reads the signal from the wakeup fd as it arrives, and if the
+    start has not unwound `STOP_SECONDS` later, hands the local Ray to its reaper and exits."""
+
+    def __init__(self, log: Callable[[str], None] = print) -> None:
         self.name: str | None = None
         self.starting = True
+        self.finished = threading.Event()  # `run` has stopped what it started
+        self._log = log
         self._event = threading.Event()
         self._previous: dict = {}
+        self._wakeup: tuple[int, int] | None = None
+        self._previous_fd = -1
 
     def _handler(self, signum, frame) -> None:
         if self.name is None:
@@ -174,11 +185,45 @@ class Signals:
 
     def __enter__(self) -> Signals:
         self._previous = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        self._wakeup = (read, write)
+        self._previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        threading.Thread(target=self._watch, args=(read,), name="xyrt-signals", daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.finished.set()
+        signal.set_wakeup_fd(self._previous_fd)
         for s, h in self._previous.items():
             signal.signal(s, h)
+        if self._wakeup is not None:
+            os.close(self._wakeup[1])  # the watcher reads EOF and ends
+
+    def _watch(self, read: int) -> None:
+        stops = {int(s) for s in STOP_SIGNALS}
+        try:
+            while True:
+                got = os.read(read, 64)
+                if not got:
+                    return
+                if self.starting and stops & set(got):
+                    break
+            if self.finished.wait(STOP_SECONDS):
+                return
+            from xyrt.localray import abandon_all
+
+            self._log(
+                f"xyrt serve: still starting {STOP_SECONDS:g} s after the signal (blocked in "
+                "Ray): stopping what was started"
+            )
+            abandon_all()
+            self._log("xyrt serve: stopped")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        finally:
+            os.close(read)
 
     def wait(self) -> str:
         """Block until a signal came (checked every 0.5 s: a handler runs between waits)."""
@@ -225,7 +270,7 @@ def run(
     from xyrt.serve.app import build
 
     started, local, lost = False, None, False
-    with Signals() as signals:
+    with Signals(log) as signals:
         try:
             options = check(options, address)
             if address is None:
@@ -262,7 +307,7 @@ def run(
                 lost = lost or local.lost()
                 if not lost:
                     _bounded(serve.shutdown, SHUTDOWN_SECONDS)
-                local.stop()
+                local.stop(graceful=not lost)
             elif started:
                 ray.shutdown()  # leave the cluster's Serve running for its other applications
     log("xyrt serve: stopped" + (" (local Ray shut down)" if local is not None else ""))
