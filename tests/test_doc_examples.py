@@ -783,7 +783,8 @@ COMMANDS = list(PAGES_OF)  # each command once, however many pages show it
 
 
 def _command_id(command: str) -> str:
-    return f"{Path(PAGES_OF[command][0]).stem}: {command[:70]}"
+    """``pages: command``, so that ``-k streaming`` selects every command streaming.md shows."""
+    return f"{'+'.join(Path(p).stem for p in PAGES_OF[command])}: {command[:70]}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=page_name)
