@@ -1,5 +1,5 @@
 """``xyrt serve`` in a subprocess, for the tests that need a running server
-(tests/serve/test_serve.py, tests/test_readme_examples.py)."""
+(tests/serve/test_serve.py, tests/test_doc_examples.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""Every command README.md shows is run here (issue 21, class 7).
+"""Every command README.md and the docs/ pages show is run here (issue 21, class 7; issue 27).
 
-`readme_commands` extracts each command of README's ```bash blocks (continuation lines joined,
-comments dropped). `EXAMPLES` says, per command, how it is run:
+`page_commands` extracts each command of a page's ```bash blocks (continuation lines joined,
+comments dropped). `EXAMPLES` says, per command, how it is run; a command shown on several pages
+(the README's tour repeats a page's first command) has one entry and runs once:
 
 - `Run`: the command itself, in a fresh folder holding the files it names (tiny substitutes made
   once per session: `INPUTS`), with ``~`` as that folder. Where it needs what a test cannot have,
@@ -12,9 +13,10 @@ comments dropped). `EXAMPLES` says, per command, how it is run:
 - `Skip`: cannot run in a test at all (full-size benchmarks, the test suite itself, a cluster):
   skipped with the reason, never silently.
 
-A command in README without an entry here fails `test_every_readme_command_has_an_example`, and
-so does an entry whose command left README: a new README section adds its rows to `EXAMPLES`
-(and, where it names new files, to `INPUTS`).
+A command on a page without an entry here fails `test_every_page_command_has_an_example`, and
+so does an entry whose command left every page; so does a fenced block of a kind that is neither
+commands (bash) nor API examples and diagrams, which would otherwise go unrun. A new page
+section adds its rows to `EXAMPLES` (and, where it names new files, to `INPUTS`).
 """
 
 from __future__ import annotations
@@ -44,11 +46,18 @@ from xyrt.runtime.io.audio import write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES = (README, *sorted(DOCS.glob("*.md")))  # every page whose commands run here
+README_MAX_LINES = 300  # a newcomer reads it in five minutes (issue 27)
 COMMAND_BLOCKS = ("bash",)  # fenced blocks whose lines are commands
 OTHER_BLOCKS = ("python", "")  # API examples and diagrams, not commands
 
 
-def readme_commands(text: str) -> list[str]:
+def page_name(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+def page_commands(text: str) -> list[str]:
     """The commands of the ```bash blocks of ``text``, each as its words joined by one space
     (quotes resolved, comments dropped, backslash-continued lines joined), in order."""
     commands = []
@@ -77,7 +86,7 @@ class Run:
     be installed (else skipped, saying so). ``outputs`` must exist afterwards; ``check`` sees the
     folder and what went to stdout. xyrt runs in this process unless ``process``. ``serves``:
     the command serves until stopped (run by `_serve`). ``server``: the command is a client of
-    ``http://127.0.0.1:8000``, which is `readme_server` (the tiny ONNX model) instead."""
+    ``http://127.0.0.1:8000``, which is `docs_server` (the tiny ONNX model) instead."""
 
     inputs: tuple[str, ...] = ()
     why: str = ""
@@ -111,14 +120,14 @@ CPU = {"--device": "cpu", "--providers": "cpu"}  # the reduced form of a CUDA co
 ON_CPU = "without a CUDA device it runs on the CPU"
 DEVICES = "the microphone is the speech clip and the speaker a recorder (no audio devices in tests)"
 FULLSIZE = "a benchmark of the full-size (~520 M parameter) model: minutes, several GB"
-URL = "http://127.0.0.1:8000"  # README's server address; tests use `readme_server`'s
+URL = "http://127.0.0.1:8000"  # the pages' server address; tests use `docs_server`'s
 
 
 def _extras(*names: str) -> Callable[[], None]:
     def check() -> None:
         declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
         missing = set(names) - set(declared["optional-dependencies"])
-        assert not missing, f"README installs extras pyproject.toml does not declare: {missing}"
+        assert not missing, f"a page installs extras pyproject.toml does not declare: {missing}"
 
     return check
 
@@ -190,18 +199,13 @@ QUICK_QUANTIZE = (
 )
 
 EXAMPLES: dict[str, Run | Check | Skip] = {
-    # -- Quick start, Install
+    # -- README.md
     "make demo": Skip(FULLSIZE + " (xyrt bench on it, then encode/decode)"),
     "make test": Skip("the test suite this test is part of"),
-    "make test-avx2": Skip("an emulated CPU (minutes under qemu); .ci/run runs it after make test"),
-    "make test-aarch64": Skip(
-        "an emulated Arm CPU (a Debian root, minutes under qemu); .ci/run runs it after make test"
-    ),
     "pip install torch==2.13.0": Check(_torch_pin, "installs from the network; the pin checked"),
     "pip install -e .[audio,export,ort]": Check(
         _extras("audio", "export", "ort"), "installs from the network; the extras checked"
     ),
-    # -- Command line
     "xyrt encode --checkpoint xy_tokenizer.ckpt speech.wav -o codes.npy": Run(
         ("xy_tokenizer.ckpt", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
     ),
@@ -227,81 +231,23 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
     "xyrt encode --model xy_onnx speech.wav -o codes.npy": Run(
         ("xy_onnx", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
     ),
-    "xyrt decode --model xy_onnx codes.npy -o recon.wav --providers cuda": Run(
-        ("xy_onnx", "codes.npy"), why=ON_CPU, cpu=CPU, outputs=("recon.wav",)
-    ),
-    "xyrt encode --model xy_tokenizer.ckpt --device cuda --precision bf16 speech.wav "
-    "-o codes.npy": Run(
-        ("xy_tokenizer.ckpt", "speech.wav"), why=ON_CPU, cpu=CPU, outputs=("codes.npy",)
-    ),
-    "xyrt decode --checkpoint xy_tokenizer.ckpt --device cuda codes.npy -o recon.wav": Run(
-        ("xy_tokenizer.ckpt", "codes.npy"), why=ON_CPU, cpu=CPU, outputs=("recon.wav",)
-    ),
-    "xyrt verify xy_tokenizer.ckpt --device cuda --precision bf16": Run(
-        ("xy_tokenizer.ckpt",),
-        why=ON_CPU + ", in fp32: bf16 on a CPU is emulated (minutes) and the tiny model's random "
-        "weights are not robust to it",
-        cpu={**CPU, "--precision": "fp32"},
-        check=_verified,
-    ),
-    "xyrt stream --model xy_onnx --source mic --hop 0.32 --context 5 --lookahead 0.32 "
-    "-o codes.jsonl": Run(
-        ("xy_onnx", "speech.wav"), why=DEVICES, check=_jsonl_frames(SPEECH_FRAMES)
-    ),
-    "xyrt stream --model xy_tokenizer.ckpt --device cuda --precision bf16 --source mic "
-    "--input-device 2": Run(
-        ("xy_tokenizer.ckpt", "speech.wav=short.wav"),
-        why=f"{DEVICES}; {ON_CPU} in fp32 (bf16 on a CPU is emulated: 26 s for 5 s of audio)",
-        cpu={**CPU, "--precision": "fp32"},
-        check=_jsonl_frames(len(golden("tiny_16k")["speech_5/wav"]) // 1280, name=""),
-    ),
-    "xyrt stream --model xy_onnx --source speech.wav --realtime --loopback": Run(
-        ("xy_onnx", "speech.wav=short.wav"), why=DEVICES, check=_played
-    ),
-    "xyrt stream --model xy_onnx --source mic | xyrt decode --model xy_onnx --stream - --play": Run(
-        ("xy_onnx", "speech.wav"), why=DEVICES, check=_played
-    ),
-    "xyrt stream --model xy_onnx --source speech.wav --loopback --decode-context 2 "
-    "--decode-lookahead 0.32": Run(("xy_onnx", "speech.wav=short.wav"), why=DEVICES, check=_played),
-    "xyrt decode --model xy_onnx --stream codes.jsonl --context 2 --lookahead 0.16 -o speech.wav": (
-        Run(("xy_onnx", "codes.jsonl"), outputs=("speech.wav",))
-    ),
-    "xyrt calib ~/recordings more.flac -o calib.npz": Run(
-        ("recordings", "more.flac"), outputs=("calib.npz",)
-    ),
     "xyrt quantize xy_onnx --precision int8 --calib calib.npz -o xy_int8": Run(
         ("xy_onnx", "calib.npz"),
         why=QUICK_QUANTIZE,
         add=("--no-sensitivity",),
         outputs=("xy_int8/encoder.onnx", "xy_int8/encoder.qdq.onnx"),
     ),
-    "xyrt quantize xy_onnx --precision fp16 -o xy_fp16": Run(
-        ("xy_onnx",), outputs=("xy_fp16/manifest.json",)
+    "xyrt stream --model xy_onnx --source mic --hop 0.32 --context 5 --lookahead 0.32 "
+    "-o codes.jsonl": Run(
+        ("xy_onnx", "speech.wav"), why=DEVICES, check=_jsonl_frames(SPEECH_FRAMES)
     ),
-    "xyrt quantize xy_onnx --scheme cpu-dynamic --attention int8 -o xy_int8a": Run(
-        ("xy_onnx",), outputs=("xy_int8a/manifest.json",)
+    "xyrt tokenize ~/corpus/wavs more/**/*.flac -o tokens/ --model xy_int8 --workers 2": Run(
+        ("corpus", "more", "xy_int8"), process=True, check=_tokens(3)
     ),
-    "xyrt verify xy_int8": Run(
-        ("xy_int8", "xy_tokenizer.ckpt"),
-        why="--min-stage0 0: in int8 the tiny model's random weights stay below the 98% stage-0 "
-        "agreement real weights reach; the report for every graph set is still made",
-        add=("--min-stage0", "0"),
-        check=lambda folder, out: _reports(
-            out, "int8 (default graphs)", "graphs for onnxruntime-cpu-u8", "graphs for tensorrt"
-        ),
+    "xyrt serve --model xy_int8 --backend openvino --precision int8": Run(
+        ("xy_int8=xy_int8_openvino",), needs=("serve",), serves=True
     ),
-    "xyrt encode --model xy_int8 speech.wav -o codes.npy": Run(
-        ("xy_int8", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
-    ),
-    "xyrt build xy_int8 --precision int8 --batch 1,1,4 --seconds 0.08,10,30 -o xy_trt_int8": Run(
-        ("xy_int8",), needs=("tensorrt", "cuda"), outputs=("xy_trt_int8/engines.json",)
-    ),
-    "xyrt encode --model xy_trt_int8 speech.wav -o codes.npy": Run(
-        ("xy_trt_int8", "speech.wav"), needs=("tensorrt", "cuda"), outputs=("codes.npy",)
-    ),
-    "xyrt encode --model xy_int8 --providers tensorrt speech.wav -o c.npy": Run(
-        ("xy_int8", "speech.wav"), needs=("ort-tensorrt",), outputs=("c.npy",)
-    ),
+    "xyrt bench": Skip(FULLSIZE + " (its default builds and caches one)"),
     "xyrt synth -o synth/model.ckpt --seed 0": Run(
         why="the tiny config: the built-in full-size one writes 2 GB",
         add=("--config", TINY_CONFIG),
@@ -313,65 +259,7 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         outputs=("synth24k/model.ckpt",),
         check=_synth_config,
     ),
-    # -- Serving
-    "xyrt serve --model xy_int8 --backend openvino --precision int8": Run(
-        ("xy_int8=xy_int8_openvino",), needs=("serve",), serves=True
-    ),
-    "xyrt serve --model model.ckpt --device cuda --precision bf16 --replicas 2": Run(
-        ("model.ckpt=xy_tokenizer.ckpt",),
-        why=f"{ON_CPU} in fp32 (bf16 on a CPU is emulated and the tiny model's random weights "
-        "are not robust to it)",
-        cpu={**CPU, "--precision": "fp32"},
-        needs=("serve",),
-        serves=True,
-    ),
-    "xyrt serve --model /shared/xy_int8 --address auto --host 0.0.0.0 --replicas 8": Run(
-        ("shared",),
-        why="a local Ray instead of the cluster (--address auto), one replica (this machine has "
-        "2 cores), listening on 127.0.0.1 only, shared/ beside the test instead of /shared",
-        replace={"/shared/": "shared/"},
-        drop=("--address", "auto"),
-        set={"--host": "127.0.0.1", "--replicas": "1"},
-        needs=("serve",),
-        serves=True,
-    ),
-    f"xyrt encode --server {URL} speech.mp3 -o codes.npy": Run(
-        ("speech.mp3",), needs=("serve",), server=True, check=_codes_shape(SPEECH_FRAMES)
-    ),
-    f"xyrt decode --server {URL} codes.npy -o out.wav": Run(
-        ("codes.npy",), needs=("serve",), server=True, outputs=("out.wav",)
-    ),
-    f"xyrt stream --server {URL} --source mic | xyrt decode --server {URL} --stream - --play": Run(
-        ("speech.wav",), why=DEVICES, needs=("serve",), server=True, check=_played
-    ),
-    # -- Tokenizing a corpus
-    "xyrt tokenize ~/corpus/wavs more/**/*.flac -o tokens/ --model xy_int8 --workers 2": Run(
-        ("corpus", "more", "xy_int8"), process=True, check=_tokens(3)
-    ),
-    "xyrt tokenize train.jsonl -o tokens/ --model xy_int8": Run(
-        ("train.jsonl", "speech.wav", "xy_int8"), process=True, check=_tokens(2)
-    ),
-    "ray start --head": Skip("starts a Ray cluster's head node (a daemon outliving the test)"),
-    "xyrt tokenize /shared/corpus -o /shared/tokens --model /shared/xy_int8 --address auto "
-    "--workers 16 --threads-per-worker 4": Run(
-        ("shared",),
-        why="a local Ray instead of the cluster (--address auto), one worker of one thread "
-        "(this machine is not 16 x 4 cores), shared/ beside the test instead of /shared",
-        replace={"/shared/": "shared/"},
-        drop=("--address", "auto"),
-        set={"--workers": "1", "--threads-per-worker": "1"},
-        process=True,
-        check=lambda folder, out: _tokens(2, "shared/tokens")(folder, out),
-    ),
-    "xyrt tokenize ... --model /shared/xy_trt_int8 --backend tensorrt --address ray://head:10001": (
-        Skip("'...' stands for the arguments above; it needs a Ray cluster with TensorRT GPUs")
-    ),
-    "python benchmarks/tokenize_throughput.py --cases ray2,loop,published --published-clips 12 "
-    "--json out/tokenize_full.json": Skip(FULLSIZE + ", over the bundled corpus"),
-    "python benchmarks/tokenize_throughput.py --subset 60 --published-clips 6 --cases "
-    "loop,ray2,ray1,published,overhead --json out/tokenize_subset60.json": Skip(FULLSIZE),
-    # -- Benchmarking
-    "xyrt bench": Skip(FULLSIZE + " (its default builds and caches one)"),
+    # -- docs/bench.md
     "xyrt bench --checkpoint xy_tokenizer.ckpt --model xy_onnx --seconds 1,5,10,30 --batch 1,4 "
     "--runs 10 --threads 2 --json bench.json --plot bench.png": Run(
         ("xy_tokenizer.ckpt", "xy_onnx"),
@@ -380,7 +268,25 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         add=("--backends", "pytorch-published,pytorch,ort-fp32"),
         outputs=("bench.json", "bench.png"),
     ),
-    # -- OpenVINO
+    "make bench": Skip(FULLSIZE),
+    "make verify": Skip("xyrt verify of the full-size synthetic export (minutes, several GB)"),
+    # -- docs/compat.md
+    "flock /work/fullsize.lock python benchmarks/compat_speed.py --checkpoint "
+    "/work/cache/synth-16k-seed0/model.ckpt --model /work/cache/synth-16k-seed0/onnx-fp32 "
+    "--model /work/cache/synth-16k-seed0/onnx-int8 --model "
+    "/work/cache/synth-16k-seed0/onnx-fp32@openvino --seconds 10 --runs 3": Skip(FULLSIZE),
+    "xyrt encode --checkpoint XY_Tokenizer/weights/MOSS_TTSD_tokenizer --config "
+    "XY_Tokenizer/config/MOSS_TTSD_tokenizer.yaml speech.wav -o codes.npy": Run(
+        ("XY_Tokenizer", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
+    ),
+    "xyrt decode --model xy_onnx codes.npy --prompt prompt.npy -o speech.wav": Run(
+        ("xy_onnx", "codes.npy", "prompt.npy=codes.npy"), outputs=("speech.wav",)
+    ),
+    "python benchmarks/prompted_continuity.py --model "
+    "tests/fixtures/tiny_moss_ttsd_24k/model.ckpt": Run(
+        why="two cuts instead of five", add=("--prompt-seconds", "4,8"), check=_continuity
+    ),
+    # -- docs/cpu.md
     "pip install -e .[audio,openvino]": Check(
         _extras("audio", "openvino"), "installs from the network; the extras checked"
     ),
@@ -409,7 +315,28 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
     "python benchmarks/cpu_paths.py --fp32 $D/onnx-fp32 --int8 $D/onnx-int8 --openvino-int8 "
     "$XYRT_CACHE/openvino/int8-mixed --runs 2 --threads 2 --paths ort-fp32,published,ort-int8,"
     "openvino-int8,openvino-w8dq,openvino-bf16,openvino-fp32": Skip(FULLSIZE),
-    # -- NVIDIA GPUs
+    "make test-avx2": Skip("an emulated CPU (minutes under qemu); .ci/run runs it after make test"),
+    "make test-aarch64": Skip(
+        "an emulated Arm CPU (a Debian root, minutes under qemu); .ci/run runs it after make test"
+    ),
+    # -- docs/gpu.md
+    "xyrt encode --model xy_tokenizer.ckpt --device cuda --precision bf16 speech.wav "
+    "-o codes.npy": Run(
+        ("xy_tokenizer.ckpt", "speech.wav"), why=ON_CPU, cpu=CPU, outputs=("codes.npy",)
+    ),
+    "xyrt decode --checkpoint xy_tokenizer.ckpt --device cuda codes.npy -o recon.wav": Run(
+        ("xy_tokenizer.ckpt", "codes.npy"), why=ON_CPU, cpu=CPU, outputs=("recon.wav",)
+    ),
+    "xyrt verify xy_tokenizer.ckpt --device cuda --precision bf16": Run(
+        ("xy_tokenizer.ckpt",),
+        why=ON_CPU + ", in fp32: bf16 on a CPU is emulated (minutes) and the tiny model's random "
+        "weights are not robust to it",
+        cpu={**CPU, "--precision": "fp32"},
+        check=_verified,
+    ),
+    "xyrt decode --model xy_onnx codes.npy -o recon.wav --providers cuda": Run(
+        ("xy_onnx", "codes.npy"), why=ON_CPU, cpu=CPU, outputs=("recon.wav",)
+    ),
     "python benchmarks/gpu_check.py --out OUT": Skip("the prepared GPU check (a CUDA device)"),
     "python benchmarks/gpu_speed.py --out OUT": Skip("GPU speed options (a CUDA device)"),
     "python benchmarks/gpu_check.py --out /tmp/gc --device cpu --quick --checkpoint "
@@ -419,44 +346,126 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         add=("--sections", "exactness"),
         outputs=("gc",),
     ),
-    # -- xyrt.compat
-    "xyrt encode --checkpoint XY_Tokenizer/weights/MOSS_TTSD_tokenizer --config "
-    "XY_Tokenizer/config/MOSS_TTSD_tokenizer.yaml speech.wav -o codes.npy": Run(
-        ("XY_Tokenizer", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
+    "xyrt build xy_int8 --precision int8 --batch 1,1,4 --seconds 0.08,10,30 -o xy_trt_int8": Run(
+        ("xy_int8",), needs=("tensorrt", "cuda"), outputs=("xy_trt_int8/engines.json",)
     ),
-    "xyrt decode --model xy_onnx codes.npy --prompt prompt.npy -o speech.wav": Run(
-        ("xy_onnx", "codes.npy", "prompt.npy=codes.npy"), outputs=("speech.wav",)
+    "xyrt encode --model xy_trt_int8 speech.wav -o codes.npy": Run(
+        ("xy_trt_int8", "speech.wav"), needs=("tensorrt", "cuda"), outputs=("codes.npy",)
     ),
-    "python benchmarks/prompted_continuity.py --model "
-    "tests/fixtures/tiny_moss_ttsd_24k/model.ckpt": Run(
-        why="two cuts instead of five", add=("--prompt-seconds", "4,8"), check=_continuity
+    "xyrt encode --model xy_int8 --providers tensorrt speech.wav -o c.npy": Run(
+        ("xy_int8", "speech.wav"), needs=("ort-tensorrt",), outputs=("c.npy",)
     ),
-    "flock /work/fullsize.lock python benchmarks/compat_speed.py --checkpoint "
-    "/work/cache/synth-16k-seed0/model.ckpt --model /work/cache/synth-16k-seed0/onnx-fp32 "
-    "--model /work/cache/synth-16k-seed0/onnx-int8 --model "
-    "/work/cache/synth-16k-seed0/onnx-fp32@openvino --seconds 10 --runs 3": Skip(FULLSIZE),
-    # -- Tests and benchmarks
-    "make bench": Skip(FULLSIZE),
-    "make verify": Skip("xyrt verify of the full-size synthetic export (minutes, several GB)"),
-    "python benchmarks/streaming.py --model .cache/xyrt/synth-16k-seed0/onnx-fp32 --model "
-    ".cache/xyrt/synth-16k-seed0/onnx-int8": Skip(FULLSIZE),
-    "python benchmarks/serve_load.py --model .cache/xyrt/synth-16k-seed0/onnx-int8 --backend "
-    "openvino --precision int8 --json out/serve_load.json": Skip(
-        FULLSIZE + " (its --quick form runs in tests/serve/test_serve.py)"
+    # -- docs/quantize.md
+    "xyrt calib ~/recordings more.flac -o calib.npz": Run(
+        ("recordings", "more.flac"), outputs=("calib.npz",)
+    ),
+    "xyrt quantize xy_onnx --precision fp16 -o xy_fp16": Run(
+        ("xy_onnx",), outputs=("xy_fp16/manifest.json",)
+    ),
+    "xyrt quantize xy_onnx --scheme cpu-dynamic --attention int8 -o xy_int8a": Run(
+        ("xy_onnx",), outputs=("xy_int8a/manifest.json",)
+    ),
+    "xyrt verify xy_int8": Run(
+        ("xy_int8", "xy_tokenizer.ckpt"),
+        why="--min-stage0 0: in int8 the tiny model's random weights stay below the 98% stage-0 "
+        "agreement real weights reach; the report for every graph set is still made",
+        add=("--min-stage0", "0"),
+        check=lambda folder, out: _reports(
+            out, "int8 (default graphs)", "graphs for onnxruntime-cpu-u8", "graphs for tensorrt"
+        ),
+    ),
+    "xyrt encode --model xy_int8 speech.wav -o codes.npy": Run(
+        ("xy_int8", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
     ),
     "python benchmarks/precision.py --fp32 .cache/xyrt/synth-16k-seed0/onnx-fp32 --int8 "
     ".cache/xyrt/synth-16k-seed0/onnx-int8 --fp16 .cache/xyrt/synth-16k-seed0/onnx-fp16": Skip(
         FULLSIZE
     ),
+    # -- docs/serving.md
+    "xyrt serve --model model.ckpt --device cuda --precision bf16 --replicas 2": Run(
+        ("model.ckpt=xy_tokenizer.ckpt",),
+        why=f"{ON_CPU} in fp32 (bf16 on a CPU is emulated and the tiny model's random weights "
+        "are not robust to it)",
+        cpu={**CPU, "--precision": "fp32"},
+        needs=("serve",),
+        serves=True,
+    ),
+    "ray start --head": Skip("starts a Ray cluster's head node (a daemon outliving the test)"),
+    "xyrt serve --model /shared/xy_int8 --address auto --host 0.0.0.0 --replicas 8": Run(
+        ("shared",),
+        why="a local Ray instead of the cluster (--address auto), one replica (this machine has "
+        "2 cores), listening on 127.0.0.1 only, shared/ beside the test instead of /shared",
+        replace={"/shared/": "shared/"},
+        drop=("--address", "auto"),
+        set={"--host": "127.0.0.1", "--replicas": "1"},
+        needs=("serve",),
+        serves=True,
+    ),
+    f"xyrt encode --server {URL} speech.mp3 -o codes.npy": Run(
+        ("speech.mp3",), needs=("serve",), server=True, check=_codes_shape(SPEECH_FRAMES)
+    ),
+    f"xyrt decode --server {URL} codes.npy -o out.wav": Run(
+        ("codes.npy",), needs=("serve",), server=True, outputs=("out.wav",)
+    ),
+    f"xyrt stream --server {URL} --source mic | xyrt decode --server {URL} --stream - --play": Run(
+        ("speech.wav",), why=DEVICES, needs=("serve",), server=True, check=_played
+    ),
+    "python benchmarks/serve_load.py --model .cache/xyrt/synth-16k-seed0/onnx-int8 --backend "
+    "openvino --precision int8 --json out/serve_load.json": Skip(
+        FULLSIZE + " (its --quick form runs in tests/serve/test_serve.py)"
+    ),
+    # -- docs/streaming.md
+    "xyrt stream --model xy_tokenizer.ckpt --device cuda --precision bf16 --source mic "
+    "--input-device 2": Run(
+        ("xy_tokenizer.ckpt", "speech.wav=short.wav"),
+        why=f"{DEVICES}; {ON_CPU} in fp32 (bf16 on a CPU is emulated: 26 s for 5 s of audio)",
+        cpu={**CPU, "--precision": "fp32"},
+        check=_jsonl_frames(len(golden("tiny_16k")["speech_5/wav"]) // 1280, name=""),
+    ),
+    "xyrt stream --model xy_onnx --source speech.wav --realtime --loopback": Run(
+        ("xy_onnx", "speech.wav=short.wav"), why=DEVICES, check=_played
+    ),
+    "xyrt stream --model xy_onnx --source speech.wav --loopback --decode-context 2 "
+    "--decode-lookahead 0.32": Run(("xy_onnx", "speech.wav=short.wav"), why=DEVICES, check=_played),
+    "xyrt stream --model xy_onnx --source mic | xyrt decode --model xy_onnx --stream - --play": Run(
+        ("xy_onnx", "speech.wav"), why=DEVICES, check=_played
+    ),
+    "xyrt decode --model xy_onnx --stream codes.jsonl --context 2 --lookahead 0.16 -o speech.wav": (
+        Run(("xy_onnx", "codes.jsonl"), outputs=("speech.wav",))
+    ),
+    "python benchmarks/streaming.py --model .cache/xyrt/synth-16k-seed0/onnx-fp32 --model "
+    ".cache/xyrt/synth-16k-seed0/onnx-int8": Skip(FULLSIZE),
+    # -- docs/tokenize.md
+    "xyrt tokenize train.jsonl -o tokens/ --model xy_int8": Run(
+        ("train.jsonl", "speech.wav", "xy_int8"), process=True, check=_tokens(2)
+    ),
+    "xyrt tokenize /shared/corpus -o /shared/tokens --model /shared/xy_int8 --address auto "
+    "--workers 16 --threads-per-worker 4": Run(
+        ("shared",),
+        why="a local Ray instead of the cluster (--address auto), one worker of one thread "
+        "(this machine is not 16 x 4 cores), shared/ beside the test instead of /shared",
+        replace={"/shared/": "shared/"},
+        drop=("--address", "auto"),
+        set={"--workers": "1", "--threads-per-worker": "1"},
+        process=True,
+        check=lambda folder, out: _tokens(2, "shared/tokens")(folder, out),
+    ),
+    "xyrt tokenize ... --model /shared/xy_trt_int8 --backend tensorrt --address ray://head:10001": (
+        Skip("'...' stands for the arguments above; it needs a Ray cluster with TensorRT GPUs")
+    ),
+    "python benchmarks/tokenize_throughput.py --cases ray2,loop,published --published-clips 12 "
+    "--json out/tokenize_full.json": Skip(FULLSIZE + ", over the bundled corpus"),
+    "python benchmarks/tokenize_throughput.py --subset 60 --published-clips 6 --cases "
+    "loop,ray2,ray1,published,overhead --json out/tokenize_subset60.json": Skip(FULLSIZE),
 }
 
 
-# -- the files README's commands name, as tiny substitutes (made once per session) ---------------
+# -- the files the pages' commands name, as tiny substitutes (made once per session) ---------------
 
 
 @cache
 def _store() -> Path:
-    return Path(tempfile.mkdtemp(prefix="xyrt-readme-"))
+    return Path(tempfile.mkdtemp(prefix="xyrt-docs-"))
 
 
 def _wav(path: Path, clip: str) -> Path:
@@ -673,7 +682,7 @@ def _missing(needs: tuple[str, ...]) -> str | None:
 
 def reduced(command: str, run: Run, folder: Path, server: str = URL) -> list[list[str]]:
     """The words of each stage (split at ``|``) of ``command`` in its reduced form, with
-    ``server`` for README's server address."""
+    ``server`` for the pages' server address."""
     words = [w.replace(URL, server) for w in shlex.split(command)]
     for old, new in run.replace.items():
         words = [w.replace(old, new.format(folder=folder)) for w in words]
@@ -747,8 +756,8 @@ def _serve(words: list[str], folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def readme_server():
-    """README's ``http://127.0.0.1:8000``: xyrt serve of the tiny ONNX model, one replica."""
+def docs_server():
+    """The pages' ``http://127.0.0.1:8000``: xyrt serve of the tiny ONNX model, one replica."""
     from serving import Server
 
     server = Server(["serve", "--model", str(exported("tiny_16k")), "--replicas", "1"])
@@ -758,30 +767,95 @@ def readme_server():
         server.stop()
 
 
-COMMANDS = readme_commands(README.read_text())
+def _pages_of_commands() -> dict[str, list[str]]:
+    """Each command of every page (in page order, README first) -> the pages showing it."""
+    pages: dict[str, list[str]] = {}
+    for page in PAGES:
+        for command in page_commands(page.read_text()):
+            pages.setdefault(command, [])
+            if page_name(page) not in pages[command]:
+                pages[command].append(page_name(page))
+    return pages
 
 
-def test_every_readme_command_has_an_example() -> None:
-    """A command added to README needs a row in `EXAMPLES`; a row whose command left README is
-    stale. Fenced blocks are commands (bash), API examples (python) or diagrams."""
-    kinds = set(re.findall(r"^```(\w*)\n", README.read_text(), re.M))
-    assert kinds <= {*COMMAND_BLOCKS, *OTHER_BLOCKS}, kinds
-    missing = [c for c in COMMANDS if c not in EXAMPLES]
-    stale = [c for c in EXAMPLES if c not in COMMANDS]
-    assert not missing, f"README commands without an entry in EXAMPLES: {missing}"
-    assert not stale, f"EXAMPLES entries no longer in README: {stale}"
+PAGES_OF = _pages_of_commands()
+COMMANDS = list(PAGES_OF)  # each command once, however many pages show it
 
 
-def test_readme_commands_are_extracted_whole() -> None:
+def _command_id(command: str) -> str:
+    """``pages: command``, so that ``-k streaming`` selects every command streaming.md shows."""
+    return f"{'+'.join(Path(p).stem for p in PAGES_OF[command])}: {command[:70]}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_name)
+def test_every_page_command_has_an_example(page: Path) -> None:
+    """A command added to a page needs a row in `EXAMPLES`. Fenced blocks are commands (bash),
+    API examples (python) or diagrams: a block of another kind (``sh``, ``console``) would hold
+    commands nothing runs."""
+    text = page.read_text()
+    kinds = set(re.findall(r"^```(\w*)\n", text, re.M))
+    assert kinds <= {*COMMAND_BLOCKS, *OTHER_BLOCKS}, f"{page_name(page)}: blocks {kinds}"
+    missing = [c for c in page_commands(text) if c not in EXAMPLES]
+    assert not missing, f"{page_name(page)}: commands without an entry in EXAMPLES: {missing}"
+
+
+def test_no_example_outlives_its_command() -> None:
+    stale = [c for c in EXAMPLES if c not in PAGES_OF]
+    assert not stale, f"EXAMPLES entries no longer on any page: {stale}"
+
+
+def test_page_commands_are_extracted_whole() -> None:
     text = "```bash\nxyrt a 'x y' \\\n    --b 1   # note\n# only a comment\n\nc | d\n```\n"
-    assert readme_commands(text) == ["xyrt a x y --b 1", "c | d"]
+    assert page_commands(text) == ["xyrt a x y --b 1", "c | d"]
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=[c[:70] for c in COMMANDS])
-def test_readme_command(command: str, tmp_path: Path, monkeypatch, request) -> None:
+def test_readme_is_short_and_links_every_page() -> None:
+    """README is read in five minutes: at most `README_MAX_LINES` lines, the rest on docs/
+    pages, each of which it links."""
+    text = README.read_text()
+    lines = len(text.splitlines())
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES})"
+    linked = set(re.findall(r"\]\((docs/[^)#\s]+\.md)(?:#[^)]*)?\)", text))
+    unlinked = [p for p in map(page_name, DOCS.glob("*.md")) if p not in linked]
+    assert not unlinked, f"README.md does not link {unlinked}"
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors of ``page``'s headings: lower case, punctuation dropped, spaces to
+    hyphens, a repeated heading numbered."""
+    anchors: set[str] = set()
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+    for heading in re.findall(r"^#+ (.+)$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in anchors:
+            n += 1
+            anchor = f"{slug}-{n}"
+        anchors.add(anchor)
+    return anchors
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_name)
+def test_links_between_pages_resolve(page: Path) -> None:
+    """Content moved between pages takes its links along: every relative link names a file
+    that exists and, with ``#anchor``, a heading of it."""
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue  # http(s), mailto
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists() or (anchor and file.suffix == ".md" and anchor not in _anchors(file)):
+            broken.append(target)
+    assert not broken, f"{page_name(page)}: broken links {broken}"
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[_command_id(c) for c in COMMANDS])
+def test_page_command(command: str, tmp_path: Path, monkeypatch, request) -> None:
     example = EXAMPLES.get(command)
     if example is None:
-        pytest.fail(f"no entry in EXAMPLES for README command {command!r}")
+        pytest.fail(f"no entry in EXAMPLES for {PAGES_OF[command]} command {command!r}")
     if isinstance(example, Skip):
         pytest.skip(example.reason)
     if isinstance(example, Check):
@@ -798,7 +872,7 @@ def test_readme_command(command: str, tmp_path: Path, monkeypatch, request) -> N
     monkeypatch.setattr("xyrt.commands.DevicePlayer", Recorder)
     monkeypatch.setattr("xyrt.runtime.io.decode_io.DevicePlayer", Recorder)  # xyrt.remote's
     monkeypatch.setattr(Recorder, "samples", 0)
-    url = request.getfixturevalue("readme_server").url if example.server else URL
+    url = request.getfixturevalue("docs_server").url if example.server else URL
     stages = reduced(command, example, tmp_path, url)
     if example.serves:
         (words,) = stages
