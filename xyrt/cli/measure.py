@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from xyrt import commands
-from xyrt.cli.base import Subparsers, alias, applies_when
+from xyrt.cli.base import Subparsers, applies_when
+from xyrt.cli.shared import batch_size
 
 
 def add_bench(sub: Subparsers) -> None:
@@ -20,14 +21,8 @@ def add_bench(sub: Subparsers) -> None:
         "listed as skipped with the reason)",
     )
     p.add_argument("--seconds", default="1,5,10,30", help="clip lengths (default: 1,5,10,30)")
-    p.add_argument(
-        "--batch-size",
-        dest="batch",
-        default="1",
-        metavar="N[,N]",
-        help="clips per model run, comma-separated, each measured (default: 1)",
-    )
-    alias(p, "--batch", dest="batch")
+    each = "clips per model run, comma-separated, each measured (default: 1)"
+    batch_size(p, each, dest="batch", old="--batch", default="1", metavar="N[,N]")
     p.add_argument("--runs", type=int, default=5, help="timed runs per case (default: 5)")
     p.add_argument("--warmup", type=int, default=1, help="warm-up runs per case (default: 1)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from xyrt import commands
 from xyrt.calib.schemes import ATTENTION_MODES
-from xyrt.cli.base import Subparsers, alias, applies_when, model_option
-from xyrt.cli.shared import CHECKPOINT_HELP, backend_args
+from xyrt.cli.base import Subparsers, applies_when, model_option
+from xyrt.cli.shared import CHECKPOINT_HELP, backend_args, batch_size
 
 EXPORTED = "model directory from xyrt export"
 
@@ -115,14 +115,8 @@ def add_build(sub: Subparsers) -> None:
     built = EXPORTED + " or xyrt quantize"
     model_option(p, built, dest="model_dir", positional=True, metavar="DIR")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
-    p.add_argument(
-        "--batch-size",
-        dest="batch",
-        default="1,1,4",
-        metavar="MIN,OPT,MAX",
-        help="windows per model run the engines take: profile min,opt,max (default 1,1,4)",
-    )
-    alias(p, "--batch", dest="batch")
+    profile = "windows per model run the engines take: profile min,opt,max (default 1,1,4)"
+    batch_size(p, profile, dest="batch", old="--batch", default="1,1,4", metavar="MIN,OPT,MAX")
     p.add_argument(
         "--seconds", default="0.08,10,30", help="profile window min,opt,max s (default 0.08,10,30)"
     )

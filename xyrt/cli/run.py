@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from xyrt import commands
-from xyrt.cli.base import Subparsers, alias, applies_when, model_option
+from xyrt.cli.base import Subparsers, applies_when, model_option
 from xyrt.cli.shared import (
     SERVER_HELP,
     backend_args,
+    batch_size,
     chunk_args,
     decode_stream_args,
     model_args,
@@ -151,15 +152,15 @@ def add_serve(sub: Subparsers) -> None:
     p.add_argument(
         "--gpus-per-replica", type=float, help="default: 1 where the backend uses a GPU, else 0"
     )
-    p.add_argument(
-        "--batch-size",
+    batch_size(
+        p,
+        "most requests per model run, batched as they arrive (default: the backend's batch, "
+        "as xyrt encode's)",
         dest="max_batch",
+        old="--max-batch",
         type=int,
         metavar="N",
-        help="most requests per model run, batched as they arrive (default: the backend's "
-        "batch, as xyrt encode's)",
     )
-    alias(p, "--max-batch", dest="max_batch")
     p.add_argument(
         "--max-delay-ms",
         type=float,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from xyrt.cli.base import HIDDEN, model_option
+from xyrt.cli.base import HIDDEN, alias, model_option
 from xyrt.runtime.backends.registry import BY_NAME, PRECISION_ALIASES, PRECISIONS
 
 CHECKPOINT_HELP = "original .ckpt file or Hugging Face-layout folder (config.json + weights)"
@@ -72,8 +73,8 @@ def decode_stream_args(g: argparse._ArgumentGroup, *short: str) -> None:
         "decode_context": "decode left context, seconds (default 2)",
         "decode_lookahead": "decode right context, seconds (default 0.16)",
     }
-    for dest, alias in names.items():
-        flags = ["--" + dest.replace("_", "-")] + ([alias] if alias else [])
+    for dest, short_name in names.items():
+        flags = ["--" + dest.replace("_", "-")] + ([short_name] if short_name else [])
         g.add_argument(*flags, dest=dest, type=float, help=helps[dest])
     g.add_argument("--max-hop", type=float, help="most seconds per decode step, to catch up")
     g.add_argument("--crossfade", type=float, help="seconds (default: the lookahead, <= hop)")
@@ -90,11 +91,11 @@ def chunk_args(p: argparse.ArgumentParser) -> None:
         help="overlap of the 30 s windows for long audio (default: 10, as published); each "
         "window keeps (30 - overlap) x 12.5 codes rounded down (5 -> 312 codes, 5.04 s overlap)",
     )
-    g.add_argument(
-        "--batch-size",
+    batch_size(
+        g,
+        "most windows per model run (default: the backend's: 4 on a CPU, 32 on a GPU)",
         type=int,
         metavar="N",
-        help="most windows per model run (default: the backend's: 4 on a CPU, 32 on a GPU)",
     )
     g.add_argument(
         "--pad-to-30s",
@@ -104,3 +105,18 @@ def chunk_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--threads", type=int, help="CPU threads for PyTorch or ONNX Runtime (default: all cores)"
     )
+
+
+def batch_size(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup,
+    help: str,
+    *,
+    dest: str = "batch_size",
+    old: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """``--batch-size``, the one spelling of how many clips (windows; requests, in serve) one
+    model run takes; ``old``, the command's former flag, stays a hidden alias."""
+    p.add_argument("--batch-size", dest=dest, help=help, **kwargs)
+    if old is not None:
+        alias(p, old, dest=dest)
