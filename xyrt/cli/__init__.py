@@ -3,6 +3,9 @@
 Exit status: 0 done; 1 an error in the input or the environment (`XyrtError`, `OSError`: one
 line); 2 a malformed command line; 3 an internal error, a bug in xyrt: one line naming the
 exception and where it was raised (``XYRT_DEBUG=1`` shows the traceback); 130 interrupted.
+
+The parser is `xyrt.cli.parser`: one ``add_<command>`` per command, in the module of its
+workflow (`prepare`, `run`, `measure`), from the option sets of `shared` and `base`.
 """
 
 from __future__ import annotations
