@@ -27,7 +27,7 @@ $(SYNTH): | $(VENV)/.installed
 ONNX   := $(CACHE)/synth-16k-seed0/onnx-fp32
 
 $(ONNX)/manifest.json: | $(SYNTH)
-	$(BIN)/xyrt export --checkpoint $(SYNTH) -o $(ONNX)
+	$(BIN)/xyrt export --model $(SYNTH) -o $(ONNX)
 
 # Main job on the built-in default: `xyrt bench` builds (once, cached) a full-size synthetic
 # checkpoint and its ONNX export, then measures the published implementation's cost, PyTorch and

@@ -168,7 +168,7 @@ def test_console_script_is_installed() -> None:
     for command in ("encode", "decode", "synth"):
         assert command in result.stdout
     bad = subprocess.run([str(exe), "encode"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "--checkpoint" in bad.stderr
+    assert bad.returncode == 2 and "--model" in bad.stderr
 
 
 def test_export_then_encode_decode_with_model_dir(tmp_path: Path, capsys) -> None:

@@ -74,7 +74,6 @@ def test_an_unexpected_exception_is_one_line_marked_as_a_bug(monkeypatch, capsys
         raise TypeError("'<' not supported between instances of 'NoneType' and 'str'")
 
     monkeypatch.setattr(xyrt.commands, "cmd_synth", broken)
-    monkeypatch.setattr("xyrt.cli.cmd_synth", broken)
     monkeypatch.delenv("XYRT_DEBUG", raising=False)
     assert main(["synth", "-o", "/nonexistent-dir/x.ckpt"]) == 3
     err = err_line(capsys)

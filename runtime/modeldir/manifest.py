@@ -261,7 +261,7 @@ def read_manifest(directory: str | Path) -> Manifest:
     if not path.is_file():
         raise XyrtError(
             f"{directory} is not an xyrt model directory (no manifest.json); create one with "
-            "`xyrt export --checkpoint CKPT -o DIR`"
+            "`xyrt export --model CKPT -o DIR`"
         )
     data = read_versioned(
         path, FORMAT, FORMAT_VERSION, SCHEMA, "an xyrt manifest", "re-export with this xyrt"

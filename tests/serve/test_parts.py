@@ -25,7 +25,7 @@ from xyrt.serve.requests import BodyTooLarge, read_body  # noqa: E402
     ("kwargs", "message"),
     [
         ({"replicas": 0}, "--replicas must be an integer >= 1, got 0"),
-        ({"max_batch": 0}, "--max-batch must be an integer >= 1, got 0"),
+        ({"max_batch": 0}, "--batch-size must be an integer >= 1, got 0"),
         ({"max_delay_ms": -1.0}, "--max-delay-ms must be >= 0, got -1"),
         ({"max_body_mb": 0.0}, "--max-body-mb must be > 0, got 0"),
         ({"threads": 0}, "--threads must be at least 1, got 0"),

@@ -41,7 +41,7 @@ class ServeOptions:
         positive_int(self.replicas, "--replicas")
         positive_int(self.max_streams, "--max-streams")
         if self.max_batch is not None:
-            positive_int(self.max_batch, "--max-batch")
+            positive_int(self.max_batch, "--batch-size")
         finite(self.max_delay_ms, "--max-delay-ms", low=0)
         finite(self.max_body_mb, "--max-body-mb", low=0, strict_low=True)
         finite(self.drain_seconds, "--drain-seconds", low=0)
