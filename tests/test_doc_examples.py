@@ -206,32 +206,32 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
     "pip install -e .[audio,export,ort]": Check(
         _extras("audio", "export", "ort"), "installs from the network; the extras checked"
     ),
-    "xyrt encode --checkpoint xy_tokenizer.ckpt speech.wav -o codes.npy": Run(
+    "xyrt encode --model xy_tokenizer.ckpt speech.wav -o codes.npy": Run(
         ("xy_tokenizer.ckpt", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
     ),
-    "xyrt decode --checkpoint xy_tokenizer.ckpt codes.npy -o recon.wav": Run(
+    "xyrt decode --model xy_tokenizer.ckpt codes.npy -o recon.wav": Run(
         ("xy_tokenizer.ckpt", "codes.npy"), outputs=("recon.wav",)
     ),
-    "xyrt encode --checkpoint xy_tokenizer.ckpt --overlap 5 lecture.flac -o codes.npy": Run(
+    "xyrt encode --model xy_tokenizer.ckpt --overlap 5 lecture.flac -o codes.npy": Run(
         ("xy_tokenizer.ckpt", "lecture.flac"), check=_codes_shape(LECTURE_FRAMES)
     ),
-    "xyrt encode --checkpoint XY_Tokenizer_TTSD_V0_hf speech.wav -o codes.npy": Run(
+    "xyrt encode --model XY_Tokenizer_TTSD_V0_hf speech.wav -o codes.npy": Run(
         ("XY_Tokenizer_TTSD_V0_hf", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
     ),
-    "xyrt convert xy_tokenizer.ckpt -o xy_hf": Run(
+    "xyrt convert --model xy_tokenizer.ckpt -o xy_hf": Run(
         ("xy_tokenizer.ckpt",), outputs=("xy_hf/config.json", "xy_hf/model.safetensors")
     ),
-    "xyrt convert xy_hf -o back/xy_tokenizer.ckpt": Run(
+    "xyrt convert --model xy_hf -o back/xy_tokenizer.ckpt": Run(
         ("xy_hf",), outputs=("back/xy_tokenizer.ckpt", "back/config.yaml")
     ),
-    "xyrt export --checkpoint xy_tokenizer.ckpt -o xy_onnx --verify": Run(
+    "xyrt export --model xy_tokenizer.ckpt -o xy_onnx --verify": Run(
         ("xy_tokenizer.ckpt",), outputs=("xy_onnx/manifest.json",), check=_verified
     ),
-    "xyrt verify xy_onnx": Run(("xy_onnx", "xy_tokenizer.ckpt"), check=_verified),
+    "xyrt verify --model xy_onnx": Run(("xy_onnx", "xy_tokenizer.ckpt"), check=_verified),
     "xyrt encode --model xy_onnx speech.wav -o codes.npy": Run(
         ("xy_onnx", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
     ),
-    "xyrt quantize xy_onnx --precision int8 --calib calib.npz -o xy_int8": Run(
+    "xyrt quantize --model xy_onnx --precision int8 --calib calib.npz -o xy_int8": Run(
         ("xy_onnx", "calib.npz"),
         why=QUICK_QUANTIZE,
         add=("--no-sensitivity",),
@@ -260,7 +260,7 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         check=_synth_config,
     ),
     # -- docs/bench.md
-    "xyrt bench --checkpoint xy_tokenizer.ckpt --model xy_onnx --seconds 1,5,10,30 --batch 1,4 "
+    "xyrt bench --checkpoint xy_tokenizer.ckpt --model xy_onnx --seconds 1,5,10,30 --batch-size 1,4 "
     "--runs 10 --threads 2 --json bench.json --plot bench.png": Run(
         ("xy_tokenizer.ckpt", "xy_onnx"),
         why="one 1 s clip, batch 1, one run, three backends: the measurements are not tested",
@@ -275,7 +275,7 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
     "/work/cache/synth-16k-seed0/model.ckpt --model /work/cache/synth-16k-seed0/onnx-fp32 "
     "--model /work/cache/synth-16k-seed0/onnx-int8 --model "
     "/work/cache/synth-16k-seed0/onnx-fp32@openvino --seconds 10 --runs 3": Skip(FULLSIZE),
-    "xyrt encode --checkpoint XY_Tokenizer/weights/MOSS_TTSD_tokenizer --config "
+    "xyrt encode --model XY_Tokenizer/weights/MOSS_TTSD_tokenizer --config "
     "XY_Tokenizer/config/MOSS_TTSD_tokenizer.yaml speech.wav -o codes.npy": Run(
         ("XY_Tokenizer", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
     ),
@@ -298,7 +298,7 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         needs=("openvino-bf16",),
         check=_codes_shape(SPEECH_FRAMES, "c.npy"),
     ),
-    "xyrt quantize xy_onnx --precision int8 --scheme cpu-dynamic,openvino --calib calib.npz -o "
+    "xyrt quantize --model xy_onnx --precision int8 --scheme cpu-dynamic,openvino --calib calib.npz -o "
     "xy_int8": Run(
         ("xy_onnx", "calib.npz"),
         why=QUICK_QUANTIZE,
@@ -308,7 +308,7 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
     "xyrt encode --model xy_int8 --backend openvino speech.wav -o codes.npy": Run(
         ("xy_int8=xy_int8_openvino", "speech.wav"), check=_codes_shape(SPEECH_FRAMES)
     ),
-    "xyrt verify xy_onnx --backend openvino": Run(
+    "xyrt verify --model xy_onnx --backend openvino": Run(
         ("xy_onnx", "xy_tokenizer.ckpt"), check=_verified
     ),
     "D=$XYRT_CACHE/synth-16k-seed0": Skip("sets the shell variable of the benchmark below"),
@@ -324,10 +324,10 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
     "-o codes.npy": Run(
         ("xy_tokenizer.ckpt", "speech.wav"), why=ON_CPU, cpu=CPU, outputs=("codes.npy",)
     ),
-    "xyrt decode --checkpoint xy_tokenizer.ckpt --device cuda codes.npy -o recon.wav": Run(
+    "xyrt decode --model xy_tokenizer.ckpt --device cuda codes.npy -o recon.wav": Run(
         ("xy_tokenizer.ckpt", "codes.npy"), why=ON_CPU, cpu=CPU, outputs=("recon.wav",)
     ),
-    "xyrt verify xy_tokenizer.ckpt --device cuda --precision bf16": Run(
+    "xyrt verify --model xy_tokenizer.ckpt --device cuda --precision bf16": Run(
         ("xy_tokenizer.ckpt",),
         why=ON_CPU + ", in fp32: bf16 on a CPU is emulated (minutes) and the tiny model's random "
         "weights are not robust to it",
@@ -346,7 +346,7 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         add=("--sections", "exactness"),
         outputs=("gc",),
     ),
-    "xyrt build xy_int8 --precision int8 --batch 1,1,4 --seconds 0.08,10,30 -o xy_trt_int8": Run(
+    "xyrt build --model xy_int8 --precision int8 --batch-size 1,1,4 --seconds 0.08,10,30 -o xy_trt_int8": Run(
         ("xy_int8",), needs=("tensorrt", "cuda"), outputs=("xy_trt_int8/engines.json",)
     ),
     "xyrt encode --model xy_trt_int8 speech.wav -o codes.npy": Run(
@@ -359,13 +359,13 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
     "xyrt calib ~/recordings more.flac -o calib.npz": Run(
         ("recordings", "more.flac"), outputs=("calib.npz",)
     ),
-    "xyrt quantize xy_onnx --precision fp16 -o xy_fp16": Run(
+    "xyrt quantize --model xy_onnx --precision fp16 -o xy_fp16": Run(
         ("xy_onnx",), outputs=("xy_fp16/manifest.json",)
     ),
-    "xyrt quantize xy_onnx --scheme cpu-dynamic --attention int8 -o xy_int8a": Run(
+    "xyrt quantize --model xy_onnx --scheme cpu-dynamic --attention int8 -o xy_int8a": Run(
         ("xy_onnx",), outputs=("xy_int8a/manifest.json",)
     ),
-    "xyrt verify xy_int8": Run(
+    "xyrt verify --model xy_int8": Run(
         ("xy_int8", "xy_tokenizer.ckpt"),
         why="--min-stage0 0: in int8 the tiny model's random weights stay below the 98% stage-0 "
         "agreement real weights reach; the report for every graph set is still made",
