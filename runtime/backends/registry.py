@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from xyrt.errors import MissingDependencyError, XyrtError, received
-from xyrt.runtime.backends.base import Backend
+from xyrt.runtime.backends import identity
+from xyrt.runtime.backends.base import Backend, BackendLimits
 from xyrt.runtime.modeldir.dirs import ENGINE_DIR, EXPORT_DIR
 
 PRECISION_ALIASES = {
@@ -45,14 +46,6 @@ BOOL_OPTIONS = ("cuda_graphs", "compile", "autocast")
 
 def is_cuda(device: str | None) -> bool:
     return isinstance(device, str) and device.split(":")[0] == "cuda"
-
-
-def uses_gpu(backend: str, device: str | None, providers: Sequence[str] | None) -> bool:
-    """Whether a backend (name or alias; "auto" for a non-engine source) with these options
-    runs on a GPU: what a Ray actor or replica must be given."""
-    entry = BY_NAME.get(backend)
-    gpu_only = entry is not None and "cpu" not in entry.devices
-    return gpu_only or is_cuda(device) or any(p in GPU_PROVIDERS for p in providers or ())
 
 
 @dataclass(frozen=True)
@@ -119,6 +112,26 @@ class BackendEntry:
     opener: Callable[[Path, Options], Backend]
     # what the backend decides from the source and options before loading (None: nothing)
     preflight: Callable[[Path, Options, bool], None] | None = None
+    # (source, options, device) -> what the backend takes in one run, declared before it opens
+    limits: Callable[[Path, Options, str], BackendLimits] | None = None
+    # (source, options, device) -> the model's identity (`xyrt.runtime.backends.identity`)
+    identity: Callable[[Path, Options, str], dict[str, Any]] | None = None
+    # `ChunkedCodec` options that mean something over this backend ("pad_to_30s": windows run
+    # as 30 s like the published PyTorch code, the published cost)
+    codec_options: tuple[str, ...] = ()
+
+    def takes(self, option: str) -> bool:
+        """Whether ``option`` (an `Options` field or a `ChunkedCodec` option) applies here."""
+        return option in ("device", "precision", "threads", *self.options, *self.codec_options)
+
+    def device(self, o: Options) -> str:
+        """Where it runs with ``o``: the device asked for, else the GPU for a GPU provider,
+        else its first device type (the CPU where it runs there, "cuda" for TensorRT)."""
+        if o.device is not None:
+            return o.device
+        if "providers" in self.options and any(p in GPU_PROVIDERS for p in o.providers or ()):
+            return "cuda"
+        return self.devices[0]
 
     def available(self) -> str | None:
         """None when it can run here, else why not."""
@@ -152,7 +165,8 @@ def _check_onnxruntime(source: Path, o: Options, here: bool) -> None:
     from xyrt.runtime.backends.onnxrt import graph_set, resolve_providers
     from xyrt.runtime.modeldir.manifest import read_manifest
 
-    resolve_providers(ort_providers(o))  # a provider this install lacks (no GPU build)
+    if here:  # a provider this install lacks (no GPU build); a cluster's nodes may have it
+        resolve_providers(ort_providers(o))
     graph_set(read_manifest(source), o.target)
 
 
@@ -173,6 +187,30 @@ def _check_torch(source: Path, o: Options, here: bool) -> None:
         from xyrt.runtime.backends.torch_backend import check_device
 
         check_device(o.device, o.precision)
+
+
+def _limits_onnxruntime(source: Path, o: Options, device: str) -> BackendLimits:
+    from xyrt.runtime.backends.onnxrt import ort_limits
+
+    return ort_limits(ort_providers(o))
+
+
+def _limits_openvino(source: Path, o: Options, device: str) -> BackendLimits:
+    from xyrt.runtime.backends.openvino import OpenVinoBackend
+
+    return OpenVinoBackend.limits
+
+
+def _limits_tensorrt(source: Path, o: Options, device: str) -> BackendLimits:
+    from xyrt.runtime.backends.tensorrt import engine_limits, read_engines
+
+    return engine_limits(read_engines(source))
+
+
+def _limits_torch(source: Path, o: Options, device: str) -> BackendLimits:
+    from xyrt.runtime.backends.torch_backend import torch_limits
+
+    return torch_limits(device, o.max_batch, o.cuda_graphs)
 
 
 def _open_openvino(source: Path, o: Options) -> Backend:
@@ -215,6 +253,8 @@ REGISTRY: tuple[BackendEntry, ...] = (
         "ort",
         _open_onnxruntime,
         _check_onnxruntime,
+        _limits_onnxruntime,
+        identity.onnxruntime_identity,
     ),
     BackendEntry(
         "openvino",
@@ -227,6 +267,8 @@ REGISTRY: tuple[BackendEntry, ...] = (
         "openvino",
         _open_openvino,
         _check_openvino,
+        _limits_openvino,
+        identity.openvino_identity,
     ),
     BackendEntry(
         "tensorrt",
@@ -238,6 +280,9 @@ REGISTRY: tuple[BackendEntry, ...] = (
         ("tensorrt",),
         "gpu",
         _open_tensorrt,
+        None,
+        _limits_tensorrt,
+        identity.tensorrt_identity,
     ),
     BackendEntry(
         "torch",
@@ -250,11 +295,20 @@ REGISTRY: tuple[BackendEntry, ...] = (
         "export",
         _open_torch,
         _check_torch,
+        _limits_torch,
+        identity.torch_identity,
+        codec_options=("pad_to_30s",),
     ),
 )
 BY_NAME = {n: e for e in REGISTRY for n in (e.name, *e.aliases)}
 AUTO = {"engines": "tensorrt", "export": "onnxruntime", "checkpoint": "torch"}
 BACKEND_NAMES = tuple(e.name for e in REGISTRY)  # canonical names, what help texts list
+
+
+def entry_for(kind: str, backend: str = "auto") -> BackendEntry:
+    """The entry of ``backend`` (name or alias) for a source of ``kind``; "auto": the one that
+    runs such a source (engines -> tensorrt, export -> onnxruntime, checkpoint -> torch)."""
+    return backend_entry(AUTO[kind] if backend == "auto" else backend)
 
 
 def backend_entry(name: str) -> BackendEntry:
@@ -331,9 +385,8 @@ def check_checkpoint_file(path: Path) -> None:
 def open_backend(source: str | Path, backend: str = "auto", **options: Any) -> Backend:
     """A `Backend` (not yet loaded) for ``source``, by ``backend`` name or alias ("auto": by
     what the source is). ``options`` are `Options` fields; one the backend cannot take is an
-    error naming it (`preflight`)."""
-    entry, _, opts = preflight(source, backend, **options)
-    return entry.opener(Path(source), opts)
+    error naming it (`resolve`)."""
+    return resolve(source, backend, **options).open()
 
 
 def check_options(entry: BackendEntry, kind: str, opts: Options) -> None:
@@ -345,10 +398,12 @@ def check_options(entry: BackendEntry, kind: str, opts: Options) -> None:
             "checkpoint": "a checkpoint",
         }
         wants = " or ".join(what[k] for k in entry.sources)
-        hint = {
-            "torch": "; export one with `xyrt export --checkpoint CKPT -o DIR`, or pass the "
-            "checkpoint it came from",
-        }.get(AUTO[kind], "")
+        hint = (
+            "; export one with `xyrt export --checkpoint CKPT -o DIR`, or pass the checkpoint it "
+            "came from"
+            if kind == "checkpoint"
+            else ""
+        )
         raise XyrtError(f"the {entry.name} backend runs {wants}; got {what[kind]}{hint}")
     if opts.precision is not None and opts.precision not in entry.precisions:
         takes = ", ".join(entry.precisions) or "only the precision of the directory itself"
@@ -379,7 +434,7 @@ def check_options(entry: BackendEntry, kind: str, opts: Options) -> None:
                 f"option {name}={received(given[name])} applies only {when}; it would have no "
                 "effect here"
             )
-    if entry.name == "onnxruntime" and opts.device is not None and opts.providers is not None:
+    if "providers" in entry.options and opts.device is not None and opts.providers is not None:
         gpu = any(p in GPU_PROVIDERS for p in opts.providers)
         if is_cuda(opts.device) != gpu:
             raise XyrtError(
@@ -401,16 +456,52 @@ APPLIES_WHEN = (  # (option, when it applies, test): given otherwise, it is refu
 )
 
 
-def preflight(
+@dataclass(frozen=True)
+class Resolved:
+    """Everything the registry decides about a model source before it is loaded: the backend
+    (``entry``), the source's ``kind``, the canonical ``options``, and the ``device`` it runs on
+    ("cpu", "cuda", "cuda:N"); `gpu` is what a Ray actor or replica must be given."""
+
+    source: Path
+    entry: BackendEntry
+    kind: str
+    options: Options
+    device: str
+
+    @property
+    def gpu(self) -> bool:
+        """Whether it runs on a GPU."""
+        return is_cuda(self.device)
+
+    def limits(self) -> BackendLimits:
+        """What the backend takes in one run, as it declares before opening (a TensorRT
+        engine: its profile's maximum batch)."""
+        if self.entry.limits is None:
+            return BackendLimits(device=self.device)
+        return self.entry.limits(self.source, self.options, self.device)
+
+    def identity(self) -> dict[str, Any]:
+        """The model's identity: sha256 of the model and of the encoder, precision, backend."""
+        if self.entry.identity is None:
+            return {"backend": self.entry.name}
+        return self.entry.identity(self.source, self.options, self.device)
+
+    def open(self) -> Backend:
+        """The `Backend` (not yet loaded)."""
+        return self.entry.opener(self.source, self.options)
+
+
+def resolve(
     source: str | Path, backend: str = "auto", here: bool = True, **options: Any
-) -> tuple[BackendEntry, str, Options]:
+) -> Resolved:
     """Everything the registry can decide before a model is loaded (or a Ray actor or a replica
-    is started to load it): the source, the backend, its options, its package, and what the
-    backend decides from the source alone (precisions a directory holds, providers installed,
-    the device); returns (entry, source kind, options). ``here``: the model runs on this
-    machine, so the GPU it asks for must be here too (False: on a Ray cluster)."""
+    is started to load it): the source, the backend ("auto": by what the source is), its
+    options, its package, the device, and what the backend decides from the source alone
+    (precisions a directory holds, providers installed). ``here``: the model runs on this
+    machine, so the package and the GPU it asks for must be here too (False: on a Ray cluster,
+    whose nodes may have what this machine lacks)."""
     kind = source_kind(source)
-    entry = backend_entry(AUTO[kind] if backend == "auto" else backend)
+    entry = entry_for(kind, backend)
     unknown = sorted(set(options) - set(Options.__dataclass_fields__))
     if unknown:
         raise XyrtError(f"unknown backend option(s) {unknown}")
@@ -420,9 +511,17 @@ def preflight(
         precision = None  # a directory's own precision is what auto means there
     opts = Options(**{**opts.__dict__, "precision": precision})
     check_options(entry, kind, opts)
-    reason = entry.available() if here else None  # a cluster's nodes may have what this lacks
+    reason = entry.available() if here else None
     if reason is not None:
         raise MissingDependencyError(reason)
     if entry.preflight is not None:
         entry.preflight(Path(source), opts, here)
-    return entry, kind, opts
+    return Resolved(Path(source), entry, kind, opts, entry.device(opts))
+
+
+def preflight(
+    source: str | Path, backend: str = "auto", here: bool = True, **options: Any
+) -> tuple[BackendEntry, str, Options]:
+    """`resolve` as (entry, source kind, options)."""
+    r = resolve(source, backend, here, **options)
+    return r.entry, r.kind, r.options
