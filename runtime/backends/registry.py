@@ -98,6 +98,31 @@ class Options:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One way to run a backend that ``xyrt bench`` measures under its own ``label``: the model
+    it runs (``stored``: "checkpoint", "engines", or the precision an export directory holds)
+    and the `Options` fields it is opened with. ``published``: the published implementation's
+    cost (windows padded to 30 s, eager, PyTorch's own TF32 flags); ``default``: measured when
+    no --backends is given."""
+
+    label: str
+    stored: str
+    precision: str | None = None
+    device: str | None = None
+    providers: tuple[str, ...] | None = None
+    published: bool = False
+    default: bool = True
+
+    def options(self) -> dict[str, Any]:
+        """The `Options` fields it sets (eager on a GPU for the published cost)."""
+        given = {"precision": self.precision, "device": self.device, "providers": self.providers}
+        out: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if self.published and is_cuda(self.device):
+            out["cuda_graphs"] = False
+        return out
+
+
+@dataclass(frozen=True)
 class BackendEntry:
     """One backend: its names, what it runs, what it takes, and how to open it."""
 
@@ -119,6 +144,7 @@ class BackendEntry:
     # `ChunkedCodec` options that mean something over this backend ("pad_to_30s": windows run
     # as 30 s like the published PyTorch code, the published cost)
     codec_options: tuple[str, ...] = ()
+    bench: tuple[Variant, ...] = ()  # what `xyrt bench` measures of it
 
     def takes(self, option: str) -> bool:
         """Whether ``option`` (an `Options` field or a `ChunkedCodec` option) applies here."""
@@ -255,6 +281,11 @@ REGISTRY: tuple[BackendEntry, ...] = (
         _check_onnxruntime,
         _limits_onnxruntime,
         identity.onnxruntime_identity,
+        bench=(
+            *(Variant(f"ort-{p}", p, providers=("cpu",)) for p in ("fp32", "int8", "fp16")),
+            Variant("ort-cuda", "fp32", providers=("cuda",)),
+            Variant("ort-tensorrt", "fp32", providers=("tensorrt",)),
+        ),
     ),
     BackendEntry(
         "openvino",
@@ -269,6 +300,10 @@ REGISTRY: tuple[BackendEntry, ...] = (
         _check_openvino,
         _limits_openvino,
         identity.openvino_identity,
+        bench=tuple(  # bf16 runs the float32 export
+            Variant(f"openvino-{p}", "int8" if p == "int8" else "fp32", p)
+            for p in ("fp32", "bf16", "int8")
+        ),
     ),
     BackendEntry(
         "tensorrt",
@@ -283,6 +318,7 @@ REGISTRY: tuple[BackendEntry, ...] = (
         None,
         _limits_tensorrt,
         identity.tensorrt_identity,
+        bench=(Variant("tensorrt", "engines"),),
     ),
     BackendEntry(
         "torch",
@@ -298,6 +334,17 @@ REGISTRY: tuple[BackendEntry, ...] = (
         _limits_torch,
         identity.torch_identity,
         codec_options=("pad_to_30s",),
+        # PyTorch's bf16 autocast on CPU measured ~9x slower than float32 on an AVX-512 BF16
+        # machine (full-size synthetic model, 10 s clip): measured on request only
+        bench=(
+            Variant("pytorch-published", "checkpoint", "fp32", "cpu", published=True),
+            Variant("pytorch", "checkpoint", "fp32", "cpu"),
+            Variant("pytorch-bf16", "checkpoint", "bf16", "cpu", default=False),
+            Variant("pytorch-published-cuda", "checkpoint", "fp32", "cuda", published=True),
+            Variant("pytorch-cuda", "checkpoint", "fp32", "cuda"),
+            Variant("pytorch-cuda-bf16", "checkpoint", "bf16", "cuda"),
+            Variant("pytorch-cuda-fp16", "checkpoint", "fp16", "cuda"),
+        ),
     ),
 )
 BY_NAME = {n: e for e in REGISTRY for n in (e.name, *e.aliases)}

@@ -5,45 +5,14 @@ runs are stood in for by ONNX Runtime over the export the engines would be built
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import ORIN, expect_codes, exported, golden, golden_reference
+from helpers import ORIN, expect_codes, exported, fake_engines, golden, golden_reference
 from xyrt.runtime.backends.registry import REGISTRY, resolve
 from xyrt.runtime.backends.trt_profiles import Profile
-
-MODEL = {
-    "output_sample_rate": 16000,
-    "samples_per_code_out": 1280,
-    "num_quantizers": 8,
-    "codebook_size": 1024,
-}
-
-
-def fake_engines(folder: Path, max_batch: int = 2) -> Path:
-    """An engine directory as `xyrt build` writes it (engines.json and two plan files), for a
-    profile of ``max_batch``; the plans hold nothing (nothing here deserializes them)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    profile = Profile(max_batch=max_batch).to_dict()
-    engines = {}
-    for graph in ("encoder", "decoder"):
-        (folder / f"{graph}.plan").write_bytes(b"plan")
-        engines[graph] = {
-            "file": f"{graph}.plan",
-            "graph": graph,
-            "plan_sha256": "0" * 64,
-            "graph_sha256": "1" * 64,
-            "precision": "fp32",
-            "profile": profile,
-            "num_quantizers": 8,
-            "device": {"gpu_name": ORIN.gpu_name, "compute_capability": "8.7"},
-        }
-    doc = {"format": "xyrt-trt-engines", "format_version": 1, "model": MODEL, "engines": engines}
-    (folder / "engines.json").write_text(json.dumps(doc))
-    return folder
 
 
 def test_auto_on_an_engine_directory_is_tensorrt_on_the_gpu(tmp_path: Path) -> None:
@@ -72,7 +41,9 @@ def test_auto_engine_directory_asks_ray_for_one_gpu(tmp_path: Path) -> None:
     options = TokenizeOptions(address="ray://cluster:10001")  # resolved for a cluster's nodes
     resolved = options.resolve(engines)
     assert gpus_per_actor(options, resolved) == 1.0
-    with pytest.raises(XyrtError, match="the tensorrt backend .* asks for 1 GPU per model actor"):
+    with pytest.raises(
+        XyrtError, match=r"--backend auto \(tensorrt\) asks for 1 GPU per model actor"
+    ):
         check_gpus(options, resolved, 1, {"CPU": 8.0})
     cpu = TokenizeOptions(address="ray://cluster:10001")
     assert gpus_per_actor(cpu, cpu.resolve(exported("tiny_16k"))) == 0.0

@@ -168,7 +168,8 @@ def check_gpus(
         if options.device is not None
         else f"--providers {','.join(options.providers)}"
         if options.providers
-        else f"the {resolved.entry.name} backend (it runs on {resolved.device})"
+        else f"--backend {options.backend}"
+        + (f" ({resolved.entry.name})" if options.backend == "auto" else "")
     )
     shown = ", ".join(
         f"{k} {v / 2**30:.1f} GiB" if "memory" in k else f"{k} {v:g}"
