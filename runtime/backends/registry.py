@@ -564,11 +564,3 @@ def resolve(
     if entry.preflight is not None:
         entry.preflight(Path(source), opts, here)
     return Resolved(Path(source), entry, kind, opts, entry.device(opts))
-
-
-def preflight(
-    source: str | Path, backend: str = "auto", here: bool = True, **options: Any
-) -> tuple[BackendEntry, str, Options]:
-    """`resolve` as (entry, source kind, options)."""
-    r = resolve(source, backend, here, **options)
-    return r.entry, r.kind, r.options

@@ -55,7 +55,7 @@ from xyrt.runtime.graph_io import (
 torch = require("torch", "export", "the PyTorch backend")
 
 from xyrt.runtime.backends.torch_device import (  # noqa: E402 - needs torch, imported above
-    check_device,  # noqa: F401 - re-exported: the registry's preflight asks here
+    check_device,  # noqa: F401 - re-exported: the registry (resolve) asks here
     fp32_mode,  # noqa: F401 - re-exported: benchmarks and tests set the mode through here
     ieee_fp32,
     parse_device,
