@@ -1,8 +1,11 @@
 """The backend registry: which backends exist, what each takes, and how to open one.
 
 Every caller that turns a model source plus options into a `Backend` (``xyrt.runtime.load``,
-the CLI, ``xyrt.compat``, ``xyrt bench``, ``xyrt tokenize``, ``xyrt verify``) asks here. Adding a
-backend means writing its module and one `BackendEntry` in `REGISTRY`.
+the CLI, ``xyrt.compat``, ``xyrt bench``, ``xyrt tokenize``, ``xyrt serve``, ``xyrt verify``) asks
+here, and asks here, not by a backend's name, what it takes and where it runs: `resolve` gives
+one `Resolved` value (the entry, the source kind, the options, the device, whether it needs a
+GPU, its limits and identity). Adding a backend means writing its module, its hooks in
+`xyrt.runtime.backends.openers`, and one `BackendEntry` in `REGISTRY`.
 
 A model source is one of (`source_kind`):
 - ``export``: a directory with manifest.json (`xyrt export` / `xyrt quantize`);
@@ -26,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from xyrt.errors import MissingDependencyError, XyrtError, received
-from xyrt.runtime.backends import identity
+from xyrt.runtime.backends import identity, openers
 from xyrt.runtime.backends.base import Backend, BackendLimits
+from xyrt.runtime.backends.openers import GPU_PROVIDERS, is_cuda
 from xyrt.runtime.modeldir.dirs import ENGINE_DIR, EXPORT_DIR
 
 PRECISION_ALIASES = {
@@ -39,13 +43,7 @@ PRECISION_ALIASES = {
 }
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # auto: the backend's choice for the device
 SOURCE_KINDS = ("export", "engines", "checkpoint")
-# ONNX Runtime execution providers that run on a GPU (aliases and full names)
-GPU_PROVIDERS = ("cuda", "tensorrt", "trt", "CUDAExecutionProvider", "TensorrtExecutionProvider")
 BOOL_OPTIONS = ("cuda_graphs", "compile", "autocast")
-
-
-def is_cuda(device: str | None) -> bool:
-    return isinstance(device, str) and device.split(":")[0] == "cuda"
 
 
 @dataclass(frozen=True)
@@ -174,99 +172,6 @@ class BackendEntry:
         return None
 
 
-def ort_providers(o: Options) -> Sequence[str] | None:
-    """ONNX Runtime's providers: as given, else from the device (cuda -> the CUDA provider)."""
-    if o.providers is None and o.device is not None:
-        return ["cuda"] if is_cuda(o.device) else ["cpu"]
-    return o.providers
-
-
-def _open_onnxruntime(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
-
-    return OnnxRuntimeBackend(source, ort_providers(o), o.threads, o.target)
-
-
-def _check_onnxruntime(source: Path, o: Options, here: bool) -> None:
-    from xyrt.runtime.backends.onnxrt import graph_set, resolve_providers
-    from xyrt.runtime.modeldir.manifest import read_manifest
-
-    if here:  # a provider this install lacks (no GPU build); a cluster's nodes may have it
-        resolve_providers(ort_providers(o))
-    graph_set(read_manifest(source), o.target)
-
-
-def _check_openvino(source: Path, o: Options, here: bool) -> None:
-    from xyrt.runtime.backends.openvino import graph_plan
-    from xyrt.runtime.modeldir.manifest import read_manifest
-
-    graph_plan(read_manifest(source), o.precision)
-
-
-def _check_torch(source: Path, o: Options, here: bool) -> None:
-    if o.precision == "fp16" and not is_cuda(o.device):
-        raise XyrtError(
-            f"precision 'fp16' needs a CUDA device (device='cuda'); on {o.device or 'cpu'} use "
-            "fp32 or bf16"
-        )
-    if here:  # the device must be on this machine (on a Ray cluster: on its GPU nodes)
-        from xyrt.runtime.backends.torch_backend import check_device
-
-        check_device(o.device, o.precision)
-
-
-def _limits_onnxruntime(source: Path, o: Options, device: str) -> BackendLimits:
-    from xyrt.runtime.backends.onnxrt import ort_limits
-
-    return ort_limits(ort_providers(o))
-
-
-def _limits_openvino(source: Path, o: Options, device: str) -> BackendLimits:
-    from xyrt.runtime.backends.openvino import OpenVinoBackend
-
-    return OpenVinoBackend.limits
-
-
-def _limits_tensorrt(source: Path, o: Options, device: str) -> BackendLimits:
-    from xyrt.runtime.backends.tensorrt import engine_limits, read_engines
-
-    return engine_limits(read_engines(source))
-
-
-def _limits_torch(source: Path, o: Options, device: str) -> BackendLimits:
-    from xyrt.runtime.backends.torch_backend import torch_limits
-
-    return torch_limits(device, o.max_batch, o.cuda_graphs)
-
-
-def _open_openvino(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.backends.openvino import OpenVinoBackend
-
-    return OpenVinoBackend(source, o.precision, o.threads)
-
-
-def _open_tensorrt(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.backends.tensorrt import TensorRTBackend
-
-    return TensorRTBackend(source)
-
-
-def _open_torch(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.backends.torch_backend import open_torch
-
-    return open_torch(
-        source,
-        device=o.device,
-        precision=o.precision,
-        config=o.config,
-        threads=o.threads,
-        cuda_graphs=o.cuda_graphs,
-        compile=o.compile,
-        autocast=o.autocast,
-        max_batch=o.max_batch,
-    )
-
-
 REGISTRY: tuple[BackendEntry, ...] = (
     BackendEntry(
         "onnxruntime",
@@ -277,9 +182,9 @@ REGISTRY: tuple[BackendEntry, ...] = (
         ("providers", "target"),
         ("onnxruntime",),
         "ort",
-        _open_onnxruntime,
-        _check_onnxruntime,
-        _limits_onnxruntime,
+        openers.open_onnxruntime,
+        openers.check_onnxruntime,
+        openers.limits_onnxruntime,
         identity.onnxruntime_identity,
         bench=(
             *(Variant(f"ort-{p}", p, providers=("cpu",)) for p in ("fp32", "int8", "fp16")),
@@ -296,9 +201,9 @@ REGISTRY: tuple[BackendEntry, ...] = (
         (),
         ("openvino",),
         "openvino",
-        _open_openvino,
-        _check_openvino,
-        _limits_openvino,
+        openers.open_openvino,
+        openers.check_openvino,
+        openers.limits_openvino,
         identity.openvino_identity,
         bench=tuple(  # bf16 runs the float32 export
             Variant(f"openvino-{p}", "int8" if p == "int8" else "fp32", p)
@@ -314,9 +219,9 @@ REGISTRY: tuple[BackendEntry, ...] = (
         (),
         ("tensorrt",),
         "gpu",
-        _open_tensorrt,
+        openers.open_tensorrt,
         None,
-        _limits_tensorrt,
+        openers.limits_tensorrt,
         identity.tensorrt_identity,
         bench=(Variant("tensorrt", "engines"),),
     ),
@@ -329,9 +234,9 @@ REGISTRY: tuple[BackendEntry, ...] = (
         ("config", "cuda_graphs", "compile", "autocast", "max_batch"),
         ("torch",),
         "export",
-        _open_torch,
-        _check_torch,
-        _limits_torch,
+        openers.open_torch,
+        openers.check_torch,
+        openers.limits_torch,
         identity.torch_identity,
         codec_options=("pad_to_30s",),
         # PyTorch's bf16 autocast on CPU measured ~9x slower than float32 on an AVX-512 BF16
