@@ -87,3 +87,17 @@ def test_a_batch_over_the_engine_profile_is_split(tmp_path: Path, monkeypatch) -
     assert len(batches) >= 3 and max(batches) == 2 and sum(batches) >= 5
     for clip, got in zip(clips, codes, strict=True):
         expect_codes(golden_reference("tiny_16k", clip, 10), got, f"fake tensorrt {clip}")
+
+
+def test_bench_cases_and_cli_policy_are_registry_facts() -> None:
+    """Bench's cases are the entries' variants (where each runs by the registry's rule), and
+    --pad-to-30s is an option the torch entry declares, not a name the CLI compares."""
+    from xyrt.bench.driver import BASELINES, BENCH_BACKENDS, device_of
+    from xyrt.runtime.backends.registry import BY_NAME
+
+    assert device_of("tensorrt") == device_of("ort-tensorrt") == device_of("pytorch-cuda") == "cuda"
+    assert device_of("ort-int8") == device_of("openvino-bf16") == device_of("pytorch") == "cpu"
+    assert BASELINES == {"cpu": "pytorch-published", "cuda": "pytorch-published-cuda"}
+    assert {c.entry.name for c in BENCH_BACKENDS.values()} == {e.name for e in REGISTRY}
+    assert [e.name for e in REGISTRY if e.takes("pad_to_30s")] == ["torch"]
+    assert BY_NAME["ort"].takes("target") and not BY_NAME["openvino"].takes("target")
