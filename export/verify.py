@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError
-from xyrt.runtime.backends.registry import source_kind
+from xyrt.runtime.backends.registry import entry_for, source_kind
 from xyrt.runtime.backends.torch_codec import XYCodec
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.compare import (
@@ -199,12 +200,13 @@ def verify_dir(
         for graph in manifest.data["graphs"]:
             manifest.check_graph(graph, rehash=True)
     reference = load_model(checkpoint, config)
-    if backend == "openvino":
-        candidate = xyrt.runtime.load(model_dir, backend="openvino", precision=precision)
-        exact = candidate.backend.precision == "fp32"
-    else:
-        candidate = xyrt.runtime.load(model_dir, backend=backend, target=target)
-        exact = stored == "fp32"
+    entry = entry_for(source_kind(model_dir), backend)
+    options: dict[str, Any] = {"precision": precision} if precision is not None else {}
+    if entry.takes("target"):
+        options["target"] = target
+    candidate = xyrt.runtime.load(model_dir, backend=entry.name, **options)
+    # a backend that picks its precision (OpenVINO's bf16 over fp32 graphs) runs its own
+    exact = (getattr(candidate.backend, "precision", None) or stored) == "fp32"
     return verify_codec(
         reference,
         candidate,

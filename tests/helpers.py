@@ -4,13 +4,14 @@ GPUs for TensorRT cache keys. Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from xyrt.runtime.backends.trt_profiles import DeviceFacts
+from xyrt.runtime.backends.trt_profiles import DeviceFacts, Profile
 from xyrt.runtime.compare import CodeAgreement, ReferenceCodes, check_codes
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -193,3 +194,39 @@ def stage_sum_misses(report: dict, low: float = 0.9, high: float = 1.1) -> list[
             if attributed > high * run:
                 misses.append(f"{where}: attributed {attributed:.2f} ms of a {run:.2f} ms run")
     return misses
+
+
+ENGINE_MODEL = {
+    "output_sample_rate": 16000,
+    "samples_per_code_out": 1280,
+    "num_quantizers": 8,
+    "codebook_size": 1024,
+}
+
+
+def fake_engines(folder: Path, max_batch: int = 2) -> Path:
+    """An engine directory as `xyrt build` writes it (engines.json and two plan files), for a
+    profile of ``max_batch``; the plans hold nothing (nothing here deserializes them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    profile = Profile(max_batch=max_batch).to_dict()
+    engines = {}
+    for graph in ("encoder", "decoder"):
+        (folder / f"{graph}.plan").write_bytes(b"plan")
+        engines[graph] = {
+            "file": f"{graph}.plan",
+            "graph": graph,
+            "plan_sha256": "0" * 64,
+            "graph_sha256": "1" * 64,
+            "precision": "fp32",
+            "profile": profile,
+            "num_quantizers": 8,
+            "device": {"gpu_name": ORIN.gpu_name, "compute_capability": ORIN.compute_capability},
+        }
+    doc = {
+        "format": "xyrt-trt-engines",
+        "format_version": 1,
+        "model": ENGINE_MODEL,
+        "engines": engines,
+    }
+    (folder / "engines.json").write_text(json.dumps(doc))
+    return folder

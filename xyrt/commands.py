@@ -75,7 +75,7 @@ def _codec(args: argparse.Namespace):
     """The codec of encode/decode: --model (an export, an engine directory or a checkpoint) or
     --checkpoint (the PyTorch backend), through the backend registry."""
     from xyrt.checks import threads
-    from xyrt.runtime.backends.registry import AUTO, backend_entry, source_kind
+    from xyrt.runtime.backends.registry import REGISTRY, entry_for, source_kind
     from xyrt.runtime.chunking import codes_per_step
 
     if args.batch_size is not None and args.batch_size < 1:
@@ -84,11 +84,9 @@ def _codec(args: argparse.Namespace):
     codes_per_step(args.overlap)  # a bad --overlap fails before a model is loaded
     source = args.model if args.model is not None else args.checkpoint
     kind = source_kind(source)
-    name = AUTO[kind] if args.backend == "auto" else backend_entry(args.backend).name
-    if args.pad_to_30s and name != "torch":
-        raise XyrtError(
-            "--pad-to-30s is for the PyTorch model (--checkpoint, or --backend torch) only"
-        )
+    if args.pad_to_30s and not entry_for(kind, args.backend).takes("pad_to_30s"):
+        takers = " or ".join(f"--backend {e.name}" for e in REGISTRY if e.takes("pad_to_30s"))
+        raise XyrtError(f"--pad-to-30s is for the PyTorch model (--checkpoint, or {takers}) only")
     if args.config is not None and kind != "checkpoint":
         raise XyrtError("--config is the YAML of a checkpoint; a model directory has its own")
     codec = _load_runtime(args, source, batch_size=args.batch_size, progress=sys.stderr.isatty())
@@ -247,18 +245,22 @@ def _run_verify(
 ) -> None:
     require("torch", "export", "xyrt verify (it compares against the PyTorch model)")
     from xyrt.export.verify import format_report, model_facts, verify_dir, window_inputs_note
+    from xyrt.runtime.backends.registry import entry_for, source_kind
 
     _, stored, targets = model_facts(model_dir)
     note = window_inputs_note(model_dir)
     if note:
         print(note)
-    if backend == "openvino":
-        targets = [None]  # OpenVINO picks its own graph set for the precision
+    entry = entry_for(source_kind(model_dir), backend)
+    # a backend without graph targets that takes a precision picks its own graph set for it
+    own_graphs = not entry.takes("target") and bool(entry.precisions)
+    if not entry.takes("target"):
+        targets = [None]
     failed = []
     for target in targets:
         label = f"{stored} graphs for {target}" if target else f"{stored} (default graphs)"
-        if backend == "openvino":
-            label = f"OpenVINO {precision or 'default precision'}, {stored} graphs"
+        if own_graphs:
+            label = f"{entry.name} {precision or 'default precision'}, {stored} graphs"
         print(f"== {model_dir}: {label}")
         results = verify_dir(
             model_dir,
@@ -278,21 +280,20 @@ def _run_verify(
 
 def cmd_verify(args: argparse.Namespace) -> None:
     from xyrt.runtime.backends.registry import (
-        AUTO,
         Options,
-        backend_entry,
         canonical_precision,
         check_options,
+        entry_for,
         source_kind,
     )
 
     if not 0 <= args.min_stage0 <= 1:
         raise XyrtError(f"--min-stage0 must be in [0, 1], got {args.min_stage0}")
     kind = source_kind(args.model_dir)
-    entry = backend_entry(AUTO[kind] if args.backend == "auto" else args.backend)
+    entry = entry_for(kind, args.backend)
     precision = canonical_precision(args.precision)
     check_options(entry, kind, Options(device=args.device, precision=precision))
-    if entry.name == "torch":  # the torch backend (a GPU, say) against float32 on the CPU
+    if kind == "checkpoint":  # its backend (on a GPU, say) against float32 on the CPU
         if args.checkpoint is not None:
             raise XyrtError("--checkpoint: the checkpoint to verify is MODEL_DIR itself here")
         return _verify_torch(args, precision)

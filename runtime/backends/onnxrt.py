@@ -20,7 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from xyrt.errors import XyrtError, received, require
-from xyrt.runtime.backends.base import GraphPairBackend, ModelInfo, StageProfiler, StageTimes
+from xyrt.runtime.backends.base import (
+    BackendLimits,
+    GraphPairBackend,
+    ModelInfo,
+    StageProfiler,
+    StageTimes,
+)
 from xyrt.runtime.backends.ort_cache import cached_session
 from xyrt.runtime.graph_io import (
     CODES,
@@ -61,6 +67,20 @@ def resolve_providers(providers: Sequence[str] | None) -> list[str]:
             f"(available: {available}). CUDA/TensorRT need onnxruntime-gpu instead of onnxruntime."
         )
     return names if CPU in names else [*names, CPU]
+
+
+def ort_limits(providers: Sequence[str] | None) -> BackendLimits:
+    """What ONNX Runtime takes in one run with ``providers`` (aliases accepted): any batch on
+    the CPU and CUDA providers; on the TensorRT provider at most its optimization profile's
+    maximum (`trt_provider_options`: the default `Profile`). On the GPU with a GPU provider."""
+    from xyrt.runtime.backends.trt_profiles import Profile
+
+    names = [PROVIDER_ALIASES.get(p.lower(), p) for p in providers or ["cpu"]]
+    trt = PROVIDER_ALIASES["tensorrt"] in names
+    gpu = trt or PROVIDER_ALIASES["cuda"] in names
+    return BackendLimits(
+        max_batch=Profile().max_batch if trt else None, device="cuda" if gpu else "cpu"
+    )
 
 
 U8_TARGET = "onnxruntime-cpu-u8"  # cpu-dynamic's uint8 twin (xyrt.calib.schemes.u8_twin)
@@ -230,6 +250,7 @@ class OnnxRuntimeBackend(GraphPairBackend):
     ) -> None:
         self.manifest = read_manifest(model_dir)
         chosen = resolve_providers(providers)
+        self.limits = ort_limits(chosen)
         if target is None and chosen[0] == PROVIDER_ALIASES["tensorrt"]:
             target = "tensorrt" if "tensorrt" in self.manifest.data.get("targets", {}) else None
         if target is None and chosen == [CPU]:

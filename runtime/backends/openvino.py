@@ -24,7 +24,7 @@ import numpy as np
 
 from xyrt.errors import XyrtError, require
 from xyrt.runtime import graph_io
-from xyrt.runtime.backends.base import GraphPairBackend, ModelInfo, StageProfiler
+from xyrt.runtime.backends.base import BackendLimits, GraphPairBackend, ModelInfo, StageProfiler
 from xyrt.runtime.modeldir.manifest import Manifest, read_manifest
 
 PRECISIONS = ("fp32", "bf16", "int8")  # "f32", OpenVINO's own name, is taken as fp32
@@ -179,6 +179,7 @@ class OpenVinoBackend(GraphPairBackend):
     (cached on disk), released by `close()` (a later call compiles again, from the cache)."""
 
     name = "openvino"
+    limits = BackendLimits(device="cpu")  # any batch, on the CPU (the plugin xyrt compiles for)
 
     def __init__(
         self,

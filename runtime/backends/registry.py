@@ -1,8 +1,11 @@
 """The backend registry: which backends exist, what each takes, and how to open one.
 
 Every caller that turns a model source plus options into a `Backend` (``xyrt.runtime.load``,
-the CLI, ``xyrt.compat``, ``xyrt bench``, ``xyrt tokenize``, ``xyrt verify``) asks here. Adding a
-backend means writing its module and one `BackendEntry` in `REGISTRY`.
+the CLI, ``xyrt.compat``, ``xyrt bench``, ``xyrt tokenize``, ``xyrt serve``, ``xyrt verify``) asks
+here, and asks here, not by a backend's name, what it takes and where it runs: `resolve` gives
+one `Resolved` value (the entry, the source kind, the options, the device, whether it needs a
+GPU, its limits and identity). Adding a backend means writing its module, its hooks in
+`xyrt.runtime.backends.openers`, and one `BackendEntry` in `REGISTRY`.
 
 A model source is one of (`source_kind`):
 - ``export``: a directory with manifest.json (`xyrt export` / `xyrt quantize`);
@@ -26,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from xyrt.errors import MissingDependencyError, XyrtError, received
-from xyrt.runtime.backends.base import Backend
+from xyrt.runtime.backends import identity, openers
+from xyrt.runtime.backends.base import Backend, BackendLimits
+from xyrt.runtime.backends.openers import GPU_PROVIDERS, is_cuda
 from xyrt.runtime.modeldir.dirs import ENGINE_DIR, EXPORT_DIR
 
 PRECISION_ALIASES = {
@@ -38,21 +43,7 @@ PRECISION_ALIASES = {
 }
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # auto: the backend's choice for the device
 SOURCE_KINDS = ("export", "engines", "checkpoint")
-# ONNX Runtime execution providers that run on a GPU (aliases and full names)
-GPU_PROVIDERS = ("cuda", "tensorrt", "trt", "CUDAExecutionProvider", "TensorrtExecutionProvider")
 BOOL_OPTIONS = ("cuda_graphs", "compile", "autocast")
-
-
-def is_cuda(device: str | None) -> bool:
-    return isinstance(device, str) and device.split(":")[0] == "cuda"
-
-
-def uses_gpu(backend: str, device: str | None, providers: Sequence[str] | None) -> bool:
-    """Whether a backend (name or alias; "auto" for a non-engine source) with these options
-    runs on a GPU: what a Ray actor or replica must be given."""
-    entry = BY_NAME.get(backend)
-    gpu_only = entry is not None and "cpu" not in entry.devices
-    return gpu_only or is_cuda(device) or any(p in GPU_PROVIDERS for p in providers or ())
 
 
 @dataclass(frozen=True)
@@ -105,6 +96,31 @@ class Options:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One way to run a backend that ``xyrt bench`` measures under its own ``label``: the model
+    it runs (``stored``: "checkpoint", "engines", or the precision an export directory holds)
+    and the `Options` fields it is opened with. ``published``: the published implementation's
+    cost (windows padded to 30 s, eager, PyTorch's own TF32 flags); ``default``: measured when
+    no --backends is given."""
+
+    label: str
+    stored: str
+    precision: str | None = None
+    device: str | None = None
+    providers: tuple[str, ...] | None = None
+    published: bool = False
+    default: bool = True
+
+    def options(self) -> dict[str, Any]:
+        """The `Options` fields it sets (eager on a GPU for the published cost)."""
+        given = {"precision": self.precision, "device": self.device, "providers": self.providers}
+        out: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if self.published and is_cuda(self.device):
+            out["cuda_graphs"] = False
+        return out
+
+
+@dataclass(frozen=True)
 class BackendEntry:
     """One backend: its names, what it runs, what it takes, and how to open it."""
 
@@ -119,6 +135,27 @@ class BackendEntry:
     opener: Callable[[Path, Options], Backend]
     # what the backend decides from the source and options before loading (None: nothing)
     preflight: Callable[[Path, Options, bool], None] | None = None
+    # (source, options, device) -> what the backend takes in one run, declared before it opens
+    limits: Callable[[Path, Options, str], BackendLimits] | None = None
+    # (source, options, device) -> the model's identity (`xyrt.runtime.backends.identity`)
+    identity: Callable[[Path, Options, str], dict[str, Any]] | None = None
+    # `ChunkedCodec` options that mean something over this backend ("pad_to_30s": windows run
+    # as 30 s like the published PyTorch code, the published cost)
+    codec_options: tuple[str, ...] = ()
+    bench: tuple[Variant, ...] = ()  # what `xyrt bench` measures of it
+
+    def takes(self, option: str) -> bool:
+        """Whether ``option`` (an `Options` field or a `ChunkedCodec` option) applies here."""
+        return option in ("device", "precision", "threads", *self.options, *self.codec_options)
+
+    def device(self, o: Options) -> str:
+        """Where it runs with ``o``: the device asked for, else the GPU for a GPU provider,
+        else its first device type (the CPU where it runs there, "cuda" for TensorRT)."""
+        if o.device is not None:
+            return o.device
+        if "providers" in self.options and any(p in GPU_PROVIDERS for p in o.providers or ()):
+            return "cuda"
+        return self.devices[0]
 
     def available(self) -> str | None:
         """None when it can run here, else why not."""
@@ -135,74 +172,6 @@ class BackendEntry:
         return None
 
 
-def ort_providers(o: Options) -> Sequence[str] | None:
-    """ONNX Runtime's providers: as given, else from the device (cuda -> the CUDA provider)."""
-    if o.providers is None and o.device is not None:
-        return ["cuda"] if is_cuda(o.device) else ["cpu"]
-    return o.providers
-
-
-def _open_onnxruntime(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
-
-    return OnnxRuntimeBackend(source, ort_providers(o), o.threads, o.target)
-
-
-def _check_onnxruntime(source: Path, o: Options, here: bool) -> None:
-    from xyrt.runtime.backends.onnxrt import graph_set, resolve_providers
-    from xyrt.runtime.modeldir.manifest import read_manifest
-
-    resolve_providers(ort_providers(o))  # a provider this install lacks (no GPU build)
-    graph_set(read_manifest(source), o.target)
-
-
-def _check_openvino(source: Path, o: Options, here: bool) -> None:
-    from xyrt.runtime.backends.openvino import graph_plan
-    from xyrt.runtime.modeldir.manifest import read_manifest
-
-    graph_plan(read_manifest(source), o.precision)
-
-
-def _check_torch(source: Path, o: Options, here: bool) -> None:
-    if o.precision == "fp16" and not is_cuda(o.device):
-        raise XyrtError(
-            f"precision 'fp16' needs a CUDA device (device='cuda'); on {o.device or 'cpu'} use "
-            "fp32 or bf16"
-        )
-    if here:  # the device must be on this machine (on a Ray cluster: on its GPU nodes)
-        from xyrt.runtime.backends.torch_backend import check_device
-
-        check_device(o.device, o.precision)
-
-
-def _open_openvino(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.backends.openvino import OpenVinoBackend
-
-    return OpenVinoBackend(source, o.precision, o.threads)
-
-
-def _open_tensorrt(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.backends.tensorrt import TensorRTBackend
-
-    return TensorRTBackend(source)
-
-
-def _open_torch(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.backends.torch_backend import open_torch
-
-    return open_torch(
-        source,
-        device=o.device,
-        precision=o.precision,
-        config=o.config,
-        threads=o.threads,
-        cuda_graphs=o.cuda_graphs,
-        compile=o.compile,
-        autocast=o.autocast,
-        max_batch=o.max_batch,
-    )
-
-
 REGISTRY: tuple[BackendEntry, ...] = (
     BackendEntry(
         "onnxruntime",
@@ -213,8 +182,15 @@ REGISTRY: tuple[BackendEntry, ...] = (
         ("providers", "target"),
         ("onnxruntime",),
         "ort",
-        _open_onnxruntime,
-        _check_onnxruntime,
+        openers.open_onnxruntime,
+        openers.check_onnxruntime,
+        openers.limits_onnxruntime,
+        identity.onnxruntime_identity,
+        bench=(
+            *(Variant(f"ort-{p}", p, providers=("cpu",)) for p in ("fp32", "int8", "fp16")),
+            Variant("ort-cuda", "fp32", providers=("cuda",)),
+            Variant("ort-tensorrt", "fp32", providers=("tensorrt",)),
+        ),
     ),
     BackendEntry(
         "openvino",
@@ -225,8 +201,14 @@ REGISTRY: tuple[BackendEntry, ...] = (
         (),
         ("openvino",),
         "openvino",
-        _open_openvino,
-        _check_openvino,
+        openers.open_openvino,
+        openers.check_openvino,
+        openers.limits_openvino,
+        identity.openvino_identity,
+        bench=tuple(  # bf16 runs the float32 export
+            Variant(f"openvino-{p}", "int8" if p == "int8" else "fp32", p)
+            for p in ("fp32", "bf16", "int8")
+        ),
     ),
     BackendEntry(
         "tensorrt",
@@ -237,7 +219,11 @@ REGISTRY: tuple[BackendEntry, ...] = (
         (),
         ("tensorrt",),
         "gpu",
-        _open_tensorrt,
+        openers.open_tensorrt,
+        None,
+        openers.limits_tensorrt,
+        identity.tensorrt_identity,
+        bench=(Variant("tensorrt", "engines"),),
     ),
     BackendEntry(
         "torch",
@@ -248,13 +234,33 @@ REGISTRY: tuple[BackendEntry, ...] = (
         ("config", "cuda_graphs", "compile", "autocast", "max_batch"),
         ("torch",),
         "export",
-        _open_torch,
-        _check_torch,
+        openers.open_torch,
+        openers.check_torch,
+        openers.limits_torch,
+        identity.torch_identity,
+        codec_options=("pad_to_30s",),
+        # PyTorch's bf16 autocast on CPU measured ~9x slower than float32 on an AVX-512 BF16
+        # machine (full-size synthetic model, 10 s clip): measured on request only
+        bench=(
+            Variant("pytorch-published", "checkpoint", "fp32", "cpu", published=True),
+            Variant("pytorch", "checkpoint", "fp32", "cpu"),
+            Variant("pytorch-bf16", "checkpoint", "bf16", "cpu", default=False),
+            Variant("pytorch-published-cuda", "checkpoint", "fp32", "cuda", published=True),
+            Variant("pytorch-cuda", "checkpoint", "fp32", "cuda"),
+            Variant("pytorch-cuda-bf16", "checkpoint", "bf16", "cuda"),
+            Variant("pytorch-cuda-fp16", "checkpoint", "fp16", "cuda"),
+        ),
     ),
 )
 BY_NAME = {n: e for e in REGISTRY for n in (e.name, *e.aliases)}
 AUTO = {"engines": "tensorrt", "export": "onnxruntime", "checkpoint": "torch"}
 BACKEND_NAMES = tuple(e.name for e in REGISTRY)  # canonical names, what help texts list
+
+
+def entry_for(kind: str, backend: str = "auto") -> BackendEntry:
+    """The entry of ``backend`` (name or alias) for a source of ``kind``; "auto": the one that
+    runs such a source (engines -> tensorrt, export -> onnxruntime, checkpoint -> torch)."""
+    return backend_entry(AUTO[kind] if backend == "auto" else backend)
 
 
 def backend_entry(name: str) -> BackendEntry:
@@ -331,9 +337,8 @@ def check_checkpoint_file(path: Path) -> None:
 def open_backend(source: str | Path, backend: str = "auto", **options: Any) -> Backend:
     """A `Backend` (not yet loaded) for ``source``, by ``backend`` name or alias ("auto": by
     what the source is). ``options`` are `Options` fields; one the backend cannot take is an
-    error naming it (`preflight`)."""
-    entry, _, opts = preflight(source, backend, **options)
-    return entry.opener(Path(source), opts)
+    error naming it (`resolve`)."""
+    return resolve(source, backend, **options).open()
 
 
 def check_options(entry: BackendEntry, kind: str, opts: Options) -> None:
@@ -345,10 +350,12 @@ def check_options(entry: BackendEntry, kind: str, opts: Options) -> None:
             "checkpoint": "a checkpoint",
         }
         wants = " or ".join(what[k] for k in entry.sources)
-        hint = {
-            "torch": "; export one with `xyrt export --checkpoint CKPT -o DIR`, or pass the "
-            "checkpoint it came from",
-        }.get(AUTO[kind], "")
+        hint = (
+            "; export one with `xyrt export --checkpoint CKPT -o DIR`, or pass the checkpoint it "
+            "came from"
+            if kind == "checkpoint"
+            else ""
+        )
         raise XyrtError(f"the {entry.name} backend runs {wants}; got {what[kind]}{hint}")
     if opts.precision is not None and opts.precision not in entry.precisions:
         takes = ", ".join(entry.precisions) or "only the precision of the directory itself"
@@ -379,7 +386,7 @@ def check_options(entry: BackendEntry, kind: str, opts: Options) -> None:
                 f"option {name}={received(given[name])} applies only {when}; it would have no "
                 "effect here"
             )
-    if entry.name == "onnxruntime" and opts.device is not None and opts.providers is not None:
+    if "providers" in entry.options and opts.device is not None and opts.providers is not None:
         gpu = any(p in GPU_PROVIDERS for p in opts.providers)
         if is_cuda(opts.device) != gpu:
             raise XyrtError(
@@ -401,16 +408,52 @@ APPLIES_WHEN = (  # (option, when it applies, test): given otherwise, it is refu
 )
 
 
-def preflight(
+@dataclass(frozen=True)
+class Resolved:
+    """Everything the registry decides about a model source before it is loaded: the backend
+    (``entry``), the source's ``kind``, the canonical ``options``, and the ``device`` it runs on
+    ("cpu", "cuda", "cuda:N"); `gpu` is what a Ray actor or replica must be given."""
+
+    source: Path
+    entry: BackendEntry
+    kind: str
+    options: Options
+    device: str
+
+    @property
+    def gpu(self) -> bool:
+        """Whether it runs on a GPU."""
+        return is_cuda(self.device)
+
+    def limits(self) -> BackendLimits:
+        """What the backend takes in one run, as it declares before opening (a TensorRT
+        engine: its profile's maximum batch)."""
+        if self.entry.limits is None:
+            return BackendLimits(device=self.device)
+        return self.entry.limits(self.source, self.options, self.device)
+
+    def identity(self) -> dict[str, Any]:
+        """The model's identity: sha256 of the model and of the encoder, precision, backend."""
+        if self.entry.identity is None:
+            return {"backend": self.entry.name}
+        return self.entry.identity(self.source, self.options, self.device)
+
+    def open(self) -> Backend:
+        """The `Backend` (not yet loaded)."""
+        return self.entry.opener(self.source, self.options)
+
+
+def resolve(
     source: str | Path, backend: str = "auto", here: bool = True, **options: Any
-) -> tuple[BackendEntry, str, Options]:
+) -> Resolved:
     """Everything the registry can decide before a model is loaded (or a Ray actor or a replica
-    is started to load it): the source, the backend, its options, its package, and what the
-    backend decides from the source alone (precisions a directory holds, providers installed,
-    the device); returns (entry, source kind, options). ``here``: the model runs on this
-    machine, so the GPU it asks for must be here too (False: on a Ray cluster)."""
+    is started to load it): the source, the backend ("auto": by what the source is), its
+    options, its package, the device, and what the backend decides from the source alone
+    (precisions a directory holds, providers installed). ``here``: the model runs on this
+    machine, so the package and the GPU it asks for must be here too (False: on a Ray cluster,
+    whose nodes may have what this machine lacks)."""
     kind = source_kind(source)
-    entry = backend_entry(AUTO[kind] if backend == "auto" else backend)
+    entry = entry_for(kind, backend)
     unknown = sorted(set(options) - set(Options.__dataclass_fields__))
     if unknown:
         raise XyrtError(f"unknown backend option(s) {unknown}")
@@ -420,9 +463,9 @@ def preflight(
         precision = None  # a directory's own precision is what auto means there
     opts = Options(**{**opts.__dict__, "precision": precision})
     check_options(entry, kind, opts)
-    reason = entry.available() if here else None  # a cluster's nodes may have what this lacks
+    reason = entry.available() if here else None
     if reason is not None:
         raise MissingDependencyError(reason)
     if entry.preflight is not None:
         entry.preflight(Path(source), opts, here)
-    return entry, kind, opts
+    return Resolved(Path(source), entry, kind, opts, entry.device(opts))

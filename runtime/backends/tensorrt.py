@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.backends.base import Backend, ModelInfo
+from xyrt.runtime.backends.base import Backend, BackendLimits, ModelInfo
 from xyrt.runtime.backends.trt_profiles import (
     ENGINES_FORMAT,
     ENGINES_FORMAT_VERSION,
@@ -145,6 +145,15 @@ def check_engines(engine_dir: str | Path, engines: dict, device: DeviceFacts) ->
             raise XyrtError(f"{path} is missing or modified; rebuild with `xyrt build`") from exc
 
 
+def engine_limits(engines: dict) -> BackendLimits:
+    """What the engines of ``engines`` (engines.json) take in one run: at most the smallest
+    maximum batch of their optimization profiles (`ChunkedCodec` splits a larger batch), on
+    the GPU; a batch fills the profile unless the caller asks for fewer."""
+    batches = [Profile(**e["profile"]).max_batch for e in engines["engines"].values()]
+    most = min(batches) if batches else None
+    return BackendLimits(max_batch=most, device="cuda", preferred_batch=most or 4)
+
+
 class EngineFromPlan:
     """One engine of an engine directory: deserialized with its execution context and CUDA
     stream on `load()` (or the first run), freed by `close()`; runs numpy in, numpy out."""
@@ -242,6 +251,7 @@ class TensorRTBackend(Backend):
             int(model["num_quantizers"]),
             int(model["codebook_size"]),
         )
+        self.limits = engine_limits(self.engines)
         self.device = device_facts()
         check_engines(self.directory, self.engines, self.device)
         entries = self.engines["engines"]

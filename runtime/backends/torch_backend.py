@@ -55,7 +55,7 @@ from xyrt.runtime.graph_io import (
 torch = require("torch", "export", "the PyTorch backend")
 
 from xyrt.runtime.backends.torch_device import (  # noqa: E402 - needs torch, imported above
-    check_device,  # noqa: F401 - re-exported: the registry's preflight asks here
+    check_device,  # noqa: F401 - re-exported: the registry (resolve) asks here
     fp32_mode,  # noqa: F401 - re-exported: benchmarks and tests set the mode through here
     ieee_fp32,
     parse_device,
@@ -94,6 +94,19 @@ def _lower_precision_modules(model: Any) -> list[Any]:
     kinds = (nn.Linear, nn.Conv1d, nn.ConvTranspose1d)
     skip = {id(m) for part in (model.frontend, model.quantizer) for m in part.modules()}
     return [m for m in model.modules() if isinstance(m, kinds) and id(m) not in skip]
+
+
+def torch_limits(device: str, max_batch: int | None, cuda_graphs: bool) -> BackendLimits:
+    """The PyTorch backend's limits on ``device``: ``max_batch`` as asked, a larger preferred
+    batch, captured graphs and pinned staging memory on a GPU."""
+    cuda = device.split(":")[0] == "cuda"
+    return BackendLimits(
+        max_batch=max_batch,
+        device=device,
+        preferred_batch=CUDA_BATCH if cuda else 4,
+        max_graphs=MAX_GRAPHS if cuda_graphs and cuda else None,
+        max_pinned_bytes=MAX_PINNED_BYTES if cuda else None,
+    )
 
 
 class TorchBackend(Backend):
@@ -157,13 +170,7 @@ class TorchBackend(Backend):
                 self.close()
             self.model.to(dev)
             graphed = self.cuda_graphs and dev.type == "cuda"
-            self.limits = BackendLimits(
-                max_batch=self.max_batch,
-                device=str(dev),
-                preferred_batch=CUDA_BATCH if dev.type == "cuda" else 4,
-                max_graphs=MAX_GRAPHS if graphed else None,
-                max_pinned_bytes=MAX_PINNED_BYTES if dev.type == "cuda" else None,
-            )
+            self.limits = torch_limits(str(dev), self.max_batch, self.cuda_graphs)
             encode, decode = self._encode_fn, self._decode_fn
             if self.compile:
                 # automatic dynamic shapes: one static compile, then one dynamic one, instead

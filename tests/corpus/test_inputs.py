@@ -181,12 +181,19 @@ def test_cli_errors_are_one_line(folder, tmp_path, capsys):
     assert exit_info.value.code == 2
 
 
-def test_gpu_backends_get_gpu_actors_and_options_are_checked():
+def test_gpu_backends_get_gpu_actors_and_options_are_checked(tmp_path):
+    from helpers import exported, fake_engines
     from xyrt.corpus import TokenizeOptions
+    from xyrt.corpus.pipeline import gpus_per_actor
 
-    assert TokenizeOptions(backend="tensorrt").uses_gpu
-    assert TokenizeOptions(providers=("cuda",)).uses_gpu
-    assert not TokenizeOptions().uses_gpu and not TokenizeOptions(backend="openvino").uses_gpu
+    def gpus(model, **options) -> float:  # resolved for a cluster (nothing checked here)
+        o = TokenizeOptions(address="ray://cluster:10001", **options)
+        return gpus_per_actor(o, o.resolve(model))
+
+    export = exported("tiny_16k")
+    assert gpus(fake_engines(tmp_path / "e")) == 1.0  # --backend auto: TensorRT
+    assert gpus(export, providers=("cuda",)) == 1.0
+    assert gpus(export) == 0.0 and gpus(export, backend="openvino") == 0.0
     for bad, match in [
         ({"workers": 0}, "workers must be an integer >= 1, got 0"),
         ({"workers": "2"}, "workers must be an integer >= 1, got '2'"),  # not converted
@@ -204,18 +211,20 @@ def test_gpu_actors_are_refused_when_the_cluster_has_no_gpu(folder, tmp_path):
     """Class 9: Ray would wait forever for GPUs it does not have; say so, with its resources.
     OpenVINO runs on the CPU: --providers cuda with it is refused before Ray starts."""
     import xyrt
-    from helpers import exported
+    from helpers import exported, fake_engines
     from xyrt.corpus import TokenizeOptions
     from xyrt.corpus.pipeline import check_gpus
 
     cpu_only = {"CPU": 3.0, "memory": 4 * 2**30, "node:10.0.0.1": 1.0}
+    trt = TokenizeOptions(backend="tensorrt", address="ray://cluster:10001")
     with pytest.raises(XyrtError, match=r"--backend tensorrt asks for 1 GPU .* reports 0 GPU"):
-        check_gpus(TokenizeOptions(backend="tensorrt"), 1, cpu_only)
+        check_gpus(trt, trt.resolve(fake_engines(tmp_path / "e")), 1, cpu_only)
+    cpu = TokenizeOptions().resolve(exported("tiny_16k"))
     shown = r"2 for 4 worker.* reports 1 GPU.*resources: CPU 3, GPU 1, memory 4.0 GiB\)"
     with pytest.raises(XyrtError, match=shown):
-        check_gpus(TokenizeOptions(gpus_per_worker=0.5), 4, {**cpu_only, "GPU": 1.0})
-    check_gpus(TokenizeOptions(gpus_per_worker=0.5), 2, {**cpu_only, "GPU": 1.0})  # fits
-    check_gpus(TokenizeOptions(), 8, cpu_only)  # CPU actors need no GPU
+        check_gpus(TokenizeOptions(gpus_per_worker=0.5), cpu, 4, {**cpu_only, "GPU": 1.0})
+    check_gpus(TokenizeOptions(gpus_per_worker=0.5), cpu, 2, {**cpu_only, "GPU": 1.0})  # fits
+    check_gpus(TokenizeOptions(), cpu, 8, cpu_only)  # CPU actors need no GPU
     with pytest.raises(XyrtError, match="providers.*does not apply to the openvino backend"):
         xyrt.tokenize(
             [folder], tmp_path / "o", exported("tiny_16k"), backend="openvino", providers=["cuda"]

@@ -27,54 +27,58 @@ from xyrt.bench.peak import measure_gpu_peak, measure_peak
 from xyrt.checks import threads as check_threads
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN, XYConfig
 from xyrt.errors import XyrtError
-from xyrt.runtime.backends.registry import backend_entry, source_kind
+from xyrt.runtime.backends.registry import (
+    REGISTRY,
+    BackendEntry,
+    Options,
+    Variant,
+    resolve,
+    source_kind,
+)
 
 SCHEMA = "xyrt-bench/1"
-BASELINE = "pytorch-published"
-# name -> (kind, precision, providers, pad_to_30s)
-BENCH_BACKENDS: dict[str, tuple[str, str, list[str] | None, bool]] = {
-    "pytorch-published": ("torch", "fp32", None, True),
-    "pytorch": ("torch", "fp32", None, False),
-    "pytorch-bf16": ("torch", "bf16", None, False),
-    "ort-fp32": ("ort", "fp32", ["cpu"], False),
-    "ort-int8": ("ort", "int8", ["cpu"], False),
-    "ort-fp16": ("ort", "fp16", ["cpu"], False),
-    "openvino-fp32": ("openvino", "fp32", None, False),
-    "openvino-bf16": ("openvino", "bf16", None, False),
-    "openvino-int8": ("openvino", "int8", None, False),
-    "ort-cuda": ("ort", "fp32", ["cuda"], False),
-    "ort-tensorrt": ("ort", "fp32", ["tensorrt"], False),
-    "tensorrt": ("tensorrt", "engines", None, False),
-    "pytorch-published-cuda": ("torch-cuda", "fp32", None, True),
-    "pytorch-cuda": ("torch-cuda", "fp32", None, False),
-    "pytorch-cuda-bf16": ("torch-cuda", "bf16", None, False),
-    "pytorch-cuda-fp16": ("torch-cuda", "fp16", None, False),
-}
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One backend as bench measures it: a registry entry and one of its `Variant`s."""
+
+    entry: BackendEntry
+    variant: Variant
+
+    @property
+    def precision(self) -> str:
+        """The precision it runs, as reported: the one asked for, else the model's stored one
+        ("engines" for a TensorRT engine directory)."""
+        return self.variant.precision or self.variant.stored
+
+    @property
+    def device(self) -> str:
+        """ "cuda" where it runs on an NVIDIA GPU, else "cpu" (the registry's rule)."""
+        return self.entry.device(Options(**self.variant.options())).split(":")[0]
+
+
+def _cases() -> dict[str, BenchCase]:
+    """Every backend's bench variants (`BackendEntry.bench`): the CPU ones first, each
+    device's published baseline first."""
+    cases = [BenchCase(e, v) for e in REGISTRY for v in e.bench]
+    cases.sort(key=lambda c: (c.device != "cpu", not c.variant.published))  # stable
+    return {c.variant.label: c for c in cases}
+
+
+BENCH_BACKENDS = _cases()
 # Old spellings of backend names users may have in scripts -> the current ones
 BENCH_ALIASES = {"openvino-f32": "openvino-fp32"}
 # The published cost on each device: windows padded to 30 s, eager PyTorch with its default
 # flags (TF32 convolutions on CUDA). Every backend's "vs pub" is against its own device's.
-BASELINES = {"cpu": "pytorch-published", "cuda": "pytorch-published-cuda"}
-ONNX_KINDS = ("ort", "openvino")  # backends that run an export directory
-KIND_BACKEND = {  # bench kinds -> registry names
-    "torch": "torch",
-    "torch-cuda": "torch",
-    "ort": "onnxruntime",
-    "openvino": "openvino",
-    "tensorrt": "tensorrt",
-}
+BASELINES = {c.device: name for name, c in BENCH_BACKENDS.items() if c.variant.published}
+BASELINE = BASELINES["cpu"]
+DEFAULT_BACKENDS = tuple(name for name, c in BENCH_BACKENDS.items() if c.variant.default)
 
 
-# Measured on request only: PyTorch's bf16 autocast on CPU measured ~9x slower than float32 on
-# an AVX-512 BF16 machine (full-size synthetic model, 10 s clip), so it is not a default.
-DEFAULT_BACKENDS = tuple(b for b in BENCH_BACKENDS if b != "pytorch-bf16")
-# OpenVINO precision -> the model directory it runs (by the directory's stored precision)
-OPENVINO_DIRS = {"fp32": "fp32", "bf16": "fp32", "int8": "int8"}
-
-
-def model_dir_key(kind: str, precision: str) -> str:
-    """Which --model directory (by its precision) a backend runs."""
-    return OPENVINO_DIRS[precision] if kind == "openvino" else precision
+def model_dir_key(name: str) -> str:
+    """Which --model directory (by its precision; "engines", "checkpoint") a backend runs."""
+    return BENCH_BACKENDS[name].variant.stored
 
 
 @dataclass(frozen=True)
@@ -136,54 +140,26 @@ def _model_dirs_by_precision(dirs: Sequence[Path]) -> dict[str, Path]:
 
 
 def availability(name: str, opts: BenchOptions, dirs: dict[str, Path]) -> str | None:
-    """None if the backend can run here, else why not."""
-    kind, precision, providers, _ = BENCH_BACKENDS[name]
-    missing = backend_entry(KIND_BACKEND[kind]).available()  # packages, from the registry
+    """None if the backend can run here, else why not: its package, its model, and all the
+    registry decides before loading (providers installed, a CUDA device, a CPU with BF16, a
+    directory's int8 graphs)."""
+    case = BENCH_BACKENDS[name]
+    missing = case.entry.available()  # packages, from the registry
     if missing is not None:
         return missing
-    if kind in ("torch", "torch-cuda"):
-        if kind == "torch-cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                return "no CUDA device visible to PyTorch"
-        return None if opts.checkpoint is not None else "no checkpoint (pass --checkpoint)"
-    if kind == "openvino":
-        return _openvino_availability(precision, dirs)
-    if kind == "tensorrt":
-        if "engines" not in dirs:
-            return "no engine directory given (--model ENGINE_DIR from xyrt build)"
-        return None
-    if precision not in dirs:
-        hint = "xyrt export" if precision == "fp32" else f"xyrt quantize --precision {precision}"
-        return f"no {precision} model directory given (--model DIR from {hint})"
-    import onnxruntime as ort
-
-    from xyrt.runtime.backends.onnxrt import PROVIDER_ALIASES
-
-    for p in providers or []:
-        full = PROVIDER_ALIASES.get(p, p)
-        if full not in ort.get_available_providers():
-            return f"onnxruntime has no {full} here (needs onnxruntime-gpu and a GPU)"
-    return None
-
-
-def _openvino_availability(precision: str, dirs: dict[str, Path]) -> str | None:
-    key = OPENVINO_DIRS[precision]
-    if key not in dirs:
-        hint = "xyrt export" if key == "fp32" else "xyrt quantize --precision int8"
-        return f"no {key} model directory given (--model DIR from {hint})"
-    from xyrt.runtime.backends.openvino import INT8_TARGETS, cpu_supports
-    from xyrt.runtime.modeldir.manifest import read_manifest
-
-    if precision == "bf16" and not cpu_supports("BF16"):
-        return "this CPU has no AVX512-BF16/AMX (OpenVINO lists no BF16)"
-    targets = read_manifest(dirs[key]).data.get("targets", {})
-    if precision == "int8" and not any(t in targets for t in INT8_TARGETS):
-        return (
-            f"{dirs[key]} has no int8 graphs for OpenVINO (xyrt quantize --scheme openvino or "
-            "trt-qdq)"
-        )
+    stored = case.variant.stored
+    if stored == "checkpoint" and opts.checkpoint is None:
+        return "no checkpoint (pass --checkpoint)"
+    if stored == "engines" and stored not in dirs:
+        return "no engine directory given (--model ENGINE_DIR from xyrt build)"
+    if stored not in ("checkpoint", "engines") and stored not in dirs:
+        hint = "xyrt export" if stored == "fp32" else f"xyrt quantize --precision {stored}"
+        return f"no {stored} model directory given (--model DIR from {hint})"
+    source = opts.checkpoint if stored == "checkpoint" else dirs[stored]
+    try:
+        resolve(source, case.entry.name, **case.variant.options())
+    except XyrtError as exc:
+        return str(exc)
     return None
 
 
@@ -233,9 +209,7 @@ def _run_worker(spec: dict) -> dict:
 
 def device_of(name: str) -> str:
     """ "cuda" for the backends that run on an NVIDIA GPU, else "cpu"."""
-    kind, _, providers, _ = BENCH_BACKENDS[name]
-    gpu = kind in ("torch-cuda", "tensorrt") or providers in (["cuda"], ["tensorrt"])
-    return "cuda" if gpu else "cpu"
+    return BENCH_BACKENDS[name].device
 
 
 def _add_ratios(backends: list[dict]) -> None:
@@ -324,17 +298,17 @@ def run_bench(opts: BenchOptions, cfg: XYConfig, log: Callable[[str], None] = pr
 
 def _measure(name, opts, cfg, dirs, peak, accuracy, log) -> dict:
     """One backend in its own worker process: its report entry (ok or failed)."""
-    kind, precision, providers, pad = BENCH_BACKENDS[name]
+    case = BENCH_BACKENDS[name]
+    precision, pad = case.precision, case.variant.published
     log(f"{name}: running {len(opts.seconds) * len(opts.batch) * 2} cases ...")
-    key = model_dir_key(kind, precision)
+    key = model_dir_key(name)
     spec = {
         "backend": name,
-        "kind": kind,
-        "precision": precision,
+        "registry": case.entry.name,
+        "options": case.variant.options(),
+        "device": case.device,
         "pad_to_30s": pad,
-        "providers": providers,
-        "checkpoint": str(opts.checkpoint) if opts.checkpoint else None,
-        "model_dir": str(dirs[key]) if key in dirs else None,
+        "source": str(opts.checkpoint if key == "checkpoint" else dirs[key]),
         "threads": opts.threads,
         "seconds": list(opts.seconds),
         "batch": list(opts.batch),

@@ -94,9 +94,9 @@ def resolve(
     checkpoint they were exported from, if still there. Returns the options and the config."""
     if opts.checkpoint is not None and not Path(opts.checkpoint).exists():
         raise XyrtError(f"checkpoint not found: {opts.checkpoint}")
-    from xyrt.bench.driver import BENCH_BACKENDS, ONNX_KINDS
+    from xyrt.bench.driver import BENCH_BACKENDS
 
-    onnx = any(BENCH_BACKENDS[b][0] in ONNX_KINDS for b in opts.backends)
+    onnx = any("export" in BENCH_BACKENDS[b].entry.sources for b in opts.backends)
     checkpoint, dirs, synthetic = opts.checkpoint, list(opts.model_dirs), False
     if checkpoint is None and not dirs:
         checkpoint, dirs = default_model(log, exports=onnx)

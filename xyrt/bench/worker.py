@@ -2,10 +2,9 @@
 
     python -m xyrt.bench.worker < spec.json > result.json
 
-Spec: {"backend", "kind": "torch"|"torch-cuda"|"ort"|"openvino"|"tensorrt", "precision":
-"fp32"|"bf16"|"fp16"|"int8",
-"checkpoint", "model_dir", "pad_to_30s", "providers", "threads", "seconds": [...],
-"batch": [...], "runs", "warmup"}.
+Spec: {"backend" (the bench name), "registry" (the registry's backend name), "options" (its
+`Options` fields), "device", "source" (checkpoint or model directory), "pad_to_30s", "threads",
+"seconds": [...], "batch": [...], "runs", "warmup"}.
 Every case runs through the runtime `Backend` the spec names (the same classes `xyrt encode`
 uses); stage times come from its `StageProfiler`, where it has one.
 Result: raw latencies (ms) and stage times per (op, seconds, batch) and how the stages were
@@ -24,7 +23,13 @@ import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.data import speech_clip
-from xyrt.runtime.backends.base import UNATTRIBUTED, Backend, StageProfiler, StageTimes
+from xyrt.runtime.backends.base import (
+    UNATTRIBUTED,
+    Backend,
+    StageProfiler,
+    StageTimes,
+    limits_of,
+)
 from xyrt.runtime.graph_io import DECODER, ENCODER, pack_windows, window_feed
 
 STAGE_RUNS = 2  # instrumented/profiled runs per case for the stage breakdown (means)
@@ -33,33 +38,15 @@ NO_STAGES = "none (end-to-end only)"
 
 def make_backend(spec: dict) -> Backend:
     """The runtime backend a worker spec names, opened through the registry (the same path as
-    `xyrt encode`), unloaded."""
-    from xyrt.bench.driver import KIND_BACKEND
+    `xyrt encode`) with the options of its bench variant (`registry.Variant`), unloaded."""
     from xyrt.runtime.backends.registry import open_backend
 
-    name = KIND_BACKEND[spec["kind"]]
-    threads = spec.get("threads")
-    if name == "torch":
-        device = "cuda" if spec["kind"] == "torch-cuda" else "cpu"
-        published = spec["pad_to_30s"]  # the published cost: eager, PyTorch's default flags
-        eager = {"cuda_graphs": False} if published and device == "cuda" else {}  # CUDA only
-        backend = open_backend(
-            spec["checkpoint"],
-            name,
-            device=device,
-            precision=spec.get("precision", "fp32"),
-            threads=threads,
-            **eager,
-        )
-        backend.ieee = not published
-        return backend
-    if name == "openvino":
-        return open_backend(spec["model_dir"], name, precision=spec["precision"], threads=threads)
-    if name == "onnxruntime":
-        return open_backend(
-            spec["model_dir"], name, providers=spec.get("providers"), threads=threads
-        )
-    return open_backend(spec["model_dir"], name)
+    backend = open_backend(
+        spec["source"], spec["registry"], threads=spec.get("threads"), **spec["options"]
+    )
+    if spec["pad_to_30s"]:  # the published cost: eager, with PyTorch's own (TF32) flags
+        backend.ieee = False
+    return backend
 
 
 def peak_rss_mib() -> float:
@@ -79,8 +66,9 @@ def peak_rss_mib() -> float:
 
 
 def gpu_peak_mib(spec: dict) -> float | None:
-    """Peak GPU memory PyTorch allocated in this process (MiB); None off CUDA."""
-    if spec["kind"] != "torch-cuda":
+    """Peak GPU memory PyTorch allocated in this process (MiB); None off CUDA or without
+    PyTorch (a backend that never imported it allocated nothing through it)."""
+    if spec["device"] != "cuda" or "torch" not in sys.modules:
         return None
     import torch
 
@@ -132,7 +120,8 @@ def run(spec: dict) -> dict:
     load_s = time.perf_counter() - t0
     cases, stage_jobs = [], []
     # a graphed CUDA backend captures a shape on its second call: never time the capture
-    warmup = max(spec["warmup"], 2) if spec["kind"] == "torch-cuda" else spec["warmup"]
+    graphed = limits_of(backend).max_graphs is not None
+    warmup = max(spec["warmup"], 2) if graphed else spec["warmup"]
     for seconds in spec["seconds"]:
         for batch in spec["batch"]:
             wav, lengths = pack_windows([speech_clip(seconds)] * batch, spec["pad_to_30s"])

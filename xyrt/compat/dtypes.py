@@ -62,8 +62,11 @@ def with_precision(codec: ChunkedCodec, precision: str, call: str) -> ChunkedCod
     current = backend_precision(codec)
     if precision == current:
         return codec
+    from xyrt.runtime.backends.registry import BY_NAME
+
     backend = codec.backend
-    if backend.name != "torch":
+    entry = BY_NAME.get(backend.name)
+    if entry is None or "checkpoint" not in entry.sources:  # only weights read at any precision
         raise XyrtError(
             f"{call}: this {backend.name} backend runs {current} graphs and cannot switch to "
             f"{precision}; {WHAT_TO_USE[precision]}"

@@ -95,26 +95,26 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         ``runtime_options`` go to `xyrt.runtime.load`: ``device`` ("cuda"), ``precision``
         ("fp32", "bf16", "fp16" for PyTorch), ``providers``, ``target``, ..."""
         import xyrt.runtime
-        from xyrt.runtime.backends.registry import AUTO, backend_entry, source_kind
+        from xyrt.runtime.backends.registry import entry_for, source_kind
 
         kind = source_kind(path)
-        name = AUTO[kind] if backend == "auto" else backend_entry(backend).name
-        if kind == "checkpoint" and name != "torch":
+        entry = entry_for(kind, backend)
+        if kind == "checkpoint" and kind not in entry.sources:
             raise XyrtError(
                 f"{path} is not an export directory (no manifest.json); backend={backend!r} "
                 "runs exported graphs: make them with `xyrt export --checkpoint ... -o DIR`, or "
                 "use backend='torch' for the checkpoint itself"
             )
-        if kind != "checkpoint" and name == "torch":
+        if kind != "checkpoint" and "checkpoint" in entry.sources:
             raise XyrtError(
                 f"{path} is an exported model; backend={backend!r} (PyTorch) needs the "
                 "checkpoint it was exported from (.ckpt + YAML or a Hugging Face-layout folder)"
             )
-        if name == "torch":  # the published class runs float32 on every device, so does its drop-in
-            runtime_options.setdefault("precision", "fp32")
+        if "auto" in entry.precisions:  # the published class runs float32 on every device,
+            runtime_options.setdefault("precision", "fp32")  # so does its drop-in
         codec = xyrt.runtime.load(
             path,
-            name,
+            entry.name,
             threads=threads,
             batch_size=batch_size,
             **({"config": config} if config is not None else {}),

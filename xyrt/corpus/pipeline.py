@@ -17,13 +17,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xyrt.corpus.inputs import collect_items
 from xyrt.corpus.shards import OutputDir, extra_types, inputs_sha256, plan_shards
 from xyrt.errors import MissingDependencyError, XyrtError
+
+if TYPE_CHECKING:
+    from xyrt.runtime.backends.registry import Resolved
 
 SCALE_HINT = "pip install 'xyrt[scale]'  (ray[data] and pyarrow)"
 READ_BYTES_PER_ITEM = 4 * 30 * 48000 * 4  # four float32 copies of 30 s at up to 48 kHz
@@ -69,11 +72,21 @@ class TokenizeOptions:
         finite(self.overlap, "overlap")
         codes_per_step(self.overlap)
 
-    @property
-    def uses_gpu(self) -> bool:
-        from xyrt.runtime.backends.registry import uses_gpu
+    def resolve(self, model: str | Path) -> Resolved:
+        """What the registry decides for ``model`` run with these options (`registry.resolve`):
+        the backend, its device, whether its actors need a GPU; all it can decide fails here, not
+        in a Ray actor. A local Ray: a GPU the backend needs must be on this machine."""
+        from xyrt.runtime.backends.registry import resolve
 
-        return uses_gpu(self.backend, self.device, self.providers)
+        return resolve(
+            model,
+            self.backend,
+            here=self.address is None,
+            device=self.device,
+            precision=self.precision,
+            providers=self.providers,
+            target=self.target,
+        )
 
 
 @dataclass(frozen=True)
@@ -88,69 +101,7 @@ class Progress:
 
 def model_identity(model: str | Path, options: TokenizeOptions) -> dict[str, Any]:
     """sha256 of the model (source checkpoint) and of the encoder used, precision, backend."""
-    from xyrt.runtime.backends.registry import preflight
-
-    model = Path(model)
-    entry, _, _ = preflight(  # all the registry can decide fails here, not in a Ray actor
-        model,
-        options.backend,
-        here=options.address is None,  # a local Ray: a GPU the backend needs must be here
-        device=options.device,
-        precision=options.precision,
-        providers=options.providers,
-        target=options.target,
-    )
-    if entry.name == "torch":
-        return _torch_identity(model, options)
-    if entry.name == "tensorrt":
-        from xyrt.runtime.backends.tensorrt import read_engines
-
-        engines = read_engines(model)
-        enc = engines.get("engines", {}).get("encoder", {})
-        source = engines.get("source_sha256") or enc.get("graph_sha256")
-        return {
-            "model_sha256": source,
-            "encoder_sha256": enc.get("plan_sha256") or enc.get("graph_sha256"),
-            "precision": enc.get("precision"),
-            "backend": "tensorrt",
-        }
-    from xyrt.runtime.backends.onnxrt import graph_set
-    from xyrt.runtime.modeldir.manifest import read_manifest
-
-    manifest = read_manifest(model)
-    precision = manifest.data.get("precision", "fp32")
-    if entry.name == "openvino":  # runs the directory's own precision (int8 or f32)
-        from xyrt.runtime.backends.openvino import int8_graphs
-
-        encoder = int8_graphs(manifest)[1]["encoder"] if precision == "int8" else "encoder"
-        label = "openvino"
-        precision = options.precision or precision
-    else:
-        encoder = graph_set(manifest, options.target)["encoder"]
-        label = f"onnxruntime[{','.join(options.providers or ('cpu',))}]"
-    return {
-        "model_sha256": manifest.data["source_checkpoint"]["sha256"],
-        "encoder_sha256": manifest.data["graphs"][encoder]["sha256"],
-        "precision": precision,
-        "backend": label,
-    }
-
-
-def _torch_identity(checkpoint: Path, options: TokenizeOptions) -> dict[str, Any]:
-    """A checkpoint run by the PyTorch backend: its sha256 is the model's and the encoder's."""
-    from xyrt.errors import require
-
-    require("torch", "export", "xyrt tokenize with the PyTorch backend")
-    from xyrt.runtime.network.checkpoint import checkpoint_sha256
-
-    sha = checkpoint_sha256(checkpoint)
-    device = "cuda" if options.uses_gpu else "cpu"
-    return {
-        "model_sha256": sha,
-        "encoder_sha256": sha,
-        "precision": options.precision or "fp32",
-        "backend": f"torch[{device}]",
-    }
+    return options.resolve(model).identity()
 
 
 def _ray():
@@ -193,28 +144,32 @@ def connect(options: TokenizeOptions, workers: int):
     return started
 
 
-def gpus_per_actor(options: TokenizeOptions) -> float:
-    """GPUs each model actor asks Ray for: ``gpus_per_worker``, else 1 for GPU backends."""
+def gpus_per_actor(options: TokenizeOptions, resolved: Resolved) -> float:
+    """GPUs each model actor asks Ray for: ``gpus_per_worker``, else 1 where the resolved
+    backend runs on a GPU (`TokenizeOptions.resolve`)."""
     if options.gpus_per_worker is not None:
         return options.gpus_per_worker
-    return 1.0 if options.uses_gpu else 0.0
+    return 1.0 if resolved.gpu else 0.0
 
 
-def check_gpus(options: TokenizeOptions, workers: int, resources: dict[str, float]) -> None:
+def check_gpus(
+    options: TokenizeOptions, resolved: Resolved, workers: int, resources: dict[str, float]
+) -> None:
     """`XyrtError` when the model actors need GPUs the Ray cluster does not have (``resources``:
     `ray.cluster_resources()`): Ray would wait for them forever."""
-    each = gpus_per_actor(options)
+    each = gpus_per_actor(options, resolved)
     need, have = workers * each, float(resources.get("GPU", 0))
     if each <= 0 or need <= have:
         return
     why = (
-        f"--backend {options.backend}"
-        if options.backend in ("tensorrt", "trt")
+        f"gpus_per_worker={options.gpus_per_worker}"
+        if options.gpus_per_worker is not None
         else f"--device {options.device}"
-        if (options.device or "").startswith("cuda")
+        if options.device is not None
         else f"--providers {','.join(options.providers)}"
-        if options.providers and options.uses_gpu
-        else f"gpus_per_worker={options.gpus_per_worker}"
+        if options.providers
+        else f"--backend {options.backend}"
+        + (f" ({resolved.entry.name})" if options.backend == "auto" else "")
     )
     shown = ", ".join(
         f"{k} {v / 2**30:.1f} GiB" if "memory" in k else f"{k} {v:g}"
@@ -229,23 +184,30 @@ def check_gpus(options: TokenizeOptions, workers: int, resources: dict[str, floa
     )
 
 
-def default_workers(options: TokenizeOptions) -> int:
+def default_workers(options: TokenizeOptions, resolved: Resolved) -> int:
     """Model actors when --workers is not given: one per GPU, or CPUs // threads."""
     if options.workers is not None:
         return options.workers
     if options.address is not None:
         ray = _ray()
         resources = ray.cluster_resources() if ray.is_initialized() else {}
-        if options.uses_gpu:
+        if resolved.gpu:
             return max(1, int(resources.get("GPU", 1) // (options.gpus_per_worker or 1)))
         cpus = int(resources.get("CPU", os.cpu_count() or 1)) - 1
         return max(1, cpus // options.threads_per_worker)
-    if options.uses_gpu:
+    if resolved.gpu:
         return 1
     return max(1, (os.cpu_count() or 1) // options.threads_per_worker)
 
 
-def build_dataset(model: str, shards, pending: Sequence[int], options: TokenizeOptions, workers):
+def build_dataset(
+    model: str,
+    shards,
+    pending: Sequence[int],
+    options: TokenizeOptions,
+    resolved: Resolved,
+    workers,
+):
     """The Ray Data pipeline: read blocks -> packs (tasks) -> codes (actor pool)."""
     import ray
 
@@ -256,7 +218,7 @@ def build_dataset(model: str, shards, pending: Sequence[int], options: TokenizeO
         for k in pending
         for i in range(0, len(shards[k]), options.read_block)
     ]
-    gpus = gpus_per_actor(options)
+    gpus = gpus_per_actor(options, resolved)
     ds = ray.data.from_items(blocks, override_num_blocks=len(blocks))
     ds = ds.map_batches(
         read_stage,
@@ -276,7 +238,7 @@ def build_dataset(model: str, shards, pending: Sequence[int], options: TokenizeO
         batch_format="pyarrow",
         fn_constructor_kwargs={
             "model": str(Path(model).resolve()),
-            "backend": options.backend,
+            "backend": resolved.entry.name,
             "providers": list(options.providers) if options.providers else None,
             "target": options.target,
             # a GPU actor sees the GPU Ray assigned to it as its only one: "cuda"
@@ -310,8 +272,9 @@ def tokenize(
     t0 = time.perf_counter()
     items = collect_items(inputs)
     shards = plan_shards(items, options.shard_size)
+    resolved = options.resolve(model)
     run = {
-        **model_identity(model, options),
+        **resolved.identity(),
         "target": options.target,
         "overlap": options.overlap,
         "shard_size": options.shard_size,
@@ -329,14 +292,25 @@ def tokenize(
     this_run = {"shards_written": 0, "items": total, "audio_seconds": 0.0, "errors": []}
     this_run["pipeline_seconds"] = 0.0
     if pending:
-        started = connect(options, workers or default_workers(options))
-        workers = default_workers(options)
+        started = connect(options, workers or default_workers(options, resolved))
+        workers = default_workers(options, resolved)
         try:
             import ray
 
-            check_gpus(options, workers, ray.cluster_resources())
+            check_gpus(options, resolved, workers, ray.cluster_resources())
             this_run.update(
-                _drive(model, shards, pending, options, workers, out, types, progress, on_progress)
+                _drive(
+                    model,
+                    shards,
+                    pending,
+                    options,
+                    resolved,
+                    workers,
+                    out,
+                    types,
+                    progress,
+                    on_progress,
+                )
             )
         finally:
             if started is not None:
@@ -378,7 +352,7 @@ def _batches(ds):
         ) from exc
 
 
-def _drive(model, shards, pending, options, workers, out, types, progress, on_progress):
+def _drive(model, shards, pending, options, resolved, workers, out, types, progress, on_progress):
     """Stream results, keep the first per item, write each shard once complete."""
     from tqdm.auto import tqdm
 
@@ -386,7 +360,7 @@ def _drive(model, shards, pending, options, workers, out, types, progress, on_pr
     results: dict[int, dict[str, dict]] = {k: {} for k in pending}
     done, seconds, written, errors = 0, 0.0, 0, []
     t0 = time.perf_counter()
-    ds = build_dataset(model, shards, pending, options, workers)
+    ds = build_dataset(model, shards, pending, options, resolved, workers)
     total = sum(len(v) for v in expected.values())
     with tqdm(total=total, unit="file", desc="tokenize", disable=not progress) as bar:
         for batch in _batches(ds):

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xyrt.checks import finite, positive_int, threads
 from xyrt.errors import XyrtError
+
+if TYPE_CHECKING:
+    from xyrt.corpus.pipeline import TokenizeOptions
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class ServeOptions:
     max_streams: int = 64
     drain_seconds: float = 30.0
     identity: dict[str, Any] = field(default_factory=dict)  # filled by `check` (GET /v1/info)
+    gpu: bool | None = None  # filled by `check`: whether the resolved backend runs on a GPU
 
     def __post_init__(self) -> None:
         threads(self.threads, "--threads")
@@ -52,11 +56,30 @@ class ServeOptions:
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 2**20)
 
+    def tokenize_options(self, address: str | None = None) -> TokenizeOptions:
+        """The model's options as tokenize's (one home for resolving and the identity);
+        ``address``: the Ray cluster (None: a local Ray, so a GPU the backend needs must be
+        here)."""
+        from xyrt.corpus.pipeline import TokenizeOptions
+
+        return TokenizeOptions(
+            backend=self.backend,
+            providers=self.providers,
+            device=self.device,
+            precision=self.precision,
+            address=address,
+        )
+
     @property
     def uses_gpu(self) -> bool:
-        from xyrt.runtime.backends.registry import uses_gpu
+        """Whether the resolved backend runs on a GPU (`registry.resolve`: ``--backend auto``
+        on an engine directory is TensorRT, on the GPU)."""
+        if self.gpu is not None:  # resolved by `check`
+            return self.gpu
+        from xyrt.runtime.backends.registry import resolve
 
-        return uses_gpu(self.backend, self.device, self.providers)
+        given = {"device": self.device, "precision": self.precision, "providers": self.providers}
+        return resolve(self.model, self.backend, here=False, **given).gpu
 
     @property
     def gpus(self) -> float:
@@ -79,21 +102,12 @@ def check(options: ServeOptions, address: str | None = None) -> ServeOptions:
     backend option that cannot work fails here, in the ``xyrt serve`` process, not in a replica."""
     from dataclasses import replace
 
-    from xyrt.corpus.pipeline import TokenizeOptions, model_identity  # one home: tokenize's
-
     model = Path(options.model)
     if not model.exists():
         raise XyrtError(
             f"model not found: {model} (an export or engine directory, or a checkpoint)"
         )
-    identity = model_identity(
-        model,
-        TokenizeOptions(
-            backend=options.backend,
-            providers=options.providers,
-            device=options.device,
-            precision=options.precision,
-            address=address,  # a local Ray: a GPU the backend needs must be here
-        ),
+    resolved = options.tokenize_options(address).resolve(model)
+    return replace(
+        options, model=str(model.resolve()), identity=resolved.identity(), gpu=resolved.gpu
     )
-    return replace(options, model=str(model.resolve()), identity=identity)
