@@ -75,7 +75,7 @@ bench: setup $(SYNTH)
 	$(BIN)/python benchmarks/onnx_vs_torch.py --checkpoint $(SYNTH) --out $(ONNX)
 
 verify: setup $(ONNX)/manifest.json
-	$(BIN)/xyrt verify $(ONNX)
+	$(BIN)/xyrt verify --model $(ONNX)
 
 # The trained proxy (issue 30): a small XY-Tokenizer trained here on espeak-ng speech (needs
 # espeak-ng: apt-get install espeak-ng) and the bundled clips, one thread at about 0.6 s a step:

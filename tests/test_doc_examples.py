@@ -264,7 +264,7 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
     "--runs 10 --threads 2 --json bench.json --plot bench.png": Run(
         ("xy_tokenizer.ckpt", "xy_onnx"),
         why="one 1 s clip, batch 1, one run, three backends: the measurements are not tested",
-        set={"--seconds": "1", "--batch": "1", "--runs": "1"},
+        set={"--seconds": "1", "--batch-size": "1", "--runs": "1"},
         add=("--backends", "pytorch-published,pytorch,ort-fp32"),
         outputs=("bench.json", "bench.png"),
     ),

@@ -295,11 +295,11 @@ def cmd_verify(args: argparse.Namespace) -> None:
     check_options(entry, kind, Options(device=args.device, precision=precision))
     if kind == "checkpoint":  # its backend (on a GPU, say) against float32 on the CPU
         if args.checkpoint is not None:
-            raise XyrtError("--checkpoint: the checkpoint to verify is MODEL_DIR itself here")
+            raise XyrtError("--checkpoint: the checkpoint to verify is --model itself here")
         return _verify_torch(args, precision)
     if args.device is not None:
         raise XyrtError(
-            "--device applies to verifying the torch backend (MODEL_DIR a checkpoint); "
+            "--device applies to verifying the torch backend (--model a checkpoint); "
             f"{entry.name} is verified on the CPU"
         )
     _run_verify(
@@ -409,7 +409,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         model_dirs=tuple(args.model or ()),
         backends=backends,
         seconds=parse_list(args.seconds, float, "--seconds"),
-        batch=parse_list(args.batch, int, "--batch"),
+        batch=parse_list(args.batch, int, "--batch-size"),
         runs=args.runs,
         warmup=args.warmup,
         threads=args.threads,

@@ -351,7 +351,7 @@ def check_options(entry: BackendEntry, kind: str, opts: Options) -> None:
         }
         wants = " or ".join(what[k] for k in entry.sources)
         hint = (
-            "; export one with `xyrt export --checkpoint CKPT -o DIR`, or pass the checkpoint it "
+            "; export one with `xyrt export --model CKPT -o DIR`, or pass the checkpoint it "
             "came from"
             if kind == "checkpoint"
             else ""

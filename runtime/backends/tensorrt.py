@@ -67,7 +67,7 @@ def read_engines(engine_dir: str | Path) -> dict:
     if not path.is_file():
         raise XyrtError(
             f"{engine_dir} is not an xyrt engine directory (no engines.json); build one with "
-            "`xyrt build MODEL_DIR --precision fp32|fp16|int8 -o ENGINE_DIR`"
+            "`xyrt build --model MODEL_DIR --precision fp32|fp16|int8 -o ENGINE_DIR`"
         )
     doc = read_versioned(
         path,

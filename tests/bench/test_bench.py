@@ -212,7 +212,7 @@ def test_plot_written(bench) -> None:
         (["--seconds", "0"], "--seconds must be in (0, 30]"),
         (["--seconds", "45"], "--seconds must be in (0, 30]"),
         (["--seconds", "ten"], "comma-separated list of numbers"),
-        (["--batch", "0"], "--batch values must be positive"),
+        (["--batch", "0"], "--batch-size values must be positive"),
         (["--runs", "0"], "--runs must be >= 1"),
         (["--backends", "pytorch,jax"], "unknown backend(s) ['jax']"),
     ],

@@ -102,7 +102,7 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         if kind == "checkpoint" and kind not in entry.sources:
             raise XyrtError(
                 f"{path} is not an export directory (no manifest.json); backend={backend!r} "
-                "runs exported graphs: make them with `xyrt export --checkpoint ... -o DIR`, or "
+                "runs exported graphs: make them with `xyrt export --model CKPT -o DIR`, or "
                 "use backend='torch' for the checkpoint itself"
             )
         if kind != "checkpoint" and "checkpoint" in entry.sources:
