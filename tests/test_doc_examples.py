@@ -260,8 +260,8 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         check=_synth_config,
     ),
     # -- docs/bench.md
-    "xyrt bench --checkpoint xy_tokenizer.ckpt --model xy_onnx --seconds 1,5,10,30 --batch-size 1,4 "
-    "--runs 10 --threads 2 --json bench.json --plot bench.png": Run(
+    "xyrt bench --checkpoint xy_tokenizer.ckpt --model xy_onnx --seconds 1,5,10,30 "
+    "--batch-size 1,4 --runs 10 --threads 2 --json bench.json --plot bench.png": Run(
         ("xy_tokenizer.ckpt", "xy_onnx"),
         why="one 1 s clip, batch 1, one run, three backends: the measurements are not tested",
         set={"--seconds": "1", "--batch-size": "1", "--runs": "1"},
@@ -298,8 +298,8 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         needs=("openvino-bf16",),
         check=_codes_shape(SPEECH_FRAMES, "c.npy"),
     ),
-    "xyrt quantize --model xy_onnx --precision int8 --scheme cpu-dynamic,openvino --calib calib.npz -o "
-    "xy_int8": Run(
+    "xyrt quantize --model xy_onnx --precision int8 --scheme cpu-dynamic,openvino --calib "
+    "calib.npz -o xy_int8": Run(
         ("xy_onnx", "calib.npz"),
         why=QUICK_QUANTIZE,
         add=("--no-sensitivity",),
@@ -346,7 +346,8 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
         add=("--sections", "exactness"),
         outputs=("gc",),
     ),
-    "xyrt build --model xy_int8 --precision int8 --batch-size 1,1,4 --seconds 0.08,10,30 -o xy_trt_int8": Run(
+    "xyrt build --model xy_int8 --precision int8 --batch-size 1,1,4 --seconds 0.08,10,30 "
+    "-o xy_trt_int8": Run(
         ("xy_int8",), needs=("tensorrt", "cuda"), outputs=("xy_trt_int8/engines.json",)
     ),
     "xyrt encode --model xy_trt_int8 speech.wav -o codes.npy": Run(

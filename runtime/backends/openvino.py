@@ -92,8 +92,8 @@ def ov_feed(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 ARM_UNVERIFIED = (
     "OpenVINO on aarch64 is unverified: under emulation (qemu-aarch64) its ARM CPU plugin gave "
     "codes that differ from the reference on xyrt's golden test (ONNX Runtime's match); run "
-    "`xyrt verify --model MODEL_DIR --backend openvino` on this machine before relying on it, or use "
-    "--backend onnxruntime"
+    "`xyrt verify --model MODEL_DIR --backend openvino` on this machine before relying on it, "
+    "or use --backend onnxruntime"
 )
 
 

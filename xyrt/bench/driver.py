@@ -116,7 +116,9 @@ class BenchOptions:
         if any(s * INPUT_SAMPLE_RATE < SAMPLES_PER_CODE_IN for s in self.seconds):
             raise XyrtError("--seconds must be at least 0.08 (one code)")
         if not self.batch or any(b < 1 for b in self.batch):
-            raise XyrtError(f"--batch-size values must be positive integers, got {list(self.batch)}")
+            raise XyrtError(
+                f"--batch-size values must be positive integers, got {list(self.batch)}"
+            )
         if self.runs < 1 or self.warmup < 0:
             raise XyrtError(f"--runs must be >= 1 and warm-up >= 0, got {self.runs}/{self.warmup}")
         check_threads(self.threads, "--threads")
