@@ -16,12 +16,12 @@ graph I/O contract (`xyrt.runtime.graph_io`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from xyrt.runtime import graph_io
 from xyrt.runtime.backends.base import Backend, BackendLimits, ModelInfo
-from xyrt.runtime.backends.registry import BACKEND_NAMES, open_backend
+from xyrt.runtime.backends.registry import BACKEND_NAMES, Options, open_backend
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
 from xyrt.runtime.streams.encode_stream import (
@@ -42,16 +42,12 @@ def load(
     backend: str = "auto",
     device: str | None = None,
     precision: str | None = None,
-    providers: Sequence[str] | None = None,
     threads: int | None = None,
+    *,
+    options: Options | None = None,
     batch_size: int | None = None,
     progress: bool = False,
-    target: str | None = None,
-    config: str | Path | None = None,
-    cuda_graphs: bool = True,
-    compile: bool = False,
-    autocast: bool = True,
-    max_batch: int | None = None,
+    **backend_options: Any,
 ) -> ChunkedCodec:
     """A codec over a model source: an export directory (`xyrt export`/`xyrt quantize`), an
     engine directory (`xyrt build`) or a checkpoint (.ckpt, or a Hugging Face-layout folder).
@@ -59,30 +55,21 @@ def load(
     ``backend``: "onnxruntime", "openvino", "tensorrt", "torch" (or an alias, see
     `xyrt.runtime.backends.registry`); "auto" picks by what the source is (engines -> tensorrt,
     export -> onnxruntime, checkpoint -> torch). ``device``: "cpu", "cuda" or "cuda:N";
-    ``precision``: "fp32", "bf16", "fp16" (torch), or "fp32"/"bf16"/"int8" (OpenVINO on a CPU);
-    ``providers`` and ``target`` are ONNX Runtime's; ``config`` a checkpoint's YAML;
-    ``cuda_graphs``, ``compile``, ``autocast`` the torch backend's
-    (`xyrt.runtime.backends.torch_backend`). ``batch_size`` None: the backend's preferred batch. An
+    ``precision``: "auto", "fp32", "bf16", "fp16" (torch), or "fp32"/"bf16"/"int8" (OpenVINO on
+    a CPU); ``threads``: CPU threads. The other options of a backend (`registry.Options`: ONNX
+    Runtime's ``providers`` and ``target``, a checkpoint's ``config``, the torch backend's
+    ``cuda_graphs``, ``compile``, ``autocast``, ``max_batch``) are keywords here, or one
+    ``options`` value (keywords win). ``batch_size`` None: the backend's preferred batch. An
     option the chosen backend cannot take is an `XyrtError` naming it.
     """
     from xyrt.checks import threads as check_threads
 
-    threads = check_threads(threads)
-    impl = open_backend(
-        model,
-        backend,
-        device=device,
-        precision=precision,
-        providers=providers,
-        threads=threads,
-        target=target,
-        config=config,
-        cuda_graphs=cuda_graphs,
-        compile=compile,
-        autocast=autocast,
-        max_batch=max_batch,
+    common = {"device": device, "precision": precision, "threads": check_threads(threads)}
+    given = {k: v for k, v in common.items() if v is not None}
+    opts = Options.of(options, **given, **backend_options)
+    return ChunkedCodec(
+        open_backend(model, backend, opts), batch_size=batch_size, progress=progress
     )
-    return ChunkedCodec(impl, batch_size=batch_size, progress=progress)
 
 
 __all__ = [
@@ -97,6 +84,7 @@ __all__ = [
     "EncodeStream",
     "EncodeStreamOptions",
     "ModelInfo",
+    "Options",
     "Stream",
     "StreamOptions",
     "StreamStep",

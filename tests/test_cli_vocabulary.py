@@ -114,7 +114,7 @@ def test_encode_checkpoint_is_a_hidden_alias_of_model() -> None:
     [
         (["build", "--model", "d", "-o", "e"], "--batch", "batch", "1,2,8"),
         (["bench"], "--batch", "batch", "1,4"),
-        (["serve", "--model", "m"], "--max-batch", "max_batch", "8"),
+        (["serve", "--model", "m"], "--max-batch", "batch_size", "8"),
     ],
 )
 def test_batch_aliases_reach_the_same_dest_and_are_hidden(argv, alias, dest, value) -> None:

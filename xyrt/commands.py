@@ -52,23 +52,27 @@ def parse_list(text: str, kind: type, name: str) -> tuple:
         ) from exc
 
 
+def backend_options(args: argparse.Namespace):
+    """The backend options of a command line, built once here and passed whole
+    (`registry.Options`): every option field the command declares a flag for (the flag's dest
+    is the field's name; ``--providers a,b`` is split). A new backend option is its field and
+    its flag, nothing between; the registry refuses one the backend cannot take, naming it."""
+    from xyrt.runtime.backends.registry import Options
+
+    fields = {}
+    for name in Options.__dataclass_fields__:
+        value = getattr(args, name, None)
+        if value is not None:
+            fields[name] = tuple(value.split(",")) if name == "providers" else value
+    return Options.of(**fields)
+
+
 def _load_runtime(args: argparse.Namespace, source: Path | None = None, **kwargs):
-    """xyrt.runtime.load for --model (or ``source``) with --backend, --device, --precision,
-    --providers, --threads (and --config for a checkpoint); the registry refuses an option
-    the backend cannot take, naming it."""
+    """xyrt.runtime.load for --model (or ``source``) with the command's backend options."""
     import xyrt.runtime
 
-    if getattr(args, "config", None) is not None:
-        kwargs["config"] = args.config
-    return xyrt.runtime.load(
-        source if source is not None else args.model,
-        backend=args.backend,
-        device=getattr(args, "device", None),
-        precision=args.precision,
-        providers=args.providers.split(",") if args.providers else None,
-        threads=args.threads,
-        **kwargs,
-    )
+    model = source if source is not None else args.model
+    return xyrt.runtime.load(model, args.backend, options=backend_options(args), **kwargs)
 
 
 def _codec(args: argparse.Namespace):
@@ -532,9 +536,7 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
         args.output,
         args.model,
         backend=args.backend,
-        providers=args.providers.split(",") if args.providers else None,
-        device=args.device,
-        precision=args.precision,
+        options=backend_options(args),
         address=args.address,
         workers=args.workers,
         threads_per_worker=args.threads_per_worker,
@@ -560,13 +562,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     options = ServeOptions(
         model=str(args.model),
         backend=args.backend,
-        device=args.device,
-        precision=args.precision,
-        providers=tuple(args.providers.split(",")) if args.providers else None,
-        threads=args.threads,
+        load=backend_options(args),
         replicas=args.replicas,
         gpus_per_replica=args.gpus_per_replica,
-        max_batch=args.max_batch,
+        max_batch=args.batch_size,
         max_delay_ms=args.max_delay_ms,
         max_body_mb=args.max_body_mb,
         max_streams=args.max_streams,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,19 @@ class Options:
             for k, v in self.__dict__.items()
             if v != getattr(defaults, k) and k not in ("threads",)
         }
+
+    @classmethod
+    def of(cls, base: Options | None = None, **fields: Any) -> Options:
+        """``base`` (default: all defaults) with ``fields`` set; an unknown name is an
+        `XyrtError` naming the options there are. The one way callers build the value, so a new
+        field reaches every caller (load, tokenize, serve, bench, the CLI) untouched."""
+        unknown = sorted(set(fields) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise XyrtError(
+                f"unknown backend option(s) {unknown}; the options are "
+                f"{', '.join(cls.__dataclass_fields__)}"
+            )
+        return replace(base if base is not None else cls(), **fields)
 
 
 @dataclass(frozen=True)
@@ -334,11 +347,13 @@ def check_checkpoint_file(path: Path) -> None:
     )
 
 
-def open_backend(source: str | Path, backend: str = "auto", **options: Any) -> Backend:
+def open_backend(
+    source: str | Path, backend: str = "auto", options: Options | None = None, **fields: Any
+) -> Backend:
     """A `Backend` (not yet loaded) for ``source``, by ``backend`` name or alias ("auto": by
-    what the source is). ``options`` are `Options` fields; one the backend cannot take is an
-    error naming it (`resolve`)."""
-    return resolve(source, backend, **options).open()
+    what the source is), with ``options`` (and ``fields`` of `Options` over them); one the
+    backend cannot take is an error naming it (`resolve`)."""
+    return resolve(source, backend, options=options, **fields).open()
 
 
 def check_options(entry: BackendEntry, kind: str, opts: Options) -> None:
@@ -444,7 +459,11 @@ class Resolved:
 
 
 def resolve(
-    source: str | Path, backend: str = "auto", here: bool = True, **options: Any
+    source: str | Path,
+    backend: str = "auto",
+    here: bool = True,
+    options: Options | None = None,
+    **fields: Any,
 ) -> Resolved:
     """Everything the registry can decide before a model is loaded (or a Ray actor or a replica
     is started to load it): the source, the backend ("auto": by what the source is), its
@@ -454,10 +473,7 @@ def resolve(
     whose nodes may have what this machine lacks)."""
     kind = source_kind(source)
     entry = entry_for(kind, backend)
-    unknown = sorted(set(options) - set(Options.__dataclass_fields__))
-    if unknown:
-        raise XyrtError(f"unknown backend option(s) {unknown}")
-    opts = Options(**options)
+    opts = Options.of(options, **fields)
     precision = canonical_precision(opts.precision)
     if precision == "auto" and "auto" not in entry.precisions:
         precision = None  # a directory's own precision is what auto means there

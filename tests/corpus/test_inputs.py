@@ -185,9 +185,10 @@ def test_gpu_backends_get_gpu_actors_and_options_are_checked(tmp_path):
     from helpers import exported, fake_engines
     from xyrt.corpus import TokenizeOptions
     from xyrt.corpus.pipeline import gpus_per_actor
+    from xyrt.runtime import Options
 
-    def gpus(model, **options) -> float:  # resolved for a cluster (nothing checked here)
-        o = TokenizeOptions(address="ray://cluster:10001", **options)
+    def gpus(model, backend: str = "auto", **fields) -> float:  # resolved for a cluster
+        o = TokenizeOptions(backend, Options.of(**fields), address="ray://cluster:10001")
         return gpus_per_actor(o, o.resolve(model))
 
     export = exported("tiny_16k")

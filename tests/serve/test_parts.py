@@ -17,6 +17,7 @@ pytest.importorskip("ray.serve", reason="xyrt[serve] (ray[serve]) is not install
 from xyrt.cli import main  # noqa: E402
 from xyrt.data import speech_clip  # noqa: E402
 from xyrt.errors import XyrtError  # noqa: E402
+from xyrt.runtime import Options  # noqa: E402
 from xyrt.serve.options import ServeOptions  # noqa: E402
 from xyrt.serve.requests import BodyTooLarge, read_body  # noqa: E402
 
@@ -28,7 +29,7 @@ from xyrt.serve.requests import BodyTooLarge, read_body  # noqa: E402
         ({"max_batch": 0}, "--batch-size must be an integer >= 1, got 0"),
         ({"max_delay_ms": -1.0}, "--max-delay-ms must be >= 0, got -1"),
         ({"max_body_mb": 0.0}, "--max-body-mb must be > 0, got 0"),
-        ({"threads": 0}, "--threads must be at least 1, got 0"),
+        ({"load": Options(threads=0)}, "--threads must be at least 1, got 0"),
     ],
 )
 def test_bad_options_are_refused(kwargs, message):

@@ -156,7 +156,7 @@ def add_serve(sub: Subparsers) -> None:
         p,
         "most requests per model run, batched as they arrive (default: the backend's batch, "
         "as xyrt encode's)",
-        dest="max_batch",
+        dest="batch_size",
         old="--max-batch",
         type=int,
         metavar="N",

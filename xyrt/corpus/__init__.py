@@ -16,6 +16,7 @@ from typing import Any
 
 from xyrt.corpus.pipeline import Progress, TokenizeOptions
 from xyrt.corpus.shards import iter_codes
+from xyrt.runtime.backends.registry import Options
 
 
 def tokenize(
@@ -24,9 +25,10 @@ def tokenize(
     model: str | os.PathLike,
     *,
     backend: str = "auto",
-    providers: Sequence[str] | None = None,
     device: str | None = None,
     precision: str | None = None,
+    providers: Sequence[str] | None = None,
+    options: Options | None = None,
     address: str | None = None,
     workers: int | None = None,
     threads_per_worker: int = 1,
@@ -41,17 +43,25 @@ def tokenize(
     returns the summary (also in ``output/summary.json``). ``model``: an export or engine
     directory, or a checkpoint (PyTorch: ``device="cuda"``, ``precision="bf16"`` for GPU
     actors, one GPU each). ``address``: None starts a local
-    Ray for the run, "auto" or "ray://host:10001" joins a cluster. ``advanced``: the other
-    `TokenizeOptions` fields (target, gpus_per_worker, read_block)."""
+    Ray for the run, "auto" or "ray://host:10001" joins a cluster. ``options``: the backend
+    options as one value (`xyrt.runtime.Options`; ``device``, ``precision``, ``providers``
+    given here win). ``advanced``: the other `TokenizeOptions` fields (gpus_per_worker,
+    read_block) and other backend options (target)."""
     from xyrt.corpus.pipeline import tokenize as run
 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    options = TokenizeOptions(
+    given = {"device": device, "precision": precision}
+    given["providers"] = tuple(providers) if providers else None
+    backend_fields = {
+        k: advanced.pop(k) for k in list(advanced) if k in Options.__dataclass_fields__
+    }
+    load = Options.of(
+        options, **{k: v for k, v in given.items() if v is not None}, **backend_fields
+    )
+    run_options = TokenizeOptions(
         backend=backend,
-        providers=tuple(providers) if providers else None,
-        device=device,
-        precision=precision,
+        options=load,
         address=address,
         workers=workers,
         threads_per_worker=threads_per_worker,
@@ -60,7 +70,7 @@ def tokenize(
         shard_size=shard_size,
         **advanced,
     )
-    return run(inputs, output, model, options, progress, on_progress)
+    return run(inputs, output, model, run_options, progress, on_progress)
 
 
 __all__ = ["Progress", "TokenizeOptions", "iter_codes", "tokenize"]

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ import numpy as np
 from xyrt.corpus.inputs import collect_items
 from xyrt.corpus.shards import OutputDir, extra_types, inputs_sha256, plan_shards
 from xyrt.errors import MissingDependencyError, XyrtError
+from xyrt.runtime.backends.registry import Options, is_cuda
 
 if TYPE_CHECKING:
     from xyrt.runtime.backends.registry import Resolved
@@ -34,17 +35,15 @@ READ_BYTES_PER_ITEM = 4 * 30 * 48000 * 4  # four float32 copies of 30 s at up to
 
 @dataclass(frozen=True)
 class TokenizeOptions:
-    """How to run; only ``backend``, ``providers``, ``device``, ``precision``, ``target``,
-    ``overlap`` and ``shard_size`` change the output (a rerun must keep them), the rest only
-    the speed. ``backend`` "auto" picks by what the model is (`xyrt.runtime.backends.registry`); the
-    torch backend takes ``device`` ("cpu", "cuda": one GPU per actor, the one Ray assigns) and
-    ``precision`` ("fp32", "bf16", "fp16")."""
+    """How to run; only ``backend``, the backend ``options`` (`registry.Options`: device,
+    precision, providers, target, ...), ``overlap`` and ``shard_size`` change the output (a
+    rerun must keep them), the rest only the speed. ``backend`` "auto" picks by what the model
+    is (`xyrt.runtime.backends.registry`); the torch backend takes ``device`` ("cpu", "cuda":
+    one GPU per actor, the one Ray assigns) and ``precision`` ("fp32", "bf16", "fp16"); each
+    actor runs ``threads_per_worker`` threads."""
 
     backend: str = "auto"
-    providers: tuple[str, ...] | None = None
-    device: str | None = None
-    precision: str | None = None
-    target: str | None = None
+    options: Options = field(default_factory=Options)
     address: str | None = None  # None: a local Ray started for the run; "auto", "ray://..."
     workers: int | None = None  # model actors (default: CPUs // threads, or GPUs)
     threads_per_worker: int = 1
@@ -61,7 +60,7 @@ class TokenizeOptions:
 
         if self.backend != "auto":
             backend_entry(self.backend)  # an unknown name fails here, naming the choices
-        canonical_precision(self.precision)
+        canonical_precision(self.options.precision)
         for name in ("threads_per_worker", "shard_size", "read_block"):
             positive_int(getattr(self, name), name)
         if self.workers is not None:
@@ -78,15 +77,7 @@ class TokenizeOptions:
         in a Ray actor. A local Ray: a GPU the backend needs must be on this machine."""
         from xyrt.runtime.backends.registry import resolve
 
-        return resolve(
-            model,
-            self.backend,
-            here=self.address is None,
-            device=self.device,
-            precision=self.precision,
-            providers=self.providers,
-            target=self.target,
-        )
+        return resolve(model, self.backend, here=self.address is None, options=self.options)
 
 
 @dataclass(frozen=True)
@@ -164,10 +155,10 @@ def check_gpus(
     why = (
         f"gpus_per_worker={options.gpus_per_worker}"
         if options.gpus_per_worker is not None
-        else f"--device {options.device}"
-        if options.device is not None
-        else f"--providers {','.join(options.providers)}"
-        if options.providers
+        else f"--device {options.options.device}"
+        if options.options.device is not None
+        else f"--providers {','.join(options.options.providers)}"
+        if options.options.providers
         else f"--backend {options.backend}"
         + (f" ({resolved.entry.name})" if options.backend == "auto" else "")
     )
@@ -239,12 +230,12 @@ def build_dataset(
         fn_constructor_kwargs={
             "model": str(Path(model).resolve()),
             "backend": resolved.entry.name,
-            "providers": list(options.providers) if options.providers else None,
-            "target": options.target,
             # a GPU actor sees the GPU Ray assigned to it as its only one: "cuda"
-            "device": "cuda" if (options.device or "").startswith("cuda") else options.device,
-            "precision": options.precision,
-            "threads": options.threads_per_worker,
+            "options": Options.of(
+                options.options,
+                device="cuda" if is_cuda(options.options.device) else options.options.device,
+                threads=options.threads_per_worker,
+            ),
             "batch_seconds": options.batch_seconds,
             "overlap": options.overlap,
         },
@@ -275,7 +266,7 @@ def tokenize(
     resolved = options.resolve(model)
     run = {
         **resolved.identity(),
-        "target": options.target,
+        "target": options.options.target,
         "overlap": options.overlap,
         "shard_size": options.shard_size,
         "num_items": len(items),

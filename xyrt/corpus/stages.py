@@ -19,6 +19,7 @@ from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.corpus.inputs import Item, ItemError, read_item
 from xyrt.errors import XyrtError
 from xyrt.runtime.backends.base import limits_of
+from xyrt.runtime.backends.registry import Options
 from xyrt.runtime.chunking import encode_plan
 
 
@@ -103,25 +104,13 @@ class Encoder:
         self,
         model: str,
         backend: str,
-        providers: Sequence[str] | None,
-        target: str | None,
-        threads: int | None,
+        options: Options,
         batch_seconds: float,
         overlap: float,
-        device: str | None = None,
-        precision: str | None = None,
     ) -> None:
         import xyrt.runtime
 
-        self.codec = xyrt.runtime.load(
-            model,
-            backend=backend,
-            providers=providers,
-            threads=threads,
-            target=target,
-            device=device,
-            precision=precision,
-        )
+        self.codec = xyrt.runtime.load(model, backend, options=options)
         self.limits = limits_of(self.codec.backend)
         self.batch_seconds, self.overlap = batch_seconds, overlap
         # one code of silence: builds the sessions now, so a model that cannot load fails the

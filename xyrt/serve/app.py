@@ -68,14 +68,7 @@ class Replica:
         import xyrt.runtime
 
         self.options = options
-        self.codec = xyrt.runtime.load(
-            options.model,
-            backend=options.backend,
-            device=options.device,
-            precision=options.precision,
-            providers=options.providers,
-            threads=options.threads,
-        ).load()
+        self.codec = xyrt.runtime.load(options.model, options.backend, options=options.load).load()
         run = ModelThread()
         self.batcher = Batcher(self.codec, run, options.max_batch, options.max_delay_ms)
         self.hub = StreamHub(self.codec, run, options.max_streams)

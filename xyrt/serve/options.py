@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from xyrt.checks import finite, positive_int, threads
 from xyrt.errors import XyrtError
+from xyrt.runtime.backends.registry import Options
 
 if TYPE_CHECKING:
     from xyrt.corpus.pipeline import TokenizeOptions
@@ -26,10 +27,7 @@ class ServeOptions:
 
     model: str
     backend: str = "auto"
-    device: str | None = None
-    precision: str | None = None
-    providers: tuple[str, ...] | None = None
-    threads: int | None = None  # CPU threads of each replica's backend
+    load: Options = field(default_factory=Options)  # the backend options (threads: per replica)
     replicas: int = 1
     gpus_per_replica: float | None = None  # default: 1 where the backend uses a GPU, else 0
     max_batch: int | None = None
@@ -41,7 +39,7 @@ class ServeOptions:
     gpu: bool | None = None  # filled by `check`: whether the resolved backend runs on a GPU
 
     def __post_init__(self) -> None:
-        threads(self.threads, "--threads")
+        threads(self.load.threads, "--threads")
         positive_int(self.replicas, "--replicas")
         positive_int(self.max_streams, "--max-streams")
         if self.max_batch is not None:
@@ -62,13 +60,7 @@ class ServeOptions:
         here)."""
         from xyrt.corpus.pipeline import TokenizeOptions
 
-        return TokenizeOptions(
-            backend=self.backend,
-            providers=self.providers,
-            device=self.device,
-            precision=self.precision,
-            address=address,
-        )
+        return TokenizeOptions(backend=self.backend, options=self.load, address=address)
 
     @property
     def uses_gpu(self) -> bool:
@@ -78,8 +70,7 @@ class ServeOptions:
             return self.gpu
         from xyrt.runtime.backends.registry import resolve
 
-        given = {"device": self.device, "precision": self.precision, "providers": self.providers}
-        return resolve(self.model, self.backend, here=False, **given).gpu
+        return resolve(self.model, self.backend, here=False, options=self.load).gpu
 
     @property
     def gpus(self) -> float:
@@ -91,7 +82,7 @@ class ServeOptions:
     @property
     def cpus(self) -> float:
         """CPUs each replica asks Ray for: its backend's threads (1 by default)."""
-        return float(self.threads or 1)
+        return float(self.load.threads or 1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
