@@ -15,7 +15,8 @@ from xyrt.errors import XyrtError, received, require
 from xyrt.runtime.graph_io import DECODER, ENCODER
 from xyrt.runtime.io.audio import load_audio, write_wav
 from xyrt.runtime.io.codes import load_codes, save_codes
-from xyrt.runtime.io.decode_io import DevicePlayer, WavWriter, read_frames, run_decode
+from xyrt.runtime.io.decode_io import DevicePlayer, WavWriter, run_decode
+from xyrt.runtime.io.frames import read_frames
 
 DECODE_STREAM_DEFAULTS = {"decode_hop": 0.32, "decode_context": 2.0, "decode_lookahead": 0.16}
 

@@ -74,7 +74,8 @@ def _decode_stream(args: argparse.Namespace, remote: Client) -> None:
     from contextlib import ExitStack
 
     from xyrt.commands import decode_stream_settings
-    from xyrt.runtime.io.decode_io import DevicePlayer, WavWriter, read_frames
+    from xyrt.runtime.io.decode_io import DevicePlayer, WavWriter
+    from xyrt.runtime.io.frames import read_frames
 
     if str(args.input) != "-" and not args.input.is_file():
         raise XyrtError(f"code frames file not found: {args.input} (JSON lines from xyrt stream)")

@@ -36,14 +36,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xyrt.config import CHUNK_SECONDS, CODE_RATE, CODES_PER_CHUNK
+from xyrt.config import CHUNK_SECONDS, CODES_PER_CHUNK, FRAME_SECONDS
 from xyrt.errors import CodesError, XyrtError, received
 from xyrt.runtime.backends.base import Backend, ModelInfo, limits_of
 from xyrt.runtime.chunking import codes_per_step, offline_window
 from xyrt.runtime.io.codes import validate_codes
 from xyrt.runtime.streams.checks import check_offline_plan, check_streams
-
-FRAME_SECONDS = 1 / CODE_RATE  # 0.08 s of audio per code frame
 
 
 def _seconds(name: str, value: float) -> float:

@@ -40,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from xyrt.checks import finite
-from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
+from xyrt.config import CHUNK_SECONDS, FRAME_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError, require
 from xyrt.runtime.backends.base import Backend, limits_of
 from xyrt.runtime.chunking import codes_per_step, offline_window
@@ -48,8 +48,6 @@ from xyrt.runtime.features import LogMelPeaks
 from xyrt.runtime.graph_io import LOG_MEL_MIN, pack_windows
 from xyrt.runtime.io.audio import check_rate, prepare_audio
 from xyrt.runtime.streams.checks import check_offline_plan, check_streams
-
-FRAME_SECONDS = SAMPLES_PER_CODE_IN / INPUT_SAMPLE_RATE  # 0.08 s per code frame
 
 
 def _hop_frames(seconds: float) -> int:
