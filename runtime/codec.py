@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Collection, Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, CodesError, XyrtError
 from xyrt.runtime.backends.base import Backend, Done, Pending, limits_of
-from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch, window_batches
+from xyrt.runtime.chunking import (
+    OVERLAP_SECONDS,
+    decode_plan,
+    encode_plan,
+    num_codes,
+    stitch,
+    window_batches,
+)
 from xyrt.runtime.graph_io import GRAPHS, pack_windows
 from xyrt.runtime.io.audio import prepare_audio
 from xyrt.runtime.io.codes import validate_codes
+from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions, decode_streams
 from xyrt.runtime.streams.encode_stream import EncodeStream, EncodeStreamOptions, encode_streams
-
-if TYPE_CHECKING:
-    from xyrt.runtime.streams.decode_stream import DecodeStream
 
 
 def in_flight(
@@ -135,10 +139,10 @@ class ChunkedCodec:
     # -- streaming (see xyrt.runtime.streams.encode_stream) --------------------------------
     def create_stream(
         self,
-        hop: float = 0.32,
-        context: float = 5.0,
-        lookahead: float = 0.32,
-        overlap: float = 10.0,
+        hop: float = EncodeStreamOptions.hop,
+        context: float = EncodeStreamOptions.context,
+        lookahead: float = EncodeStreamOptions.lookahead,
+        overlap: float = OVERLAP_SECONDS,
         match_offline: bool = True,
     ) -> EncodeStream:
         """A new `EncodeStream`: hop, left context and lookahead in seconds (multiples of 0.08);
@@ -147,7 +151,6 @@ class ChunkedCodec:
 
     def is_ready(self, stream: EncodeStream | DecodeStream) -> bool:
         """Whether ``stream`` (encode or decode) has a step (or, once finished, its tail) ready."""
-        from xyrt.runtime.streams.decode_stream import DecodeStream
         from xyrt.runtime.streams.encode_stream import check_stream
 
         return (stream if isinstance(stream, DecodeStream) else check_stream(stream)).ready()
@@ -163,20 +166,18 @@ class ChunkedCodec:
     # -- streaming decode (see xyrt.runtime.streams.decode_stream) -------------------------
     def create_decode_stream(
         self,
-        hop: float = 0.32,
-        context: float = 2.0,
-        lookahead: float = 0.16,
+        hop: float = DecodeStreamOptions.hop,
+        context: float = DecodeStreamOptions.context,
+        lookahead: float = DecodeStreamOptions.lookahead,
         max_hop: float | None = None,
         crossfade: float | None = None,
-        overlap: float = 10.0,
+        overlap: float = OVERLAP_SECONDS,
         match_offline: bool = True,
         prompt: np.ndarray | None = None,
     ) -> DecodeStream:
         """A new `DecodeStream` (codes in, audio out); seconds, see `DecodeStreamOptions`.
         ``prompt``: reference codes (8, P) the stream starts from as context (no audio for them;
         `DecodeStream`)."""
-        from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
-
         options = DecodeStreamOptions(
             hop, context, lookahead, max_hop, crossfade, overlap, match_offline
         )
@@ -188,8 +189,6 @@ class ChunkedCodec:
 
     def decode_streams(self, streams: Sequence[DecodeStream]) -> int:
         """One step of every ready decode stream, batched; returns how many streams stepped."""
-        from xyrt.runtime.streams.decode_stream import decode_streams
-
         return decode_streams(self.backend, streams)
 
     def _bar(self, total: int, desc: str):
@@ -201,7 +200,7 @@ class ChunkedCodec:
         self,
         audio: np.ndarray | Sequence[np.ndarray],
         sample_rate: int = INPUT_SAMPLE_RATE,
-        overlap: float = 10.0,
+        overlap: float = OVERLAP_SECONDS,
     ) -> np.ndarray | list[np.ndarray]:
         """One clip ((n,) or (n, channels), any rate) or a list of clips -> codes
         (8, floor(n / 1280)) int64 at 16 kHz (a list for a list)."""
@@ -214,7 +213,7 @@ class ChunkedCodec:
         window_fn: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]] | None,
         audio: np.ndarray | Sequence[np.ndarray],
         sample_rate: int = INPUT_SAMPLE_RATE,
-        overlap: float = 10.0,
+        overlap: float = OVERLAP_SECONDS,
     ) -> tuple[bool, list[tuple[np.ndarray, ...]]]:
         """`encode` through ``window_fn(wav (B, P), lengths (B,))``, which returns one or more
         per-code arrays (stages, B, P / 1280) (codes and, e.g., their tie margins), each
@@ -304,7 +303,7 @@ class ChunkedCodec:
     def decode(
         self,
         codes: np.ndarray | Sequence[np.ndarray],
-        overlap: float = 10.0,
+        overlap: float = OVERLAP_SECONDS,
         prompt: np.ndarray | Sequence[np.ndarray] | None = None,
     ) -> np.ndarray | list[np.ndarray]:
         """Codes (8, T) or a list -> audio (T x samples_per_code,) float32 at the output rate.

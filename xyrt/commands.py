@@ -17,8 +17,13 @@ from xyrt.runtime.io.audio import load_audio, write_wav
 from xyrt.runtime.io.codes import load_codes, save_codes
 from xyrt.runtime.io.decode_io import DevicePlayer, WavWriter, run_decode
 from xyrt.runtime.io.frames import read_frames
+from xyrt.runtime.streams.decode_stream import DecodeStreamOptions
 
-DECODE_STREAM_DEFAULTS = {"decode_hop": 0.32, "decode_context": 2.0, "decode_lookahead": 0.16}
+DECODE_STREAM_DEFAULTS = {  # the --decode-* options' defaults: DecodeStreamOptions'
+    "decode_hop": DecodeStreamOptions.hop,
+    "decode_context": DecodeStreamOptions.context,
+    "decode_lookahead": DecodeStreamOptions.lookahead,
+}
 
 
 DECODE_STREAM_OPTIONS = ("decode_hop", "decode_context", "decode_lookahead", "max_hop", "crossfade")
@@ -165,7 +170,7 @@ def _prompt(args: argparse.Namespace, codec):
 
 
 def _decode_stream(args: argparse.Namespace) -> None:
-    from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
+    from xyrt.runtime.streams.decode_stream import DecodeStream
 
     options = DecodeStreamOptions(**decode_stream_settings(args))
     if str(args.input) != "-" and not args.input.is_file():

@@ -8,7 +8,9 @@ import sys
 import time
 
 from xyrt.client import Client
+from xyrt.config import FRAME_SECONDS
 from xyrt.errors import XyrtError
+from xyrt.runtime.chunking import OVERLAP_SECONDS
 
 # option -> the value that means "not given" (anything else only applies to a local model)
 LOCAL_ONLY = {
@@ -20,7 +22,7 @@ LOCAL_ONLY = {
     "config": None,
     "batch_size": None,
     "pad_to_30s": False,
-    "overlap": 10.0,
+    "overlap": OVERLAP_SECONDS,
     "loopback": False,
 }
 
@@ -129,5 +131,6 @@ def stream(args: argparse.Namespace, source, sink) -> None:
             sink.write(frame)
             frames += 1
     print(
-        f"summary: frames {frames}  audio {frames * 0.08:.2f} s via {args.server}", file=sys.stderr
+        f"summary: frames {frames}  audio {frames * FRAME_SECONDS:.2f} s via {args.server}",
+        file=sys.stderr,
     )

@@ -43,7 +43,7 @@ from xyrt.checks import finite
 from xyrt.config import CHUNK_SECONDS, FRAME_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError, require
 from xyrt.runtime.backends.base import Backend, limits_of
-from xyrt.runtime.chunking import codes_per_step, offline_window
+from xyrt.runtime.chunking import OVERLAP_SECONDS, codes_per_step, offline_window
 from xyrt.runtime.features import LogMelPeaks
 from xyrt.runtime.graph_io import LOG_MEL_MIN, pack_windows
 from xyrt.runtime.io.audio import check_rate, prepare_audio
@@ -66,7 +66,7 @@ class EncodeStreamOptions:
     hop: float = 0.32
     context: float = 5.0
     lookahead: float = 0.32
-    overlap: float = 10.0  # of the offline plan the stream follows (as in codec.encode)
+    overlap: float = OVERLAP_SECONDS  # of the offline plan the stream follows (as in codec.encode)
     match_offline: bool = True
 
     def __post_init__(self) -> None:

@@ -48,7 +48,7 @@ from xyrt.config import (
 )
 from xyrt.errors import AudioError, CodesError, XyrtError, require
 from xyrt.runtime import RUNTIME_BACKENDS
-from xyrt.runtime.chunking import codes_per_step, num_codes
+from xyrt.runtime.chunking import OVERLAP_SECONDS, codes_per_step, num_codes
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.graph_io import pack_windows
 from xyrt.runtime.io.audio import prepare_audio
@@ -185,7 +185,7 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
 
     # -- the published API -----------------------------------------------------------------------
     def encode(
-        self, wav_list: Sequence[Any], overlap_seconds: float = 10, device: Any = None
+        self, wav_list: Sequence[Any], overlap_seconds: float = OVERLAP_SECONDS, device: Any = None
     ) -> Outputs:
         """1-D waveforms at 16 kHz -> {"codes_list": [(nq, floor(n / 1280)) int64 per item]},
         long audio in 30 s windows keeping (30 - overlap_seconds) s of each. Each waveform goes
@@ -209,7 +209,7 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
     def decode(
         self,
         codes_list: Sequence[Any],
-        overlap_seconds: float = 10,
+        overlap_seconds: float = OVERLAP_SECONDS,
         device: Any = None,
         prompt: Any = None,
     ) -> Outputs:

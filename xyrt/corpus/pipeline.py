@@ -24,6 +24,7 @@ import numpy as np
 from xyrt.corpus.inputs import collect_items
 from xyrt.corpus.shards import OutputDir, extra_types, inputs_sha256, plan_shards
 from xyrt.errors import MissingDependencyError, XyrtError
+from xyrt.runtime.chunking import OVERLAP_SECONDS
 
 SCALE_HINT = "pip install 'xyrt[scale]'  (ray[data] and pyarrow)"
 READ_BYTES_PER_ITEM = 4 * 30 * 48000 * 4  # four float32 copies of 30 s at up to 48 kHz
@@ -47,7 +48,7 @@ class TokenizeOptions:
     threads_per_worker: int = 1
     gpus_per_worker: float | None = None  # default 1 for CUDA/TensorRT backends, else 0
     batch_seconds: float = 60.0  # padded audio per model call
-    overlap: float = 10.0  # published chunking of long files, seconds
+    overlap: float = OVERLAP_SECONDS  # published chunking of long files, seconds
     shard_size: int = 256  # items per output shard
     read_block: int = 16  # items per reading task
 
