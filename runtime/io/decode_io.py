@@ -149,6 +149,11 @@ class DecodeStats:
         )
 
 
+FrameDecoder = Callable[[Iterable[np.ndarray], Callable[[np.ndarray], None]], DecodeStats]
+"""``decode(frames, out)``: code frames ((8,) each) in, each piece of audio to ``out``, the
+numbers back (`run_decode` over a local stream; `xyrt.remote` over a server's)."""
+
+
 def run_decode(
     codec,
     frames: Iterable[np.ndarray],
