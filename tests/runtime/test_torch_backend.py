@@ -19,9 +19,9 @@ import xyrt.runtime  # noqa: E402
 from xyrt.runtime.backends.torch_backend import (  # noqa: E402
     TorchBackend,
     batch_bucket,
-    ieee_fp32,
     window_bucket,
 )
+from xyrt.runtime.backends.torch_device import ieee_fp32  # noqa: E402
 
 CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
 CUDA = torch.cuda.is_available()

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from xyrt.compat.dtypes import backend_precision, precision_of_dtype, split_to_args, with_precision
-from xyrt.compat.tensors import Outputs, _array, _lengths, _Like, _torch_device, _waveform
+from xyrt.compat.tensors import Outputs, _array, _lengths, _Like, _waveform
 from xyrt.config import (
     CODES_PER_CHUNK,
     INPUT_SAMPLE_RATE,
@@ -138,7 +138,7 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         raises `XyrtError`. Returns self."""
         device, dtype = split_to_args(args, dict(kwargs))
         if self.model is not None and device is not None:
-            self.codec.backend.to(_torch_device(device))
+            self.codec.backend.to(device)  # the backend reads it (torch_device.parse_device)
         if dtype is not None:
             self._set_precision(precision_of_dtype(dtype), f"to({dtype})")
         return self
