@@ -15,7 +15,7 @@ import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, CodesError, XyrtError
-from xyrt.runtime.backends.base import Backend, Done, Pending, limits_of
+from xyrt.runtime.backends.base import Backend, limits_of
 from xyrt.runtime.chunking import (
     OVERLAP_SECONDS,
     decode_plan,
@@ -58,20 +58,6 @@ def check_encodable(clip: np.ndarray) -> np.ndarray:
             f"one code ({SAMPLES_PER_CODE_IN} samples, 80 ms)"
         )
     return clip
-
-
-def submit_encode(backend: Backend, wav: np.ndarray, lengths: np.ndarray) -> Pending:
-    """``backend.submit_encode``, or a finished `Done` for backends without it (duck-typed)."""
-    if hasattr(backend, "submit_encode"):
-        return backend.submit_encode(wav, lengths)
-    return Done(backend.encode_window(wav, lengths))
-
-
-def submit_decode(backend: Backend, codes: np.ndarray) -> Pending:
-    """``backend.submit_decode``, or a finished `Done` (see `submit_encode`)."""
-    if hasattr(backend, "submit_decode"):
-        return backend.submit_decode(codes)
-    return Done(backend.decode_window(codes))
 
 
 class ChunkedCodec:
@@ -228,7 +214,7 @@ class ChunkedCodec:
         jobs = [(i, w) for i, plan in enumerate(plans) for w in plan]
         sizes = [w.stop - w.start for _, w in jobs]
         pieces: list[tuple[np.ndarray, ...]] = [()] * len(jobs)
-        bucket = self.backend.window_samples if hasattr(self.backend, "window_samples") else None
+        bucket = self.backend.window_samples
 
         def submit(idx: list[int]) -> Callable[[], tuple[np.ndarray, ...]]:
             segs = [clips[jobs[j][0]][jobs[j][1].start : jobs[j][1].stop] for j in idx]
@@ -236,7 +222,7 @@ class ChunkedCodec:
             if window_fn is not None:
                 outputs = window_fn(*packed)
                 return lambda: outputs
-            pending = submit_encode(self.backend, *packed)
+            pending = self.backend.submit_encode(*packed)
             return lambda: (pending.result(),)
 
         def collect(idx: list[int], result: Callable[[], tuple[np.ndarray, ...]]) -> None:
@@ -267,9 +253,8 @@ class ChunkedCodec:
         ]
 
         def submit(idx: list[int]) -> Callable[[], np.ndarray]:
-            return submit_encode(
-                self.backend, wav[idx[0] : idx[-1] + 1], lengths[idx[0] : idx[-1] + 1]
-            ).result
+            rows = slice(idx[0], idx[-1] + 1)
+            return self.backend.submit_encode(wav[rows], lengths[rows]).result
 
         in_flight(rows, submit, lambda idx, result: out.append(result()))
         return np.concatenate(out, axis=1)
@@ -292,7 +277,7 @@ class ChunkedCodec:
                 self.info.num_quantizers,
                 self.info.codebook_size,
             ).reshape(self.info.num_quantizers, len(idx), n)
-            return submit_decode(self.backend, window).result
+            return self.backend.submit_decode(window).result
 
         def collect(idx: np.ndarray, result: Callable[[], np.ndarray]) -> None:
             audio[idx, : int(lengths[idx[0]]) * spc] = result()
@@ -340,7 +325,7 @@ class ChunkedCodec:
             batch = np.stack(
                 [items[jobs[j][0]][:, jobs[j][1].start : jobs[j][1].stop] for j in idx], axis=1
             )
-            return submit_decode(self.backend, batch).result
+            return self.backend.submit_decode(batch).result
 
         def collect(idx: list[int], result: Callable[[], np.ndarray]) -> None:
             audio = result()

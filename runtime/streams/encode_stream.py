@@ -271,11 +271,3 @@ def encode_streams(backend: Backend, streams: Sequence[EncodeStream]) -> int:
         for row, (stream, step) in enumerate(zip(group, steps, strict=True)):
             stream.complete(step, codes[:, row])
     return len(ready)
-
-
-# The names before encode and decode streams shared one vocabulary (scripts may still use them).
-Stream = EncodeStream
-StreamOptions = EncodeStreamOptions
-StreamStep = EncodeStep
-EncodeStream.next_step = EncodeStream.plan
-EncodeStream.complete_step = EncodeStream.complete

@@ -47,14 +47,11 @@ from xyrt.config import (
     valid_frames,
 )
 from xyrt.errors import AudioError, CodesError, XyrtError, require
-from xyrt.runtime import RUNTIME_BACKENDS
 from xyrt.runtime.chunking import OVERLAP_SECONDS, codes_per_step, num_codes
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.graph_io import pack_windows
 from xyrt.runtime.io.audio import prepare_audio
 from xyrt.runtime.io.codes import check_code_dtype, validate_codes
-
-BACKENDS = RUNTIME_BACKENDS  # what `from_pretrained(backend=...)` accepts (aliases too)
 
 
 class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the import changes
@@ -328,6 +325,4 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         return zq.transpose(1, 2).float().cpu().numpy()
 
 
-XYTokenizerCompat = XY_Tokenizer  # a PEP 8 name for the same class
-
-__all__ = ["BACKENDS", "Outputs", "XYTokenizerCompat", "XY_Tokenizer"]
+__all__ = ["Outputs", "XY_Tokenizer"]
