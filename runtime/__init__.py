@@ -10,8 +10,7 @@ audio = codec.decode(codes, prompt=ref_codes)      # MOSS-TTSD's prompted decode
 The public surface is `__all__`: `load`, the codec (`ChunkedCodec`), the backend interface
 (`Backend`, `BackendLimits`, `ModelInfo`), streaming (`EncodeStream`, `EncodeStreamOptions`,
 `EncodeStep`, `CodeFrame`; decode: `DecodeStream`, `DecodeStreamOptions`; both step with
-``plan()``/``complete()``; `Stream`, `StreamOptions`, `StreamStep` are the old names) and the
-graph I/O contract (`xyrt.runtime.graph_io`).
+``plan()``/``complete()``) and the graph I/O contract (`xyrt.runtime.graph_io`).
 """
 
 from __future__ import annotations
@@ -29,9 +28,6 @@ from xyrt.runtime.streams.encode_stream import (
     EncodeStep,
     EncodeStream,
     EncodeStreamOptions,
-    Stream,
-    StreamOptions,
-    StreamStep,
 )
 
 RUNTIME_BACKENDS = (*BACKEND_NAMES, "auto")  # what `load(backend=...)` accepts (aliases too)
@@ -85,9 +81,6 @@ __all__ = [
     "EncodeStreamOptions",
     "ModelInfo",
     "Options",
-    "Stream",
-    "StreamOptions",
-    "StreamStep",
     "graph_io",
     "load",
 ]

@@ -16,6 +16,7 @@ from xyrt.checks import finite
 from xyrt.config import CHUNK_SECONDS, CODE_RATE, CODES_PER_CHUNK, N_SAMPLES, SAMPLES_PER_CODE_IN
 from xyrt.errors import XyrtError
 
+OVERLAP_SECONDS = 10.0  # the published overlap of the 30 s windows (every default refers here)
 MAX_OVERLAP = CHUNK_SECONDS - 1 / CODE_RATE  # 29.92 s: a window keeps at least one code
 MAX_BATCH_PAD = 0.15  # padding a batched window may carry, as a fraction of the batch's longest
 
@@ -44,7 +45,7 @@ def codes_per_step(overlap_seconds: float) -> int:
     return step
 
 
-def encode_plan(n_samples: int, overlap_seconds: float = 10.0) -> list[Window]:
+def encode_plan(n_samples: int, overlap_seconds: float = OVERLAP_SECONDS) -> list[Window]:
     """Windows of a 16 kHz signal of ``n_samples`` samples, in samples."""
     step = codes_per_step(overlap_seconds)
     hop = step * SAMPLES_PER_CODE_IN
@@ -53,7 +54,7 @@ def encode_plan(n_samples: int, overlap_seconds: float = 10.0) -> list[Window]:
     ]
 
 
-def decode_plan(n_codes: int, overlap_seconds: float = 10.0) -> list[Window]:
+def decode_plan(n_codes: int, overlap_seconds: float = OVERLAP_SECONDS) -> list[Window]:
     """Windows over ``n_codes`` code frames, in codes."""
     step = codes_per_step(overlap_seconds)
     return [
@@ -62,7 +63,7 @@ def decode_plan(n_codes: int, overlap_seconds: float = 10.0) -> list[Window]:
     ]
 
 
-def offline_window(frame: int, overlap_seconds: float = 10.0) -> Window:
+def offline_window(frame: int, overlap_seconds: float = OVERLAP_SECONDS) -> Window:
     """The window of the offline plan whose kept codes include code ``frame``, in codes (the
     `decode_plan` window; the `encode_plan` one is the same x 1280 samples). Streams step inside
     it, so their frames sit at the positions the offline window gives them."""

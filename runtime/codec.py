@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Collection, Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, CodesError, XyrtError
-from xyrt.runtime.backends.base import Backend, Done, Pending, limits_of
-from xyrt.runtime.chunking import decode_plan, encode_plan, num_codes, stitch, window_batches
+from xyrt.runtime.backends.base import Backend, limits_of
+from xyrt.runtime.chunking import (
+    OVERLAP_SECONDS,
+    decode_plan,
+    encode_plan,
+    num_codes,
+    stitch,
+    window_batches,
+)
 from xyrt.runtime.graph_io import GRAPHS, pack_windows
 from xyrt.runtime.io.audio import prepare_audio
 from xyrt.runtime.io.codes import validate_codes
+from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions, decode_streams
 from xyrt.runtime.streams.encode_stream import EncodeStream, EncodeStreamOptions, encode_streams
-
-if TYPE_CHECKING:
-    from xyrt.runtime.streams.decode_stream import DecodeStream
 
 
 def in_flight(
@@ -54,20 +58,6 @@ def check_encodable(clip: np.ndarray) -> np.ndarray:
             f"one code ({SAMPLES_PER_CODE_IN} samples, 80 ms)"
         )
     return clip
-
-
-def submit_encode(backend: Backend, wav: np.ndarray, lengths: np.ndarray) -> Pending:
-    """``backend.submit_encode``, or a finished `Done` for backends without it (duck-typed)."""
-    if hasattr(backend, "submit_encode"):
-        return backend.submit_encode(wav, lengths)
-    return Done(backend.encode_window(wav, lengths))
-
-
-def submit_decode(backend: Backend, codes: np.ndarray) -> Pending:
-    """``backend.submit_decode``, or a finished `Done` (see `submit_encode`)."""
-    if hasattr(backend, "submit_decode"):
-        return backend.submit_decode(codes)
-    return Done(backend.decode_window(codes))
 
 
 class ChunkedCodec:
@@ -135,10 +125,10 @@ class ChunkedCodec:
     # -- streaming (see xyrt.runtime.streams.encode_stream) --------------------------------
     def create_stream(
         self,
-        hop: float = 0.32,
-        context: float = 5.0,
-        lookahead: float = 0.32,
-        overlap: float = 10.0,
+        hop: float = EncodeStreamOptions.hop,
+        context: float = EncodeStreamOptions.context,
+        lookahead: float = EncodeStreamOptions.lookahead,
+        overlap: float = OVERLAP_SECONDS,
         match_offline: bool = True,
     ) -> EncodeStream:
         """A new `EncodeStream`: hop, left context and lookahead in seconds (multiples of 0.08);
@@ -147,7 +137,6 @@ class ChunkedCodec:
 
     def is_ready(self, stream: EncodeStream | DecodeStream) -> bool:
         """Whether ``stream`` (encode or decode) has a step (or, once finished, its tail) ready."""
-        from xyrt.runtime.streams.decode_stream import DecodeStream
         from xyrt.runtime.streams.encode_stream import check_stream
 
         return (stream if isinstance(stream, DecodeStream) else check_stream(stream)).ready()
@@ -163,20 +152,18 @@ class ChunkedCodec:
     # -- streaming decode (see xyrt.runtime.streams.decode_stream) -------------------------
     def create_decode_stream(
         self,
-        hop: float = 0.32,
-        context: float = 2.0,
-        lookahead: float = 0.16,
+        hop: float = DecodeStreamOptions.hop,
+        context: float = DecodeStreamOptions.context,
+        lookahead: float = DecodeStreamOptions.lookahead,
         max_hop: float | None = None,
         crossfade: float | None = None,
-        overlap: float = 10.0,
+        overlap: float = OVERLAP_SECONDS,
         match_offline: bool = True,
         prompt: np.ndarray | None = None,
     ) -> DecodeStream:
         """A new `DecodeStream` (codes in, audio out); seconds, see `DecodeStreamOptions`.
         ``prompt``: reference codes (8, P) the stream starts from as context (no audio for them;
         `DecodeStream`)."""
-        from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
-
         options = DecodeStreamOptions(
             hop, context, lookahead, max_hop, crossfade, overlap, match_offline
         )
@@ -188,8 +175,6 @@ class ChunkedCodec:
 
     def decode_streams(self, streams: Sequence[DecodeStream]) -> int:
         """One step of every ready decode stream, batched; returns how many streams stepped."""
-        from xyrt.runtime.streams.decode_stream import decode_streams
-
         return decode_streams(self.backend, streams)
 
     def _bar(self, total: int, desc: str):
@@ -201,7 +186,7 @@ class ChunkedCodec:
         self,
         audio: np.ndarray | Sequence[np.ndarray],
         sample_rate: int = INPUT_SAMPLE_RATE,
-        overlap: float = 10.0,
+        overlap: float = OVERLAP_SECONDS,
     ) -> np.ndarray | list[np.ndarray]:
         """One clip ((n,) or (n, channels), any rate) or a list of clips -> codes
         (8, floor(n / 1280)) int64 at 16 kHz (a list for a list)."""
@@ -214,7 +199,7 @@ class ChunkedCodec:
         window_fn: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]] | None,
         audio: np.ndarray | Sequence[np.ndarray],
         sample_rate: int = INPUT_SAMPLE_RATE,
-        overlap: float = 10.0,
+        overlap: float = OVERLAP_SECONDS,
     ) -> tuple[bool, list[tuple[np.ndarray, ...]]]:
         """`encode` through ``window_fn(wav (B, P), lengths (B,))``, which returns one or more
         per-code arrays (stages, B, P / 1280) (codes and, e.g., their tie margins), each
@@ -229,7 +214,7 @@ class ChunkedCodec:
         jobs = [(i, w) for i, plan in enumerate(plans) for w in plan]
         sizes = [w.stop - w.start for _, w in jobs]
         pieces: list[tuple[np.ndarray, ...]] = [()] * len(jobs)
-        bucket = self.backend.window_samples if hasattr(self.backend, "window_samples") else None
+        bucket = self.backend.window_samples
 
         def submit(idx: list[int]) -> Callable[[], tuple[np.ndarray, ...]]:
             segs = [clips[jobs[j][0]][jobs[j][1].start : jobs[j][1].stop] for j in idx]
@@ -237,7 +222,7 @@ class ChunkedCodec:
             if window_fn is not None:
                 outputs = window_fn(*packed)
                 return lambda: outputs
-            pending = submit_encode(self.backend, *packed)
+            pending = self.backend.submit_encode(*packed)
             return lambda: (pending.result(),)
 
         def collect(idx: list[int], result: Callable[[], tuple[np.ndarray, ...]]) -> None:
@@ -268,9 +253,8 @@ class ChunkedCodec:
         ]
 
         def submit(idx: list[int]) -> Callable[[], np.ndarray]:
-            return submit_encode(
-                self.backend, wav[idx[0] : idx[-1] + 1], lengths[idx[0] : idx[-1] + 1]
-            ).result
+            rows = slice(idx[0], idx[-1] + 1)
+            return self.backend.submit_encode(wav[rows], lengths[rows]).result
 
         in_flight(rows, submit, lambda idx, result: out.append(result()))
         return np.concatenate(out, axis=1)
@@ -293,7 +277,7 @@ class ChunkedCodec:
                 self.info.num_quantizers,
                 self.info.codebook_size,
             ).reshape(self.info.num_quantizers, len(idx), n)
-            return submit_decode(self.backend, window).result
+            return self.backend.submit_decode(window).result
 
         def collect(idx: np.ndarray, result: Callable[[], np.ndarray]) -> None:
             audio[idx, : int(lengths[idx[0]]) * spc] = result()
@@ -304,7 +288,7 @@ class ChunkedCodec:
     def decode(
         self,
         codes: np.ndarray | Sequence[np.ndarray],
-        overlap: float = 10.0,
+        overlap: float = OVERLAP_SECONDS,
         prompt: np.ndarray | Sequence[np.ndarray] | None = None,
     ) -> np.ndarray | list[np.ndarray]:
         """Codes (8, T) or a list -> audio (T x samples_per_code,) float32 at the output rate.
@@ -341,7 +325,7 @@ class ChunkedCodec:
             batch = np.stack(
                 [items[jobs[j][0]][:, jobs[j][1].start : jobs[j][1].stop] for j in idx], axis=1
             )
-            return submit_decode(self.backend, batch).result
+            return self.backend.submit_decode(batch).result
 
         def collect(idx: list[int], result: Callable[[], np.ndarray]) -> None:
             audio = result()

@@ -82,3 +82,45 @@ def test_a_server_that_is_not_xyrt_is_named_as_such(html_server):
     with pytest.raises(XyrtError, match="not xyrt's JSON") as info:
         client.health()
     assert "<html" not in str(info.value).split("starting")[0] and "x" * 50 not in str(info.value)
+
+
+def test_decode_stream_with_a_server_runs_the_local_loop(tmp_path, monkeypatch, capsys):
+    """``xyrt decode --stream --server`` reads, checks and writes as the local command does
+    (one loop, `xyrt.commands.decode_frames_file`); the server is a fake client here."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from xyrt.cli import main
+
+    sent: list[np.ndarray] = []
+
+    def stream_decode(self, frames, **options):
+        assert options["context"] == 1.0 and options["hop"] == 0.32
+        for codes in frames:
+            sent.append(codes)
+            yield np.full(1280, len(sent) / 100, np.float32)
+
+    monkeypatch.setattr(
+        Client, "info", lambda self: {"output_sample_rate": 16000, "num_quantizers": 8}
+    )
+    monkeypatch.setattr(Client, "stream_decode", stream_decode)
+    codes = np.arange(8 * 4).reshape(8, 4)
+    lines = [
+        json.dumps({"index": k, "time": k * 0.08, "codes": codes[:, k].tolist()}) for k in range(4)
+    ]
+    frames, out = tmp_path / "codes.jsonl", tmp_path / "out.wav"
+    frames.write_text("\n".join(lines) + "\n")
+    argv = ["decode", "--server", "http://127.0.0.1:9", "--stream", "--context", "1"]
+    assert main([*argv, str(frames), "-o", str(out)]) == 0
+    assert "summary: frames 4  audio 0.32 s" in capsys.readouterr().err
+    assert np.array_equal(np.stack(sent, 1), codes)
+    audio, rate = sf.read(out, dtype="float32")
+    assert rate == 16000 and np.allclose(audio[::1280], [0.01, 0.02, 0.03, 0.04])
+    frames.write_text(lines[0] + '\n{"index": 2, "codes": [0]}\n')
+    assert main([*argv, str(frames), "-o", str(tmp_path / "bad.wav")]) == 1
+    assert "line 2: frame index 2, expected 1" in capsys.readouterr().err
+    assert not (tmp_path / "bad.wav").exists()
+    assert main([*argv, str(tmp_path), "-o", str(out)]) == 1
+    assert f"code frames file is a folder, not a file: {tmp_path}" in capsys.readouterr().err

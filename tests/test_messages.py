@@ -18,7 +18,7 @@ from xyrt.checks import finite
 from xyrt.cli import main
 from xyrt.errors import ECHO_LIMIT, CodesError, XyrtError, received
 from xyrt.runtime.io.codes import load_codes, validate_codes
-from xyrt.runtime.io.decode_io import read_frames
+from xyrt.runtime.io.frames import read_frames
 from xyrt.runtime.modeldir.dirs import EXPORT_DIR
 from xyrt.runtime.modeldir.manifest import Manifest
 

@@ -34,7 +34,9 @@ from xyrt.checks import finite
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError, received, require
 from xyrt.runtime.io.audio import prepare_audio
-from xyrt.runtime.streams.encode_stream import CodeFrame
+from xyrt.runtime.io.frames import EXPECTED, codes_frames, frame_line, parse_frame
+from xyrt.runtime.streams.decode_stream import DecodeStreamOptions
+from xyrt.runtime.streams.encode_stream import CodeFrame, EncodeStreamOptions
 
 
 class ServerError(XyrtError):
@@ -212,37 +214,44 @@ class Client:
         self,
         chunks: Iterable[np.ndarray],
         sample_rate: int = INPUT_SAMPLE_RATE,
-        hop: float = 0.32,
-        context: float = 5.0,
-        lookahead: float = 0.32,
+        hop: float = EncodeStreamOptions.hop,
+        context: float = EncodeStreamOptions.context,
+        lookahead: float = EncodeStreamOptions.lookahead,
     ) -> Iterator[CodeFrame]:
         """Audio chunks (any size, one rate) in, code frames out as they are ready, as
         ``xyrt stream`` emits them (the same steps, so the same codes)."""
         messages = (_float32_mono(c, sample_rate, "audio chunk") for c in chunks if len(c))
         params = {"rate": int(sample_rate), "hop": hop, "context": context, "lookahead": lookahead}
+        frames, quantizers = 0, None  # the first frame's quantizers; every frame after as many
         for m in self._run("encode", params, messages):
-            if isinstance(m, dict) and "codes" in m:
-                yield CodeFrame(m["index"], m["time"], np.asarray(m["codes"], np.int64))
+            if isinstance(m, dict) and "type" in m:
+                continue  # a control message ("reset" answers only a reset, never sent here)
+            where = f"{self.url} encode stream, message {frames}"
+            if isinstance(m, bytes):
+                raise XyrtError(f"{where}: a binary message of {len(m)} bytes; expected {EXPECTED}")
+            frame = parse_frame(m, where, frames, quantizers)
+            quantizers = len(frame.codes)
+            frames += 1
+            yield frame
 
     def stream_decode(
         self,
         frames: Iterable[np.ndarray],
-        hop: float = 0.32,
-        context: float = 2.0,
-        lookahead: float = 0.16,
+        hop: float = DecodeStreamOptions.hop,
+        context: float = DecodeStreamOptions.context,
+        lookahead: float = DecodeStreamOptions.lookahead,
         max_hop: float | None = None,
         crossfade: float | None = None,
     ) -> Iterator[np.ndarray]:
-        """Code frames ((8,) or (8, n) each) in, float32 audio at the output rate out."""
+        """Code frames ((8,) or (8, n) each) in, float32 audio at the output rate out. Stream
+        options: as `DecodeStreamOptions` (whose defaults these are; `stream_encode`'s are
+        `EncodeStreamOptions`')."""
 
         def messages() -> Iterator[str]:
             index = 0
-            for frame in frames:
-                block = np.asarray(frame).reshape(len(frame), -1)
-                lines = []
-                for k in range(block.shape[1]):
-                    lines.append(json.dumps({"index": index, "codes": block[:, k].tolist()}))
-                    index += 1
+            for block in frames:
+                lines = [frame_line(f) for f in codes_frames(block, index)]
+                index += len(lines)
                 yield "\n".join(lines)
 
         params = {
@@ -253,8 +262,15 @@ class Client:
             "crossfade": crossfade,
         }
         for m in self._run("decode", params, messages()):
-            if isinstance(m, bytes):
-                yield np.frombuffer(m, "<f4").copy()
+            if isinstance(m, dict) and "type" in m:
+                continue
+            if not isinstance(m, bytes) or len(m) % 4:
+                what = f"{len(m)} bytes" if isinstance(m, bytes) else received(m)
+                raise XyrtError(
+                    f"{self.url} decode stream sent {what}; expected float32 audio as binary "
+                    f"messages (a multiple of 4 bytes): {NOT_XYRT}"
+                )
+            yield np.frombuffer(m, "<f4").copy()
 
 
 NOT_XYRT = (

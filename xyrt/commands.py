@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -15,9 +16,15 @@ from xyrt.errors import XyrtError, received, require
 from xyrt.runtime.graph_io import DECODER, ENCODER
 from xyrt.runtime.io.audio import load_audio, write_wav
 from xyrt.runtime.io.codes import load_codes, save_codes
-from xyrt.runtime.io.decode_io import DevicePlayer, WavWriter, read_frames, run_decode
+from xyrt.runtime.io.decode_io import DevicePlayer, FrameDecoder, WavWriter, run_decode
+from xyrt.runtime.io.frames import read_frames
+from xyrt.runtime.streams.decode_stream import DecodeStreamOptions
 
-DECODE_STREAM_DEFAULTS = {"decode_hop": 0.32, "decode_context": 2.0, "decode_lookahead": 0.16}
+DECODE_STREAM_DEFAULTS = {  # the --decode-* options' defaults: DecodeStreamOptions'
+    "decode_hop": DecodeStreamOptions.hop,
+    "decode_context": DecodeStreamOptions.context,
+    "decode_lookahead": DecodeStreamOptions.lookahead,
+}
 
 
 DECODE_STREAM_OPTIONS = ("decode_hop", "decode_context", "decode_lookahead", "max_hop", "crossfade")
@@ -166,23 +173,40 @@ def _prompt(args: argparse.Namespace, codec):
 
 
 def _decode_stream(args: argparse.Namespace) -> None:
-    from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions
+    """``xyrt decode --stream`` with a local model."""
+    from xyrt.runtime.streams.decode_stream import DecodeStream
 
     options = DecodeStreamOptions(**decode_stream_settings(args))
+
+    def open_decoder() -> tuple[int, int, FrameDecoder]:
+        codec = _codec(args)
+        stream = DecodeStream(options, codec.info, _prompt(args, codec))
+        decode = lambda frames, out: run_decode(codec, frames, stream, out)  # noqa: E731
+        return stream.sample_rate, codec.info.num_quantizers, decode
+
+    decode_frames_file(args, open_decoder)
+
+
+def decode_frames_file(
+    args: argparse.Namespace, open_decoder: Callable[[], tuple[int, int, FrameDecoder]]
+) -> None:
+    """The loop of ``xyrt decode --stream``, local or with ``--server``: the code frames of
+    ``args.input`` (JSON lines from xyrt stream, or - for stdin, read as they arrive) decoded to
+    ``--output`` (a WAV written as the audio comes) and/or ``--play``, then a summary line.
+    ``open_decoder()``, called once the input is known to exist, gives the output rate, the
+    codes per frame, and ``decode(frames, out)``, which passes each piece of audio to ``out``
+    and returns the `DecodeStats`."""
     if str(args.input) != "-" and not args.input.is_file():
         what = "is a folder, not a file" if args.input.is_dir() else "not found"
         raise XyrtError(
             f"code frames file {what}: {args.input}; expected a file of JSON lines from xyrt "
             "stream (or - for stdin)"
         )
-    codec = _codec(args)
-    stream = DecodeStream(options, codec.info, _prompt(args, codec))
+    rate, quantizers, decode = open_decoder()
     with ExitStack() as stack:
         lines = sys.stdin if str(args.input) == "-" else stack.enter_context(open(args.input))
-        writer = (
-            stack.enter_context(WavWriter(args.output, stream.sample_rate)) if args.output else None
-        )
-        player = DevicePlayer(stream.sample_rate, args.output_device) if args.play else None
+        writer = stack.enter_context(WavWriter(args.output, rate)) if args.output else None
+        player = DevicePlayer(rate, args.output_device) if args.play else None
         if player is not None:
             stack.callback(player.close)
 
@@ -192,7 +216,7 @@ def _decode_stream(args: argparse.Namespace) -> None:
             if player is not None:
                 player.play(audio)
 
-        stats = run_decode(codec, read_frames(lines, codec.info.num_quantizers), stream, out)
+        stats = decode(read_frames(lines, quantizers), out)
         if stats.frames == 0:
             raise XyrtError(f"no code frames in {args.input}; expected JSON lines from xyrt stream")
     where = f" -> {args.output}" if args.output else ""

@@ -25,6 +25,7 @@ N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames in a 30 s window
 MEL_PER_CODE = 8  # 100 Hz mel -> 12.5 Hz codes
 SAMPLES_PER_CODE_IN = HOP_LENGTH * MEL_PER_CODE  # 1280 input samples per code (80 ms)
 CODE_RATE = INPUT_SAMPLE_RATE / SAMPLES_PER_CODE_IN  # 12.5 codes per second
+FRAME_SECONDS = SAMPLES_PER_CODE_IN / INPUT_SAMPLE_RATE  # 0.08 s of audio per code frame
 CODES_PER_CHUNK = N_FRAMES // MEL_PER_CODE  # 375 codes in a 30 s window
 
 

@@ -7,8 +7,10 @@ import argparse
 import sys
 import time
 
-from xyrt.client import Client
-from xyrt.errors import XyrtError
+from xyrt.client import NOT_XYRT, Client
+from xyrt.config import FRAME_SECONDS
+from xyrt.errors import XyrtError, received
+from xyrt.runtime.chunking import OVERLAP_SECONDS
 
 # option -> the value that means "not given" (anything else only applies to a local model)
 LOCAL_ONLY = {
@@ -20,7 +22,7 @@ LOCAL_ONLY = {
     "config": None,
     "batch_size": None,
     "pad_to_30s": False,
-    "overlap": 10.0,
+    "overlap": OVERLAP_SECONDS,
     "loopback": False,
 }
 
@@ -71,40 +73,45 @@ def decode(args: argparse.Namespace) -> None:
 
 
 def _decode_stream(args: argparse.Namespace, remote: Client) -> None:
-    from contextlib import ExitStack
+    """``xyrt decode --stream --server``: the loop of the local command, the server decoding.
+    The summary's RTF counts the wall time of the exchange."""
+    from xyrt.commands import decode_frames_file, decode_stream_settings
+    from xyrt.runtime.io.decode_io import DecodeStats
 
-    from xyrt.commands import decode_stream_settings
-    from xyrt.runtime.io.decode_io import DevicePlayer, WavWriter, read_frames
+    settings = decode_stream_settings(args)
+    options = {k: settings[k] for k in ("hop", "context", "lookahead", "max_hop", "crossfade")}
 
-    if str(args.input) != "-" and not args.input.is_file():
-        raise XyrtError(f"code frames file not found: {args.input} (JSON lines from xyrt stream)")
-    rate = int(remote.info()["output_sample_rate"])
-    frames = samples = 0
-    with ExitStack() as stack:
-        lines = sys.stdin if str(args.input) == "-" else stack.enter_context(open(args.input))
-        writer = stack.enter_context(WavWriter(args.output, rate)) if args.output else None
-        player = DevicePlayer(rate, args.output_device) if args.play else None
-        if player is not None:
-            stack.callback(player.close)
+    def open_decoder():
+        info = remote.info()
+        try:
+            rate, quantizers = int(info["output_sample_rate"]), int(info["num_quantizers"])
+        except (KeyError, TypeError, ValueError):
+            raise XyrtError(
+                f"{remote.url}/v1/info answered without output_sample_rate and num_quantizers "
+                f"({received(info)}): {NOT_XYRT}"
+            ) from None
 
-        def counted():
-            nonlocal frames
-            for codes in read_frames(lines):
-                frames += 1
-                yield codes
+        def decode(frames, out) -> DecodeStats:
+            stats, started = DecodeStats(), []  # when the first frame was read
 
-        settings = decode_stream_settings(args)
-        options = [settings[k] for k in ("hop", "context", "lookahead", "max_hop", "crossfade")]
-        for audio in remote.stream_decode(counted(), *options):
-            samples += len(audio)
-            if writer is not None:
-                writer.write(audio)
-            if player is not None:
-                player.play(audio)
-        if frames == 0:
-            raise XyrtError(f"no code frames in {args.input}; expected JSON lines from xyrt stream")
-    where = f" -> {args.output}" if args.output else ""
-    print(f"summary: frames {frames}  audio {samples / rate:.2f} s{where}", file=sys.stderr)
+            def counted():
+                for codes in frames:
+                    if not started:
+                        started.append(time.perf_counter())
+                    stats.frames += 1
+                    yield codes
+
+            for audio in remote.stream_decode(counted(), **options):
+                if stats.first_audio is None:
+                    stats.first_audio = time.perf_counter() - started[0]
+                out(audio)
+                stats.audio_seconds += len(audio) / rate
+            stats.compute_seconds = time.perf_counter() - started[0] if started else 0.0
+            return stats
+
+        return rate, quantizers, decode
+
+    decode_frames_file(args, open_decoder)
 
 
 def stream(args: argparse.Namespace, source, sink) -> None:
@@ -128,5 +135,6 @@ def stream(args: argparse.Namespace, source, sink) -> None:
             sink.write(frame)
             frames += 1
     print(
-        f"summary: frames {frames}  audio {frames * 0.08:.2f} s via {args.server}", file=sys.stderr
+        f"summary: frames {frames}  audio {frames * FRAME_SECONDS:.2f} s via {args.server}",
+        file=sys.stderr,
     )

@@ -10,7 +10,7 @@ contract of `xyrt.runtime.graph_io`:
 
 ``positions`` and ``mel_reference`` default to the offline window's (0 and `LOG_MEL_MIN`); streams
 pass their windows' place in the offline plan. A backend over an export older than these inputs
-drops them (`window_inputs` is then False).
+drops them (`graph_inputs` lists what each graph takes; `graph_io.has_window_inputs`).
 
 Lifecycle: heavy objects (sessions, engines, device memory) are created lazily by the first run
 or explicitly by `load()`, and released by `close()`; a closed backend loads again when run.
@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from xyrt.runtime.graph_io import DECODER, ENCODER, GRAPHS, fit_feed, has_window_inputs
+from xyrt.runtime.graph_io import DECODER, ENCODER, GRAPHS, fit_feed
 
 
 @dataclass(frozen=True)
@@ -143,14 +143,6 @@ class Backend(ABC):
     def submit_decode(self, codes: np.ndarray, positions: np.ndarray | None = None) -> Pending:
         """`decode_window` started (see `submit_encode`)."""
         return Done(self.decode_window(codes, positions))
-
-    @property
-    def window_inputs(self) -> bool:
-        """Whether this backend's graphs take window positions and the mel reference (exports
-        older than them do not: streams then restart positions at 0 in every window)."""
-        if self.graph_inputs is None:
-            return True
-        return all(has_window_inputs(names, g) for g, names in self.graph_inputs.items())
 
     def fit(self, graph: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``feed`` without the inputs this backend's ``graph`` lacks (`graph_io.fit_feed`)."""

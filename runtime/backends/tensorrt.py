@@ -36,7 +36,6 @@ from xyrt.runtime.graph_io import (
     decoder_feed,
     encoder_feed,
     fit_feed,
-    has_window_inputs,
 )
 from xyrt.runtime.modeldir.filecheck import member, verify_file
 from xyrt.runtime.modeldir.jsonfile import POSITIVE, Each, read_versioned
@@ -266,13 +265,6 @@ class TensorRTBackend(Backend):
     def close(self) -> None:
         self.encoder.close()
         self.decoder.close()
-
-    @property
-    def window_inputs(self) -> bool:
-        return all(
-            has_window_inputs(e.input_names, g)
-            for g, e in ((ENCODER, self.encoder), (DECODER, self.decoder))
-        )
 
     def encode_window(self, wav, lengths, positions=None, mel_reference=None) -> np.ndarray:
         feed = encoder_feed(wav, lengths, positions, mel_reference)

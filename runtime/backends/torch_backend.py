@@ -56,7 +56,6 @@ torch = require("torch", "export", "the PyTorch backend")
 
 from xyrt.runtime.backends.torch_device import (  # noqa: E402 - needs torch, imported above
     check_device,  # noqa: F401 - re-exported: the registry (resolve) asks here
-    fp32_mode,  # noqa: F401 - re-exported: benchmarks and tests set the mode through here
     ieee_fp32,
     parse_device,
     resolve_precision,

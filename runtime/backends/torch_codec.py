@@ -16,6 +16,7 @@ import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, XYConfig
 from xyrt.runtime.backends.torch_backend import TorchBackend
+from xyrt.runtime.chunking import OVERLAP_SECONDS
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.compare import ReferenceCodes
 from xyrt.runtime.network.checkpoint import load_model
@@ -44,7 +45,7 @@ class XYCodec(ChunkedCodec):
         self,
         audio: np.ndarray | Sequence[np.ndarray],
         sample_rate: int = INPUT_SAMPLE_RATE,
-        overlap: float = 10.0,
+        overlap: float = OVERLAP_SECONDS,
     ) -> ReferenceCodes | list[ReferenceCodes]:
         """`encode` with each code's float32 tie margin: the reference against which other
         backends are judged (`xyrt.runtime.compare.compare_codes`); a list for a list."""

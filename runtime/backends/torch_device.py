@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from xyrt.errors import XyrtError, require
+from xyrt.errors import XyrtError, received, require
 
 torch = require("torch", "export", "the PyTorch backend")
 
@@ -35,15 +35,19 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 def parse_device(device: str | Any | None) -> Any:
     """``"cpu"``, ``"cuda"`` (the current CUDA device), ``"cuda:N"`` (or a torch.device) ->
-    torch.device with its index, checked."""
+    torch.device with its index, checked: the one reading of a torch device (the backend's,
+    and `xyrt.compat`'s results and ``.to()``)."""
     if device is None:
         return torch.device("cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise XyrtError(f"device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'") from exc
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise XyrtError(
+            f"device {received(device)} is not a torch device; expected 'cpu', 'cuda' or "
+            "'cuda:N' (or a torch.device)"
+        ) from exc
     if dev.type not in ("cpu", "cuda"):
-        raise XyrtError(f"device {device!r}: the PyTorch backend runs on 'cpu' or 'cuda[:N]'")
+        raise XyrtError(f"device {device!r}: xyrt's PyTorch code runs on 'cpu' or 'cuda[:N]'")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise XyrtError(

@@ -1,8 +1,7 @@
-"""Code frames in, audio out: the JSONL reader, a progressive WAV writer, a queued player, and
-the loop around `xyrt.runtime.streams.decode_stream` (``xyrt decode --stream``).
+"""Code frames in, audio out: a progressive WAV writer, a queued player, and the loop around
+`xyrt.runtime.streams.decode_stream` (``xyrt decode --stream``; the frames it reads are
+`xyrt.runtime.io.frames`').
 
-- `read_frames`: the JSON lines `xyrt stream` writes ({"index", "time", "codes": [8 ints]}),
-  read as they arrive (a pipe or a file); indices must run 0, 1, 2... with none missing.
 - `WavWriter`: float32 WAV written as the audio comes (memory stays bounded) to a hidden temporary
   file beside the destination, renamed onto it when the stream ends: the destination only ever
   holds a complete file; an error leaves it untouched.
@@ -12,81 +11,18 @@ the loop around `xyrt.runtime.streams.decode_stream` (``xyrt decode --stream``).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
 from xyrt.atomic import atomic_write
-from xyrt.errors import AudioError, CodesError, received, require
+from xyrt.errors import AudioError, require
 from xyrt.runtime.streams.decode_stream import DecodeStream
-
-
-def _text(source: Iterator[str]) -> Iterator[str]:
-    """``source``'s lines; `CodesError` when they are not text (a binary file, such as the
-    .npy codes `xyrt encode` writes)."""
-    number = 0
-    while True:
-        number += 1
-        try:
-            yield next(source)
-        except StopIteration:
-            return
-        except UnicodeDecodeError as exc:
-            raise CodesError(
-                f"line {number} is not UTF-8 text ({exc.reason} at byte {exc.start}): expected "
-                "the JSON lines of xyrt stream; a .npy of codes is decoded without --stream"
-            ) from None
-
-
-def read_frames(lines: IO[str] | Iterable[str], num_quantizers: int = 8) -> Iterator[np.ndarray]:
-    """Each JSON line's codes as an int64 array (num_quantizers,), in order, as lines arrive."""
-    source = iter(lines.readline, "") if hasattr(lines, "readline") else iter(lines)
-    expected = 0
-    for number, line in enumerate(_text(source), 1):
-        if not line.strip():
-            continue
-        yield parse_frame(line, f"line {number}", expected, num_quantizers)
-        expected += 1
-
-
-def parse_frame(line: str | dict, where: str, expected: int, num_quantizers: int = 8) -> np.ndarray:
-    """One code frame as `xyrt stream` writes it ({"index", "time", "codes": [8 ints]}, as JSON
-    text or already parsed) -> its codes (num_quantizers,) int64; `CodesError` naming ``where``
-    ("line 3", "message 3") unless it is a frame with index ``expected``."""
-    text = line if isinstance(line, str) else json.dumps(line)
-    try:
-        frame = json.loads(line) if isinstance(line, str) else line
-        codes, index = frame["codes"], frame["index"]
-    except (json.JSONDecodeError, TypeError, KeyError) as exc:
-        raise CodesError(
-            f"{where}: {text.strip()[:80]!r} is not a code frame ({exc}); expected "
-            'JSON like {"index": 0, "time": 0.0, "codes": [8 ints]} as xyrt stream writes'
-        ) from exc
-    if index != expected:
-        raise CodesError(
-            f"{where}: frame index {index!r}, expected {expected}: frames are missing "
-            "or out of order"
-        )
-    try:
-        arr = np.asarray(codes)
-    except (TypeError, ValueError):  # a ragged list
-        arr = np.zeros(0)
-    if arr.dtype.kind == "f" and np.isnan(arr).any():  # JSON NaN
-        raise CodesError(
-            f"{where}: codes contain NaN; expected a list of {num_quantizers} integers"
-        )
-    if arr.shape != (num_quantizers,) or arr.dtype.kind not in "iu":
-        raise CodesError(
-            f"{where}: codes {received(codes)}; expected a list of {num_quantizers} integers"
-        )
-    return arr.astype(np.int64)
 
 
 class WavWriter:
@@ -211,6 +147,11 @@ class DecodeStats:
             f"frames {self.frames}  audio {self.audio_seconds:.2f} s  RTF {self.rtf:.3f}  "
             f"first audio {first}"
         )
+
+
+FrameDecoder = Callable[[Iterable[np.ndarray], Callable[[np.ndarray], None]], DecodeStats]
+"""``decode(frames, out)``: code frames ((8,) each) in, each piece of audio to ``out``, the
+numbers back (`run_decode` over a local stream; `xyrt.remote` over a server's)."""
 
 
 def run_decode(

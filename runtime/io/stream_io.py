@@ -11,7 +11,6 @@ Sinks (the `Sink` protocol) take every `CodeFrame`: `JsonlSink`, `LoopbackSink`.
 
 from __future__ import annotations
 
-import json
 import queue
 import signal
 import sys
@@ -30,6 +29,7 @@ from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, require
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.io.audio import check_rate
+from xyrt.runtime.io.frames import frame_line
 from xyrt.runtime.streams.decode_stream import DecodeStream
 from xyrt.runtime.streams.encode_stream import CodeFrame, EncodeStream
 
@@ -171,19 +171,14 @@ class MicSource:
                     break
 
 
-def frame_json(frame: CodeFrame) -> dict:
-    """A frame as `xyrt stream` writes it (one JSON line; ``xyrt serve`` sends the same)."""
-    return {"index": frame.index, "time": round(frame.time, 3), "codes": frame.codes.tolist()}
-
-
 class JsonlSink:
-    """One JSON line per frame: {"index", "time" (s), "codes": [8 ints]}, flushed per line."""
+    """One JSON line per frame (`xyrt.runtime.io.frames`), flushed per line."""
 
     def __init__(self, out: IO[str]) -> None:
         self.out = out
 
     def write(self, frame: CodeFrame) -> None:
-        self.out.write(json.dumps(frame_json(frame)) + "\n")
+        self.out.write(frame_line(frame) + "\n")
         self.out.flush()
 
 

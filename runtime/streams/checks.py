@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from xyrt.errors import XyrtError
+from xyrt.runtime.chunking import OVERLAP_SECONDS
 
 T = TypeVar("T")
 
-DEFAULT_OVERLAP = 10.0  # seconds: the published windows' overlap, the streams' default
 MAKERS = {"EncodeStream": "codec.create_stream()", "DecodeStream": "codec.create_decode_stream()"}
 
 
@@ -36,7 +36,7 @@ def check_offline_plan(overlap: float, match_offline: object) -> None:
             f"match_offline must be True or False, got {match_offline!r} "
             f"({type(match_offline).__name__})"
         )
-    if not match_offline and overlap != DEFAULT_OVERLAP:
+    if not match_offline and overlap != OVERLAP_SECONDS:
         raise XyrtError(
             f"overlap={overlap:g} applies only with match_offline=True (the stream then follows "
             "the offline windows of that overlap); with match_offline=False it would have no "

@@ -36,14 +36,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xyrt.config import CHUNK_SECONDS, CODE_RATE, CODES_PER_CHUNK
+from xyrt.config import CHUNK_SECONDS, CODES_PER_CHUNK, FRAME_SECONDS
 from xyrt.errors import CodesError, XyrtError, received
 from xyrt.runtime.backends.base import Backend, ModelInfo, limits_of
-from xyrt.runtime.chunking import codes_per_step, offline_window
+from xyrt.runtime.chunking import OVERLAP_SECONDS, codes_per_step, offline_window
 from xyrt.runtime.io.codes import validate_codes
 from xyrt.runtime.streams.checks import check_offline_plan, check_streams
-
-FRAME_SECONDS = 1 / CODE_RATE  # 0.08 s of audio per code frame
 
 
 def _seconds(name: str, value: float) -> float:
@@ -76,7 +74,7 @@ class DecodeStreamOptions:
     lookahead: float = 0.16
     max_hop: float | None = None
     crossfade: float | None = None
-    overlap: float = 10.0  # of the offline plan the stream follows (as in codec.decode)
+    overlap: float = OVERLAP_SECONDS  # of the offline plan the stream follows (as in codec.decode)
     match_offline: bool = True
 
     def __post_init__(self) -> None:

@@ -40,16 +40,14 @@ from typing import NamedTuple
 import numpy as np
 
 from xyrt.checks import finite
-from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
+from xyrt.config import CHUNK_SECONDS, FRAME_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError, require
 from xyrt.runtime.backends.base import Backend, limits_of
-from xyrt.runtime.chunking import codes_per_step, offline_window
+from xyrt.runtime.chunking import OVERLAP_SECONDS, codes_per_step, offline_window
 from xyrt.runtime.features import LogMelPeaks
 from xyrt.runtime.graph_io import LOG_MEL_MIN, pack_windows
 from xyrt.runtime.io.audio import check_rate, prepare_audio
 from xyrt.runtime.streams.checks import check_offline_plan, check_streams
-
-FRAME_SECONDS = SAMPLES_PER_CODE_IN / INPUT_SAMPLE_RATE  # 0.08 s per code frame
 
 
 def _hop_frames(seconds: float) -> int:
@@ -68,7 +66,7 @@ class EncodeStreamOptions:
     hop: float = 0.32
     context: float = 5.0
     lookahead: float = 0.32
-    overlap: float = 10.0  # of the offline plan the stream follows (as in codec.encode)
+    overlap: float = OVERLAP_SECONDS  # of the offline plan the stream follows (as in codec.encode)
     match_offline: bool = True
 
     def __post_init__(self) -> None:
@@ -273,11 +271,3 @@ def encode_streams(backend: Backend, streams: Sequence[EncodeStream]) -> int:
         for row, (stream, step) in enumerate(zip(group, steps, strict=True)):
             stream.complete(step, codes[:, row])
     return len(ready)
-
-
-# The names before encode and decode streams shared one vocabulary (scripts may still use them).
-Stream = EncodeStream
-StreamOptions = EncodeStreamOptions
-StreamStep = EncodeStep
-EncodeStream.next_step = EncodeStream.plan
-EncodeStream.complete_step = EncodeStream.complete

@@ -17,7 +17,8 @@ import xyrt.runtime
 from helpers import exported, golden
 from xyrt.errors import CodesError
 from xyrt.runtime.io.audio import write_wav
-from xyrt.runtime.io.decode_io import WavWriter, read_frames, run_decode
+from xyrt.runtime.io.decode_io import WavWriter, run_decode
+from xyrt.runtime.io.frames import read_frames
 
 XYRT = str(Path(sys.executable).parent / "xyrt")
 

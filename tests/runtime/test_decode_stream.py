@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 import xyrt.runtime
 from helpers import exported, golden
 from xyrt.errors import CodesError, XyrtError
-from xyrt.runtime.backends.base import ModelInfo
+from xyrt.runtime.backends.base import Backend, ModelInfo
 from xyrt.runtime.codec import ChunkedCodec
 
 SPC = 40  # output samples per code of the fake backends
 
 
-class ContentAudio:
+class ContentAudio(Backend):
     """A fake backend whose audio for a frame depends only on that frame's codes.
 
     Streaming must then reproduce offline audio whatever the windows and crossfades are, so any

@@ -11,6 +11,7 @@ import pytest
 
 from helpers import FIXTURES, GOLDEN_MODELS, SPEECH, expect_codes, golden, golden_reference
 from xyrt.errors import XyrtError
+from xyrt.runtime.backends.base import Backend
 from xyrt.runtime.compare import max_error_ratio
 
 torch = pytest.importorskip("torch", reason="the PyTorch backend tests need torch")
@@ -19,9 +20,9 @@ import xyrt.runtime  # noqa: E402
 from xyrt.runtime.backends.torch_backend import (  # noqa: E402
     TorchBackend,
     batch_bucket,
-    ieee_fp32,
     window_bucket,
 )
+from xyrt.runtime.backends.torch_device import ieee_fp32  # noqa: E402
 
 CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
 CUDA = torch.cuda.is_available()
@@ -119,7 +120,7 @@ def test_bucket_padding_never_changes_codes() -> None:
     assert len({window_bucket(c * 1280) for c in range(1, 376)}) <= 60
 
 
-class _Counting:
+class _Counting(Backend):
     """Wraps a backend, recording the batch of every call."""
 
     def __init__(self, inner) -> None:

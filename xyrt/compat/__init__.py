@@ -13,14 +13,12 @@ from __future__ import annotations
 from xyrt.compat.hf_features import XYTokenizerFeatureExtractor
 from xyrt.compat.hf_model import XYTokenizer
 from xyrt.compat.tensors import ModelOutput, Outputs
-from xyrt.compat.xy_tokenizer import BACKENDS, XY_Tokenizer, XYTokenizerCompat
+from xyrt.compat.xy_tokenizer import XY_Tokenizer
 
 __all__ = [
-    "BACKENDS",
     "ModelOutput",
     "Outputs",
     "XYTokenizer",
-    "XYTokenizerCompat",
     "XYTokenizerFeatureExtractor",
     "XY_Tokenizer",
 ]

@@ -37,7 +37,7 @@ from xyrt.config import (
     valid_frames,
 )
 from xyrt.errors import AudioError, ConfigError, XyrtError, received
-from xyrt.runtime.chunking import codes_per_step, num_codes
+from xyrt.runtime.chunking import OVERLAP_SECONDS, codes_per_step, num_codes
 from xyrt.runtime.graph_io import pack_windows
 from xyrt.runtime.io.audio import prepare_audio
 
@@ -56,7 +56,9 @@ class HFWindow:
     hi: int
 
 
-def hf_plan(n_samples: int, overlap_seconds: float = 10, overlap_side: str = "both") -> list:
+def hf_plan(
+    n_samples: int, overlap_seconds: float = OVERLAP_SECONDS, overlap_side: str = "both"
+) -> list:
     """The windows of a 16 kHz clip of ``n_samples`` (see the module docstring)."""
     if overlap_side not in OVERLAP_SIDES:
         raise XyrtError(
@@ -172,7 +174,7 @@ class XYTokenizerFeatureExtractor:
         self,
         raw_speech: Any,
         sampling_rate: int | None = None,
-        overlap_seconds: float = 10,
+        overlap_seconds: float = OVERLAP_SECONDS,
         overlap_side: str | None = None,
         **unused: Any,
     ) -> FeatureChunks:

@@ -29,6 +29,7 @@ from xyrt.compat.tensors import ModelOutput, _array, _lengths, _Like
 from xyrt.compat.xy_tokenizer import XY_Tokenizer
 from xyrt.config import SAMPLES_PER_CODE_IN
 from xyrt.errors import CodesError, XyrtError
+from xyrt.runtime.chunking import OVERLAP_SECONDS
 from xyrt.runtime.codec import ChunkedCodec
 
 
@@ -143,7 +144,7 @@ class XYTokenizer:
     def decode(
         self,
         audio_codes: Any,
-        overlap_seconds: float = 10,
+        overlap_seconds: float = OVERLAP_SECONDS,
         codes_lengths: Any = None,
         prompt: Any = None,
         return_dict: bool = True,

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from xyrt.errors import AudioError, XyrtError, received, require
+from xyrt.errors import AudioError, XyrtError
 
 
 def _is_tensor(x: Any) -> bool:
@@ -56,7 +56,9 @@ class _Like:
     def __init__(self, example: Any, device: Any = None) -> None:
         self.device = None
         if device is not None:
-            self.device = _torch_device(device)
+            from xyrt.runtime.backends.torch_device import parse_device
+
+            self.device = parse_device(device)
         elif _is_tensor(example):
             self.device = example.device
 
@@ -66,26 +68,6 @@ class _Like:
         import torch
 
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
-
-
-def _torch_device(device: Any) -> Any:
-    """``device`` as a torch.device that exists here, else `XyrtError`."""
-    torch = require("torch", "export", "results on a torch device")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise XyrtError(
-            f"device={received(device)} is not a torch device; expected 'cpu', 'cuda' or "
-            "'cuda:N' (or a torch.device)"
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise XyrtError(f"device={received(device)}: this torch sees no CUDA device")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise XyrtError(
-            f"device={received(device)}: this machine has {torch.cuda.device_count()} CUDA "
-            "device(s)"
-        )
-    return dev
 
 
 class Outputs(dict):

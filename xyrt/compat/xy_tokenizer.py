@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from xyrt.compat.dtypes import backend_precision, precision_of_dtype, split_to_args, with_precision
-from xyrt.compat.tensors import Outputs, _array, _lengths, _Like, _torch_device, _waveform
+from xyrt.compat.tensors import Outputs, _array, _lengths, _Like, _waveform
 from xyrt.config import (
     CODES_PER_CHUNK,
     INPUT_SAMPLE_RATE,
@@ -47,14 +47,11 @@ from xyrt.config import (
     valid_frames,
 )
 from xyrt.errors import AudioError, CodesError, XyrtError, require
-from xyrt.runtime import RUNTIME_BACKENDS
-from xyrt.runtime.chunking import codes_per_step, num_codes
+from xyrt.runtime.chunking import OVERLAP_SECONDS, codes_per_step, num_codes
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.graph_io import pack_windows
 from xyrt.runtime.io.audio import prepare_audio
 from xyrt.runtime.io.codes import check_code_dtype, validate_codes
-
-BACKENDS = RUNTIME_BACKENDS  # what `from_pretrained(backend=...)` accepts (aliases too)
 
 
 class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the import changes
@@ -138,7 +135,7 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         raises `XyrtError`. Returns self."""
         device, dtype = split_to_args(args, dict(kwargs))
         if self.model is not None and device is not None:
-            self.codec.backend.to(_torch_device(device))
+            self.codec.backend.to(device)  # the backend reads it (torch_device.parse_device)
         if dtype is not None:
             self._set_precision(precision_of_dtype(dtype), f"to({dtype})")
         return self
@@ -185,7 +182,7 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
 
     # -- the published API -----------------------------------------------------------------------
     def encode(
-        self, wav_list: Sequence[Any], overlap_seconds: float = 10, device: Any = None
+        self, wav_list: Sequence[Any], overlap_seconds: float = OVERLAP_SECONDS, device: Any = None
     ) -> Outputs:
         """1-D waveforms at 16 kHz -> {"codes_list": [(nq, floor(n / 1280)) int64 per item]},
         long audio in 30 s windows keeping (30 - overlap_seconds) s of each. Each waveform goes
@@ -209,7 +206,7 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
     def decode(
         self,
         codes_list: Sequence[Any],
-        overlap_seconds: float = 10,
+        overlap_seconds: float = OVERLAP_SECONDS,
         device: Any = None,
         prompt: Any = None,
     ) -> Outputs:
@@ -328,6 +325,4 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
         return zq.transpose(1, 2).float().cpu().numpy()
 
 
-XYTokenizerCompat = XY_Tokenizer  # a PEP 8 name for the same class
-
-__all__ = ["BACKENDS", "Outputs", "XYTokenizerCompat", "XY_Tokenizer"]
+__all__ = ["Outputs", "XY_Tokenizer"]

@@ -17,6 +17,7 @@ from typing import Any
 from xyrt.corpus.pipeline import Progress, TokenizeOptions
 from xyrt.corpus.shards import iter_codes
 from xyrt.runtime.backends.registry import Options
+from xyrt.runtime.chunking import OVERLAP_SECONDS
 
 
 def tokenize(
@@ -33,7 +34,7 @@ def tokenize(
     workers: int | None = None,
     threads_per_worker: int = 1,
     batch_seconds: float = 60.0,
-    overlap: float = 10.0,
+    overlap: float = OVERLAP_SECONDS,
     shard_size: int = 256,
     progress: bool = True,
     on_progress: Callable[[Progress], None] | None = None,

@@ -25,6 +25,7 @@ from xyrt.corpus.inputs import collect_items
 from xyrt.corpus.shards import OutputDir, extra_types, inputs_sha256, plan_shards
 from xyrt.errors import MissingDependencyError, XyrtError
 from xyrt.runtime.backends.registry import Options, is_cuda
+from xyrt.runtime.chunking import OVERLAP_SECONDS
 
 if TYPE_CHECKING:
     from xyrt.runtime.backends.registry import Resolved
@@ -49,7 +50,7 @@ class TokenizeOptions:
     threads_per_worker: int = 1
     gpus_per_worker: float | None = None  # default 1 for CUDA/TensorRT backends, else 0
     batch_seconds: float = 60.0  # padded audio per model call
-    overlap: float = 10.0  # published chunking of long files, seconds
+    overlap: float = OVERLAP_SECONDS  # published chunking of long files, seconds
     shard_size: int = 256  # items per output shard
     read_block: int = 16  # items per reading task
 

@@ -20,11 +20,11 @@ from xyrt.corpus.inputs import Item, ItemError, read_item
 from xyrt.errors import XyrtError
 from xyrt.runtime.backends.base import limits_of
 from xyrt.runtime.backends.registry import Options
-from xyrt.runtime.chunking import encode_plan
+from xyrt.runtime.chunking import OVERLAP_SECONDS, encode_plan
 
 
 def pack_by_duration(
-    lengths: Sequence[int], batch_seconds: float, overlap: float = 10.0
+    lengths: Sequence[int], batch_seconds: float, overlap: float = OVERLAP_SECONDS
 ) -> list[list[int]]:
     """Indices of clips (16 kHz samples each) grouped into packs, longest first: a pack's cost
     is the seconds of its windows (the codec batches only windows of similar length,

@@ -16,6 +16,8 @@ from typing import Any
 
 from xyrt.errors import XyrtError, received
 from xyrt.runtime.io.audio import MAX_CHANNELS, check_rate
+from xyrt.runtime.streams.decode_stream import DecodeStreamOptions as DECODE
+from xyrt.runtime.streams.encode_stream import EncodeStreamOptions as ENCODE
 
 ENCODE_FORMATS = ("f32", "s16")  # raw PCM: float32 or int16, little-endian
 
@@ -96,14 +98,14 @@ ENDPOINTS: dict[str, tuple[Param, ...]] = {
     "WS /v1/stream/encode": (
         Param("rate", rate, 16000),
         Param("format", choice(*ENCODE_FORMATS), "f32"),
-        Param("hop", number, 0.32),
-        Param("context", number, 5.0),
-        Param("lookahead", number, 0.32),
+        Param("hop", number, ENCODE.hop),
+        Param("context", number, ENCODE.context),
+        Param("lookahead", number, ENCODE.lookahead),
     ),
     "WS /v1/stream/decode": (
-        Param("hop", number, 0.32),
-        Param("context", number, 2.0),
-        Param("lookahead", number, 0.16),
+        Param("hop", number, DECODE.hop),
+        Param("context", number, DECODE.context),
+        Param("lookahead", number, DECODE.lookahead),
         Param("max_hop", number),
         Param("crossfade", number),
     ),

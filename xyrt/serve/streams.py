@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from xyrt.runtime.codec import ChunkedCodec
-from xyrt.runtime.io.decode_io import parse_frame
-from xyrt.runtime.io.stream_io import frame_json
+from xyrt.runtime.io.frames import frame_line, parse_frame
 from xyrt.serve.batching import ModelThread
 from xyrt.serve.requests import (
     RequestError,
@@ -102,7 +101,8 @@ class Session:
                 self._control(control(obj))
             elif self.kind == "decode":
                 where = f"frame {self.frames_in}"
-                self.inbox.append(parse_frame(obj, where, self.frames_in, self._quantizers()))
+                frame = parse_frame(obj, where, self.frames_in, self._quantizers())
+                self.inbox.append(frame.codes)
                 self.frames_in += 1
             else:
                 raise RequestError(
@@ -138,7 +138,7 @@ class Session:
         """Queue what the last steps produced; after "end", once all is out, done and close."""
         if self.kind == "encode":
             for frame in self.stream.pop_codes():
-                self.outbox.put_nowait(json.dumps(frame_json(frame)))
+                self.outbox.put_nowait(frame_line(frame))
         else:
             audio = self.stream.pop_audio()
             if len(audio):
