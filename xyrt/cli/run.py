@@ -15,6 +15,8 @@ from xyrt.cli.shared import (
     decode_stream_args,
     model_args,
 )
+from xyrt.runtime.chunking import OVERLAP_SECONDS
+from xyrt.runtime.streams.encode_stream import EncodeStreamOptions
 
 MODEL_OR_ENGINE = "model or engine directory, or a checkpoint"
 
@@ -74,15 +76,21 @@ def add_stream(sub: Subparsers) -> None:
     p.add_argument("--source", default="mic", help="mic, an audio file, or - (s16le PCM on stdin)")
     p.add_argument("--input-device", help="input device name or index for --source mic")
     p.add_argument("--rate", type=int, help="sample rate of the mic or of stdin PCM (Hz)")
-    p.add_argument("--hop", type=float, default=0.32, help="seconds per step (x 0.08 s)")
-    p.add_argument("--context", type=float, default=5.0, help="left context, seconds")
-    p.add_argument("--lookahead", type=float, default=0.32, help="right context, seconds")
+    enc = EncodeStreamOptions()
+    for flag, what in (
+        ("hop", "seconds per step (x 0.08; "),
+        ("context", "left context, seconds ("),
+        ("lookahead", "right context, seconds ("),
+    ):
+        value = getattr(enc, flag)
+        p.add_argument(f"--{flag}", type=float, default=value, help=f"{what}default {value:g})")
     p.add_argument(
         "--overlap",
         type=float,
-        default=10.0,
+        default=OVERLAP_SECONDS,
         metavar="SECONDS",
-        help="of the offline 30 s windows the streams follow (default: 10, as xyrt encode)",
+        help=f"of the offline 30 s windows the streams follow (default: {OVERLAP_SECONDS:g}, as "
+        "xyrt encode)",
     )
     p.add_argument("--realtime", action="store_true", help="play a file source at its own pace")
     p.add_argument("--duration", type=float, help="stop the microphone after this many seconds")
@@ -134,7 +142,9 @@ def add_tokenize(sub: Subparsers) -> None:
     p.add_argument(
         "--batch-seconds", type=float, default=60.0, help="padded audio per model call (60)"
     )
-    p.add_argument("--overlap", type=float, default=10.0, help="long-file window overlap, s")
+    p.add_argument(
+        "--overlap", type=float, default=OVERLAP_SECONDS, help="long-file window overlap, s"
+    )
     p.add_argument("--shard-size", type=int, default=256, help="items per Parquet shard (256)")
     p.set_defaults(func=commands.cmd_tokenize)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from xyrt.cli.base import HIDDEN, alias, model_option
 from xyrt.runtime.backends.registry import BY_NAME, PRECISION_ALIASES, PRECISIONS
+from xyrt.runtime.streams.decode_stream import DecodeStreamOptions
 
 CHECKPOINT_HELP = "original .ckpt file or Hugging Face-layout folder (config.json + weights)"
 MODEL_HELP = (
@@ -68,10 +69,11 @@ def decode_stream_args(g: argparse._ArgumentGroup, *short: str) -> None:
     not given, so a command can tell when they were asked for."""
     dests = ("decode_hop", "decode_context", "decode_lookahead")
     names = dict(zip(dests, short or (None,) * 3, strict=True))
+    d = DecodeStreamOptions()
     helps = {
-        "decode_hop": "least seconds per decode step (x 0.08; default 0.32)",
-        "decode_context": "decode left context, seconds (default 2)",
-        "decode_lookahead": "decode right context, seconds (default 0.16)",
+        "decode_hop": f"least seconds per decode step (x 0.08; default {d.hop:g})",
+        "decode_context": f"decode left context, seconds (default {d.context:g})",
+        "decode_lookahead": f"decode right context, seconds (default {d.lookahead:g})",
     }
     for dest, short_name in names.items():
         flags = ["--" + dest.replace("_", "-")] + ([short_name] if short_name else [])
