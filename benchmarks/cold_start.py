@@ -42,7 +42,7 @@ def child(model_dir: str, mode: str, seconds: float, codes_out: str) -> None:
     """One measurement, in this process; prints one JSON line."""
     t0 = time.perf_counter()
     from xyrt.data import speech_clip
-    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
+    from xyrt.runtime.backends.ort.backend import OnnxRuntimeBackend
     from xyrt.runtime.codec import ChunkedCodec
 
     t_import = time.perf_counter() - t0

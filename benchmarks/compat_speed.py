@@ -25,7 +25,7 @@ import torch
 
 from xyrt.compat import XY_Tokenizer
 from xyrt.data import speech_clip
-from xyrt.runtime.backends.torch_codec import XYCodec
+from xyrt.runtime.backends.pytorch.codec import XYCodec
 from xyrt.runtime.modeldir.manifest import read_manifest
 from xyrt.runtime.network.checkpoint import load_model
 

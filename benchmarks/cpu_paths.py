@@ -12,7 +12,7 @@ FP32 graphs (built in memory, ~15 s), the OpenVINO int8 a user reaching ORT's ag
 Audio: the bundled held-out speech repeated to 10 s / 30 s. Every path is loaded first, then the
 timed runs go round-robin over the paths, so a slower spell of the host (they drift by tens of
 percent here) hits every path alike and the ratios hold. Published =
-PyTorch (`xyrt.runtime.backends.torch_backend.TorchBackend`) with the window padded to 30 s.
+PyTorch (`xyrt.runtime.backends.pytorch.backend.TorchBackend`) with the window padded to 30 s.
 With `xyrt synth`
 checkpoints the weights are SYNTHETIC: timings are real, agreement is a lower bound.
 """
@@ -45,7 +45,7 @@ def runner(path: str, args):
     if path == "published":
         import torch
 
-        from xyrt.runtime.backends.torch_backend import TorchBackend
+        from xyrt.runtime.backends.pytorch.backend import TorchBackend
         from xyrt.runtime.modeldir.manifest import read_manifest
         from xyrt.runtime.network.checkpoint import load_model
 
@@ -57,11 +57,11 @@ def runner(path: str, args):
     if path == "openvino-w8dq":
         return openvino_w8dq(args)
     if path.startswith("ort"):
-        from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
+        from xyrt.runtime.backends.ort.backend import OnnxRuntimeBackend
 
         b = OnnxRuntimeBackend(args.fp32 if path == "ort-fp32" else args.int8, None, args.threads)
     else:
-        from xyrt.runtime.backends.openvino import OpenVinoBackend
+        from xyrt.runtime.backends.openvino.backend import OpenVinoBackend
 
         precision = path.split("-")[1]
         model = args.openvino_int8 if precision == "int8" else args.fp32

@@ -262,7 +262,7 @@ def main() -> None:
     def exactness() -> dict:
         from xyrt.compat import XY_Tokenizer
         from xyrt.data import heldout_speech, speech_clip
-        from xyrt.runtime.backends.torch_codec import XYCodec
+        from xyrt.runtime.backends.pytorch.codec import XYCodec
 
         speech = speech_clip(60.0)
         clips = {
@@ -313,7 +313,7 @@ def main() -> None:
 
         out["compat_cuda_fp32"] = judge(_Compat(), "XY_Tokenizer(...).cuda()", repeats=2)
         spt.codec.close()
-        from xyrt.runtime.backends.torch_backend import TorchBackend
+        from xyrt.runtime.backends.pytorch.backend import TorchBackend
         from xyrt.runtime.codec import ChunkedCodec
         from xyrt.runtime.network.checkpoint import load_model
 
@@ -442,7 +442,7 @@ def main() -> None:
     ck.section("throughput_decode", decode_throughput, 60)
 
     def published() -> dict:
-        from xyrt.runtime.backends.torch_backend import TorchBackend
+        from xyrt.runtime.backends.pytorch.backend import TorchBackend
         from xyrt.runtime.codec import ChunkedCodec
         from xyrt.runtime.network.checkpoint import load_model
 

@@ -22,7 +22,7 @@ import torch
 
 import xyrt.runtime
 from xyrt.data import speech_clip
-from xyrt.runtime.backends.torch_codec import XYCodec
+from xyrt.runtime.backends.pytorch.codec import XYCodec
 from xyrt.runtime.compare import compare_codes, max_error_ratio, snr_db
 from xyrt.runtime.modeldir.manifest import read_manifest
 

@@ -35,7 +35,7 @@ import torch
 import xyrt.runtime
 from xyrt.data import bundled_speech, heldout_speech
 from xyrt.runtime.compare import compare_codes, snr_db
-from xyrt.runtime.io.audio import load_audio
+from xyrt.runtime.formats.audio import load_audio
 from xyrt.runtime.network.checkpoint import load_model
 
 sys.path.insert(0, str(Path(__file__).parent))

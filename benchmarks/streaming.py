@@ -35,8 +35,8 @@ import numpy as np
 import xyrt.runtime
 from xyrt.data import speech_clip
 from xyrt.runtime.compare import compare_codes
-from xyrt.runtime.io.audio import write_wav
-from xyrt.runtime.io.stream_io import FileSource, run_stream
+from xyrt.runtime.formats.audio import write_wav
+from xyrt.runtime.realtime.encode_loop import FileSource, run_stream
 
 FRAME = 0.08
 CENTER = (0.16, 2.0, 0.32)  # hop, context, lookahead of the acceptance setting

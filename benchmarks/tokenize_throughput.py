@@ -47,7 +47,7 @@ SENTENCES = [
 def speech_pool() -> np.ndarray:
     """All source speech at 16 kHz, concatenated (bundled clips + espeak-ng sentences)."""
     import xyrt
-    from xyrt.runtime.io.audio import load_audio
+    from xyrt.runtime.formats.audio import load_audio
 
     data = Path(xyrt.__file__).parent / "data"
     parts = [load_audio(p) for pattern in SOURCES for p in sorted(data.glob(pattern))]
@@ -138,7 +138,7 @@ def case_ray(model: str, paths: list[Path], workers: int, batch_seconds: float) 
 
 def case_loop(model: str, paths: list[Path], threads: int) -> dict:
     import xyrt.runtime
-    from xyrt.runtime.io.audio import load_audio
+    from xyrt.runtime.formats.audio import load_audio
 
     codec = xyrt.runtime.load(model, threads=threads)
     codec.encode(load_audio(paths[0]))  # sessions created outside the timing
@@ -154,7 +154,7 @@ def case_loop(model: str, paths: list[Path], threads: int) -> dict:
 def case_published(model: str, paths: list[Path], threads: int) -> dict:
     import xyrt.runtime
     from xyrt.runtime.codec import ChunkedCodec
-    from xyrt.runtime.io.audio import load_audio
+    from xyrt.runtime.formats.audio import load_audio
 
     backend = xyrt.runtime.load(model, threads=threads).backend
     padded = ChunkedCodec(backend, batch_size=1, pad_to_30s=True)

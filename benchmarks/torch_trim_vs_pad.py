@@ -16,7 +16,7 @@ import time
 import torch
 
 from xyrt.data import speech_clip
-from xyrt.runtime.backends.torch_codec import XYCodec
+from xyrt.runtime.backends.pytorch.codec import XYCodec
 from xyrt.runtime.compare import compare_codes
 
 

@@ -20,7 +20,7 @@ from xyrt.atomic import atomic_write
 from xyrt.checks import finite
 from xyrt.config import CHUNK_SECONDS, INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, XyrtError
-from xyrt.runtime.io.audio import check_amplitude
+from xyrt.runtime.formats.audio import check_amplitude
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus", ".w64"}
 FORMAT = "xyrt-calib/1"
@@ -103,7 +103,7 @@ def trim_silence(x: np.ndarray, threshold_db: float = -40.0) -> np.ndarray:
 
 def build(inputs: list[str | Path] | None = None, options: CalibOptions | None = None) -> CalibSet:
     """Read, trim and cut the calibration windows (see the module docstring)."""
-    from xyrt.runtime.io.audio import load_audio
+    from xyrt.runtime.formats.audio import load_audio
 
     options = options or CalibOptions()
     files = collect_files(inputs) if inputs else default_sources()

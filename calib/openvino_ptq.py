@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from xyrt.errors import require
-from xyrt.runtime.backends.openvino import ov_feed
+from xyrt.runtime.backends.openvino.backend import ov_feed
 from xyrt.runtime.compare import snr_db
 from xyrt.runtime.graph_io import ENCODER, GRAPH_OUTPUT
 from xyrt.runtime.modeldir.manifest import METADATA_PREFIX, sha256_file

@@ -35,7 +35,7 @@ from xyrt.calib.sensitivity import (
 )
 from xyrt.config import CODES_PER_CHUNK, INPUT_SAMPLE_RATE, N_SAMPLES
 from xyrt.errors import XyrtError, received, require
-from xyrt.runtime.backends.openvino import OPENVINO_TARGET
+from xyrt.runtime.backends.openvino.backend import OPENVINO_TARGET
 from xyrt.runtime.compare import snr_db
 from xyrt.runtime.graph_io import (
     ENCODER,

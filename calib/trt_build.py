@@ -10,7 +10,7 @@ Where precision comes from:
   in FP32 through layer precision constraints; Q/DQ graphs use the INT8 flag.
 
 Engines are cached: ENGINE_DIR/engines.json records, per graph, the key of every fact the engine
-depends on (`xyrt.runtime.backends.trt_profiles.engine_key`); an engine whose key matches is
+depends on (`xyrt.runtime.backends.trt.profiles.engine_key`); an engine whose key matches is
 kept, any other is rebuilt. The timing cache is persistent per GPU model and TensorRT version.
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from xyrt.atomic import atomic_write, output_dir
 from xyrt.errors import XyrtError, require
-from xyrt.runtime.backends.tensorrt import device_facts, read_engines, trt_logger
-from xyrt.runtime.backends.trt_profiles import (
+from xyrt.runtime.backends.trt.backend import device_facts, read_engines, trt_logger
+from xyrt.runtime.backends.trt.profiles import (
     ENGINES_FORMAT,
     ENGINES_FORMAT_VERSION,
     DeviceFacts,

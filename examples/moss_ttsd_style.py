@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from xyrt.compat import XY_Tokenizer  # was: from XY_Tokenizer.xy_tokenizer.model import ...
-from xyrt.runtime.backends.torch_codec import XYCodec
+from xyrt.runtime.backends.pytorch.codec import XYCodec
 from xyrt.runtime.compare import compare_codes
 
 GOLDEN = Path(__file__).resolve().parents[1] / "tests/fixtures/tiny_moss_ttsd_24k/golden.npz"

@@ -89,7 +89,7 @@ def synth_model(
     _randomize(model, gen)
     if speech is None:
         from xyrt.data import bundled_speech
-        from xyrt.runtime.io.audio import load_audio
+        from xyrt.runtime.formats.audio import load_audio
 
         speech = [load_audio(p) for p in bundled_speech().values()]
     _init_codebooks(model.quantizer, _residual_latents(model, speech), gen)

@@ -17,8 +17,8 @@ import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError
+from xyrt.runtime.backends.pytorch.codec import XYCodec
 from xyrt.runtime.backends.registry import entry_for, source_kind
-from xyrt.runtime.backends.torch_codec import XYCodec
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.compare import (
     TIE_TOLERANCE,
@@ -41,7 +41,7 @@ def verification_clips(seconds_long: float = 45.0, heldout: bool = False) -> dic
     ``heldout``: the speech is the bundled held-out sentences instead, which no calibration set
     contains (for quantized models)."""
     from xyrt.data import bundled_speech, heldout_speech, speech_clip
-    from xyrt.runtime.io.audio import load_audio
+    from xyrt.runtime.formats.audio import load_audio
 
     if heldout:
         speech = heldout_speech()
@@ -127,7 +127,7 @@ def verify_codec(
 def model_facts(model_dir: str | Path) -> tuple[dict, str, list[str | None]]:
     """(manifest data, precision, graph targets to verify) of a model or engine directory."""
     if source_kind(model_dir) == "engines":
-        from xyrt.runtime.backends.tensorrt import read_engines
+        from xyrt.runtime.backends.trt.backend import read_engines
 
         engines = read_engines(model_dir)
         return engines["model"], "tensorrt-" + engines["engines"]["encoder"]["precision"], [None]

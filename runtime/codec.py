@@ -24,9 +24,9 @@ from xyrt.runtime.chunking import (
     stitch,
     window_batches,
 )
+from xyrt.runtime.formats.audio import prepare_audio
+from xyrt.runtime.formats.codes import validate_codes
 from xyrt.runtime.graph_io import GRAPHS, pack_windows
-from xyrt.runtime.io.audio import prepare_audio
-from xyrt.runtime.io.codes import validate_codes
 from xyrt.runtime.streams.decode_stream import DecodeStream, DecodeStreamOptions, decode_streams
 from xyrt.runtime.streams.encode_stream import EncodeStream, EncodeStreamOptions, encode_streams
 

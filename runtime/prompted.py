@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from xyrt.errors import CodesError
-from xyrt.runtime.io.codes import validate_codes
+from xyrt.runtime.formats.codes import validate_codes
 
 if TYPE_CHECKING:
     from xyrt.runtime.codec import ChunkedCodec

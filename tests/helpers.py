@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xyrt.runtime.backends.trt_profiles import DeviceFacts, Profile
+from xyrt.runtime.backends.trt.profiles import DeviceFacts, Profile
 from xyrt.runtime.compare import CodeAgreement, ReferenceCodes, check_codes
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -41,7 +41,7 @@ def golden(name: str) -> dict[str, np.ndarray]:
 
 @cache
 def codec(name: str):
-    from xyrt.runtime.backends.torch_codec import XYCodec
+    from xyrt.runtime.backends.pytorch.codec import XYCodec
 
     return XYCodec.from_checkpoint(FIXTURES / name / "model.ckpt")
 

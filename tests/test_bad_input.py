@@ -19,8 +19,8 @@ from xyrt.calib.sensitivity import SensitivityOptions
 from xyrt.checks import max_threads
 from xyrt.cli import main
 from xyrt.errors import AudioError, CheckpointError, CodesError, XyrtError
-from xyrt.runtime.io.audio import MAX_AMPLITUDE, load_audio, prepare_audio
-from xyrt.runtime.io.codes import load_codes
+from xyrt.runtime.formats.audio import MAX_AMPLITUDE, load_audio, prepare_audio
+from xyrt.runtime.formats.codes import load_codes
 
 CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
 SPEECH = golden("tiny_16k")["speech_4/wav"]
@@ -213,7 +213,7 @@ def test_graph_io_names_must_match_the_manifest(tmp_path: Path) -> None:
 
 
 def test_unreadable_files_say_permission_denied(tmp_path: Path, monkeypatch) -> None:
-    import xyrt.runtime.io.audio as audio_module
+    import xyrt.runtime.formats.audio as audio_module
 
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

@@ -14,7 +14,7 @@ import soundfile as sf
 import xyrt.runtime
 from helpers import FIXTURES, codec, expect_codes, exported, golden, golden_reference
 from xyrt.cli import main
-from xyrt.runtime.io.audio import write_wav
+from xyrt.runtime.formats.audio import write_wav
 
 CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
 
@@ -248,7 +248,9 @@ def test_verification_collects_every_failure(tmp_path: Path) -> None:
 
 
 def test_missing_checkpoint_is_reported_before_its_config(tmp_path: Path, capsys) -> None:
-    wav = xyrt.runtime.io.audio.write_wav(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    wav = xyrt.runtime.formats.audio.write_wav(
+        tmp_path / "a.wav", np.zeros(16000, np.float32), 16000
+    )
     args = ["encode", "--checkpoint", str(tmp_path / "typo.ckpt"), str(wav), "-o", "c.npy"]
     assert main(args) == 1
     assert "checkpoint not found" in capsys.readouterr().err
@@ -256,7 +258,7 @@ def test_missing_checkpoint_is_reported_before_its_config(tmp_path: Path, capsys
 
 def test_cli_checks_before_loading(tmp_path: Path, capsys) -> None:
     wav = tmp_path / "a.wav"
-    xyrt.runtime.io.audio.write_wav(wav, golden("tiny_16k")["speech_4/wav"], 16000)
+    xyrt.runtime.formats.audio.write_wav(wav, golden("tiny_16k")["speech_4/wav"], 16000)
     assert (
         main(
             [

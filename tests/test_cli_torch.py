@@ -13,7 +13,7 @@ import pytest
 from helpers import FIXTURES, exported, golden, golden_reference
 from xyrt.cli import main
 from xyrt.runtime.compare import check_codes
-from xyrt.runtime.io.audio import write_wav
+from xyrt.runtime.formats.audio import write_wav
 
 CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
 

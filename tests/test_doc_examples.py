@@ -42,7 +42,7 @@ import tomllib
 
 from helpers import FIXTURES, calib_set, exported, golden, moss_ttsd_v07, quantized
 from xyrt.cli import main
-from xyrt.runtime.io.audio import write_wav
+from xyrt.runtime.formats.audio import write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -504,7 +504,7 @@ def _hf(name: str, folder: Path) -> Path:
 
 def _codes(path: Path) -> Path:
     import xyrt.runtime
-    from xyrt.runtime.io.codes import save_codes
+    from xyrt.runtime.formats.codes import save_codes
 
     codec = xyrt.runtime.load(FIXTURES / "tiny_16k" / "model.ckpt")
     return save_codes(path, codec.encode(golden("tiny_16k")["speech_2/wav"]))
@@ -547,7 +547,7 @@ def _openvino_int8(folder: Path) -> Path:
 
 def _engines(folder: Path) -> Path:
     from xyrt.calib.trt_build import build_engines
-    from xyrt.runtime.backends.trt_profiles import Profile
+    from xyrt.runtime.backends.trt.profiles import Profile
 
     return build_engines(quantized("int8"), folder, "int8", Profile.parse("1,1,4", "0.08,10,30"))
 
@@ -637,7 +637,7 @@ class Recorder:
 
 
 def _microphone(folder: Path):
-    from xyrt.runtime.io.stream_io import FileSource
+    from xyrt.runtime.realtime.encode_loop import FileSource
 
     class Microphone(FileSource):
         """The speech clip, as the microphone would give it (named, at its device rate)."""
@@ -669,7 +669,7 @@ def _missing(needs: tuple[str, ...]) -> str | None:
         if need == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
             return "needs TensorRT (pip install 'xyrt[gpu]' and the tensorrt wheel)"
         if need == "openvino-bf16":
-            from xyrt.runtime.backends.openvino import cpu_supports
+            from xyrt.runtime.backends.openvino.backend import cpu_supports
 
             if not cpu_supports("BF16"):  # the refusal itself: tests/runtime/test_openvino.py
                 return "needs a CPU with AVX512-BF16 or AMX (OpenVINO lists no BF16 on this one)"
@@ -869,9 +869,9 @@ def test_page_command(command: str, tmp_path: Path, monkeypatch, request) -> Non
         _place(tmp_path, spec)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setattr("xyrt.runtime.io.stream_io.MicSource", _microphone(tmp_path))
+    monkeypatch.setattr("xyrt.runtime.realtime.encode_loop.MicSource", _microphone(tmp_path))
     monkeypatch.setattr("xyrt.commands.DevicePlayer", Recorder)
-    monkeypatch.setattr("xyrt.runtime.io.decode_io.DevicePlayer", Recorder)  # xyrt.remote's
+    monkeypatch.setattr("xyrt.runtime.realtime.decode_loop.DevicePlayer", Recorder)  # xyrt.remote's
     monkeypatch.setattr(Recorder, "samples", 0)
     url = request.getfixturevalue("docs_server").url if example.server else URL
     stages = reduced(command, example, tmp_path, url)

@@ -17,8 +17,8 @@ from xyrt.atomic import replace_dir
 from xyrt.checks import finite
 from xyrt.cli import main
 from xyrt.errors import ECHO_LIMIT, CodesError, XyrtError, received
-from xyrt.runtime.io.codes import load_codes, validate_codes
-from xyrt.runtime.io.frames import read_frames
+from xyrt.runtime.formats.codes import load_codes, validate_codes
+from xyrt.runtime.formats.frames import read_frames
 from xyrt.runtime.modeldir.dirs import EXPORT_DIR
 from xyrt.runtime.modeldir.manifest import Manifest
 

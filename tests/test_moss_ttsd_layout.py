@@ -19,7 +19,7 @@ from helpers import expect_codes, golden, golden_reference, moss_ttsd_v07
 from xyrt.cli import main
 from xyrt.compat import XY_Tokenizer
 from xyrt.config import XYConfig
-from xyrt.runtime.io.audio import write_wav
+from xyrt.runtime.formats.audio import write_wav
 
 NAME = "tiny_moss_ttsd_24k"
 CLIP = "speech_3"

@@ -14,7 +14,7 @@ from helpers import calib_set, exported, golden
 from xyrt.calib.quantize import quantize
 from xyrt.cli import build_parser, check_applies, main
 from xyrt.errors import XyrtError
-from xyrt.runtime.io.audio import write_wav
+from xyrt.runtime.formats.audio import write_wav
 
 M = "model_dir"  # never opened: these command lines are refused while parsing
 

@@ -12,7 +12,7 @@ import pytest
 
 from helpers import FIXTURES, exported, golden
 from xyrt.cli import main
-from xyrt.runtime.io.audio import write_wav
+from xyrt.runtime.formats.audio import write_wav
 
 CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
 

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import FIXTURES, exported, golden
 from xyrt.cli import build_parser, main
-from xyrt.runtime.io.audio import write_wav
+from xyrt.runtime.formats.audio import write_wav
 
 CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
 OUTPUT_OPTIONS = ("output", "json", "plot")  # argparse dests that name something xyrt writes
@@ -103,7 +103,7 @@ def test_stream_output_is_claimed_and_written_whole(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["x.npy", "x.wav"])
 def test_library_writers_follow_the_same_rule(tmp_path: Path, name: str) -> None:
     from xyrt.errors import XyrtError
-    from xyrt.runtime.io.codes import save_codes
+    from xyrt.runtime.formats.codes import save_codes
 
     path = tmp_path / name
     path.write_bytes(FOREIGN)

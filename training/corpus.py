@@ -20,7 +20,7 @@ from xyrt.atomic import atomic_write
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.data import FOLDER, bundled_speech
 from xyrt.errors import AudioError, MissingDependencyError
-from xyrt.runtime.io.audio import load_audio
+from xyrt.runtime.formats.audio import load_audio
 
 TRAIN_CLIPS = ("speech_0", "speech_1", "speech_2", "speech_3")  # bundled real speech trained on
 EVAL_CLIPS = ("speech_4", "speech_5")  # bundled real speech held aside (never trained on)

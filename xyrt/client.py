@@ -33,8 +33,8 @@ import numpy as np
 from xyrt.checks import finite
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError, received, require
-from xyrt.runtime.io.audio import prepare_audio
-from xyrt.runtime.io.frames import EXPECTED, codes_frames, frame_line, parse_frame
+from xyrt.runtime.formats.audio import prepare_audio
+from xyrt.runtime.formats.frames import EXPECTED, codes_frames, frame_line, parse_frame
 from xyrt.runtime.streams.decode_stream import DecodeStreamOptions
 from xyrt.runtime.streams.encode_stream import CodeFrame, EncodeStreamOptions
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import XyrtError, received, require
+from xyrt.runtime.formats.audio import load_audio, write_wav
+from xyrt.runtime.formats.codes import load_codes, save_codes
+from xyrt.runtime.formats.frames import read_frames
 from xyrt.runtime.graph_io import DECODER, ENCODER
-from xyrt.runtime.io.audio import load_audio, write_wav
-from xyrt.runtime.io.codes import load_codes, save_codes
-from xyrt.runtime.io.decode_io import DevicePlayer, FrameDecoder, WavWriter, run_decode
-from xyrt.runtime.io.frames import read_frames
+from xyrt.runtime.realtime.decode_loop import DevicePlayer, FrameDecoder, WavWriter, run_decode
 from xyrt.runtime.streams.decode_stream import DecodeStreamOptions
 
 DECODE_STREAM_DEFAULTS = {  # the --decode-* options' defaults: DecodeStreamOptions'
@@ -106,7 +106,7 @@ def _codec(args: argparse.Namespace):
 
 
 def _report_backend(codec) -> None:
-    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
+    from xyrt.runtime.backends.ort.backend import OnnxRuntimeBackend
 
     if isinstance(codec.backend, OnnxRuntimeBackend):
         used = sorted({p for graph in codec.backend.providers.values() for p in graph})
@@ -404,7 +404,7 @@ def cmd_quantize(args: argparse.Namespace) -> None:
 
 def cmd_build(args: argparse.Namespace) -> None:
     from xyrt.calib.trt_build import build_engines
-    from xyrt.runtime.backends.trt_profiles import Profile
+    from xyrt.runtime.backends.trt.profiles import Profile
 
     profile = Profile.parse(args.batch, args.seconds)
     t0 = time.perf_counter()
@@ -478,7 +478,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_stream(args: argparse.Namespace) -> None:
-    from xyrt.runtime.io.stream_io import (
+    from xyrt.runtime.realtime.encode_loop import (
         FileSource,
         JsonlSink,
         LoopbackSink,

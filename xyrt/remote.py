@@ -40,7 +40,7 @@ def client(args: argparse.Namespace) -> Client:
 
 
 def encode(args: argparse.Namespace) -> None:
-    from xyrt.runtime.io.codes import save_codes
+    from xyrt.runtime.formats.codes import save_codes
 
     remote = client(args)  # the file is read (and a missing one or a folder named) first
     t0 = time.perf_counter()
@@ -54,8 +54,8 @@ def encode(args: argparse.Namespace) -> None:
 
 
 def decode(args: argparse.Namespace) -> None:
-    from xyrt.runtime.io.audio import write_wav
-    from xyrt.runtime.io.codes import load_codes
+    from xyrt.runtime.formats.audio import write_wav
+    from xyrt.runtime.formats.codes import load_codes
 
     remote = client(args)
     if args.stream:
@@ -76,7 +76,7 @@ def _decode_stream(args: argparse.Namespace, remote: Client) -> None:
     """``xyrt decode --stream --server``: the loop of the local command, the server decoding.
     The summary's RTF counts the wall time of the exchange."""
     from xyrt.commands import decode_frames_file, decode_stream_settings
-    from xyrt.runtime.io.decode_io import DecodeStats
+    from xyrt.runtime.realtime.decode_loop import DecodeStats
 
     settings = decode_stream_settings(args)
     options = {k: settings[k] for k in ("hop", "context", "lookahead", "max_hop", "crossfade")}

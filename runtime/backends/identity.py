@@ -30,7 +30,7 @@ def torch_identity(checkpoint: Path, o: Options, device: str) -> dict[str, Any]:
 
 def tensorrt_identity(engine_dir: Path, o: Options, device: str) -> dict[str, Any]:
     """An engine directory: the source it was built from and the encoder engine's plan."""
-    from xyrt.runtime.backends.tensorrt import read_engines
+    from xyrt.runtime.backends.trt.backend import read_engines
 
     engines = read_engines(engine_dir)
     enc = engines.get("engines", {}).get("encoder", {})
@@ -56,7 +56,7 @@ def _export_identity(model_dir: Path, encoder: str, precision: str, label: str) 
 
 def onnxruntime_identity(model_dir: Path, o: Options, device: str) -> dict[str, Any]:
     """An export run by ONNX Runtime: the graph set of ``target``, the directory's precision."""
-    from xyrt.runtime.backends.onnxrt import graph_set
+    from xyrt.runtime.backends.ort.backend import graph_set
     from xyrt.runtime.modeldir.manifest import read_manifest
 
     manifest = read_manifest(model_dir)
@@ -67,7 +67,7 @@ def onnxruntime_identity(model_dir: Path, o: Options, device: str) -> dict[str, 
 
 def openvino_identity(model_dir: Path, o: Options, device: str) -> dict[str, Any]:
     """An export run by OpenVINO: the graphs and precision it picks (`openvino.graph_plan`)."""
-    from xyrt.runtime.backends.openvino import graph_plan
+    from xyrt.runtime.backends.openvino.backend import graph_plan
     from xyrt.runtime.modeldir.manifest import read_manifest
 
     precision, _, graphs = graph_plan(read_manifest(model_dir), o.precision)

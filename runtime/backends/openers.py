@@ -33,13 +33,13 @@ def ort_providers(o: Options) -> Sequence[str] | None:
 
 
 def open_onnxruntime(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
+    from xyrt.runtime.backends.ort.backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(source, ort_providers(o), o.threads, o.target)
 
 
 def check_onnxruntime(source: Path, o: Options, here: bool) -> None:
-    from xyrt.runtime.backends.onnxrt import graph_set, resolve_providers
+    from xyrt.runtime.backends.ort.backend import graph_set, resolve_providers
     from xyrt.runtime.modeldir.manifest import read_manifest
 
     if here:  # a provider this install lacks (no GPU build); a cluster's nodes may have it
@@ -48,7 +48,7 @@ def check_onnxruntime(source: Path, o: Options, here: bool) -> None:
 
 
 def check_openvino(source: Path, o: Options, here: bool) -> None:
-    from xyrt.runtime.backends.openvino import graph_plan
+    from xyrt.runtime.backends.openvino.backend import graph_plan
     from xyrt.runtime.modeldir.manifest import read_manifest
 
     graph_plan(read_manifest(source), o.precision)
@@ -61,49 +61,49 @@ def check_torch(source: Path, o: Options, here: bool) -> None:
             "fp32 or bf16"
         )
     if here:  # the device must be on this machine (on a Ray cluster: on its GPU nodes)
-        from xyrt.runtime.backends.torch_backend import check_device
+        from xyrt.runtime.backends.pytorch.backend import check_device
 
         check_device(o.device, o.precision)
 
 
 def limits_onnxruntime(source: Path, o: Options, device: str) -> BackendLimits:
-    from xyrt.runtime.backends.onnxrt import ort_limits
+    from xyrt.runtime.backends.ort.backend import ort_limits
 
     return ort_limits(ort_providers(o))
 
 
 def limits_openvino(source: Path, o: Options, device: str) -> BackendLimits:
-    from xyrt.runtime.backends.openvino import OpenVinoBackend
+    from xyrt.runtime.backends.openvino.backend import OpenVinoBackend
 
     return OpenVinoBackend.limits
 
 
 def limits_tensorrt(source: Path, o: Options, device: str) -> BackendLimits:
-    from xyrt.runtime.backends.tensorrt import engine_limits, read_engines
+    from xyrt.runtime.backends.trt.backend import engine_limits, read_engines
 
     return engine_limits(read_engines(source))
 
 
 def limits_torch(source: Path, o: Options, device: str) -> BackendLimits:
-    from xyrt.runtime.backends.torch_backend import torch_limits
+    from xyrt.runtime.backends.pytorch.backend import torch_limits
 
     return torch_limits(device, o.max_batch, o.cuda_graphs)
 
 
 def open_openvino(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.backends.openvino import OpenVinoBackend
+    from xyrt.runtime.backends.openvino.backend import OpenVinoBackend
 
     return OpenVinoBackend(source, o.precision, o.threads)
 
 
 def open_tensorrt(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.backends.tensorrt import TensorRTBackend
+    from xyrt.runtime.backends.trt.backend import TensorRTBackend
 
     return TensorRTBackend(source)
 
 
 def open_torch(source: Path, o: Options) -> Backend:
-    from xyrt.runtime.backends.torch_backend import open_torch
+    from xyrt.runtime.backends.pytorch.backend import open_torch
 
     return open_torch(
         source,

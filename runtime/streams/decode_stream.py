@@ -40,7 +40,7 @@ from xyrt.config import CHUNK_SECONDS, CODES_PER_CHUNK, FRAME_SECONDS
 from xyrt.errors import CodesError, XyrtError, received
 from xyrt.runtime.backends.base import Backend, ModelInfo, limits_of
 from xyrt.runtime.chunking import OVERLAP_SECONDS, codes_per_step, offline_window
-from xyrt.runtime.io.codes import validate_codes
+from xyrt.runtime.formats.codes import validate_codes
 from xyrt.runtime.streams.checks import check_offline_plan, check_streams
 
 

@@ -45,8 +45,8 @@ from xyrt.errors import AudioError, XyrtError, require
 from xyrt.runtime.backends.base import Backend, limits_of
 from xyrt.runtime.chunking import OVERLAP_SECONDS, codes_per_step, offline_window
 from xyrt.runtime.features import LogMelPeaks
+from xyrt.runtime.formats.audio import check_rate, prepare_audio
 from xyrt.runtime.graph_io import LOG_MEL_MIN, pack_windows
-from xyrt.runtime.io.audio import check_rate, prepare_audio
 from xyrt.runtime.streams.checks import check_offline_plan, check_streams
 
 

@@ -239,7 +239,7 @@ def test_bf16_autocast_keeps_frontend_and_rvq_in_float32() -> None:
     import torch
 
     from helpers import golden
-    from xyrt.runtime.backends.torch_backend import TorchBackend
+    from xyrt.runtime.backends.pytorch.backend import TorchBackend
     from xyrt.runtime.graph_io import pack_windows
     from xyrt.runtime.network.checkpoint import load_model
 
@@ -268,7 +268,7 @@ def test_cuda_backends_when_present() -> None:
         pytest.skip(
             "no CUDA device on this machine: the pytorch-cuda backends are listed as skipped"
         )
-    from xyrt.runtime.backends.torch_backend import TorchBackend
+    from xyrt.runtime.backends.pytorch.backend import TorchBackend
     from xyrt.runtime.graph_io import pack_windows
     from xyrt.runtime.network.checkpoint import load_model
 

@@ -293,7 +293,7 @@ def test_killed_worker_is_retried_and_output_stays_exactly_once(first_run, corpu
 
 
 def test_manifest_segments_and_extra_columns(local_ray, corpus, model, tmp_path):
-    from xyrt.runtime.io.audio import load_audio
+    from xyrt.runtime.formats.audio import load_audio
 
     lines = [
         {"path": str(corpus / "long.wav"), "id": "a", "start": 1.0, "end": 3.5, "spk": 7},

@@ -10,7 +10,7 @@ import torch
 
 from helpers import FIXTURES, expect_codes, golden, golden_reference
 from xyrt.errors import CheckpointError, ConfigError
-from xyrt.runtime.backends.torch_codec import XYCodec
+from xyrt.runtime.backends.pytorch.codec import XYCodec
 from xyrt.runtime.network.checkpoint import load_model
 from xyrt.runtime.network.state import read_state_dict
 

@@ -19,7 +19,7 @@ from xyrt.config import XYConfig
 from xyrt.errors import CheckpointError, ConfigError, XyrtError
 from xyrt.export.convert import convert
 from xyrt.export.verify import verify_dir
-from xyrt.runtime.backends.torch_codec import XYCodec
+from xyrt.runtime.backends.pytorch.codec import XYCodec
 from xyrt.runtime.compare import compare_codes, max_error_ratio
 from xyrt.runtime.network.checkpoint import load_model
 from xyrt.runtime.network.hf import CONFIG, SAFETENSORS, TORCH_BIN, WEIGHT_NORMS, read_hf_tensors

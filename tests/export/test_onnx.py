@@ -197,8 +197,8 @@ def test_decoder_dynamic_shapes(frames: int, batch: int) -> None:
 def test_full_size_export_runs_in_onnxruntime(fullsize_checkpoint, tmp_path) -> None:
     from xyrt.data import bundled_speech
     from xyrt.export.onnx_export import export_onnx
-    from xyrt.runtime.backends.torch_codec import XYCodec
-    from xyrt.runtime.io.audio import load_audio
+    from xyrt.runtime.backends.pytorch.codec import XYCodec
+    from xyrt.runtime.formats.audio import load_audio
 
     out = export_onnx(fullsize_checkpoint, tmp_path / "onnx")
     wav = load_audio(bundled_speech()["speech_3"])[:160000]

@@ -12,7 +12,7 @@ from helpers import FIXTURES, golden
 from xyrt.config import XYConfig
 from xyrt.errors import ConfigError
 from xyrt.export.synth import synth_checkpoint, synth_model
-from xyrt.runtime.backends.torch_codec import XYCodec
+from xyrt.runtime.backends.pytorch.codec import XYCodec
 from xyrt.runtime.network.state import read_state_dict
 
 TINY_CONFIG = FIXTURES / "tiny_16k" / "config.yaml"
@@ -67,7 +67,7 @@ def test_synth_checkpoint_round_trip(tmp_path: Path) -> None:
 @pytest.mark.fullsize
 def test_full_size_synth_encodes_and_decodes_10s(fullsize_checkpoint: Path) -> None:
     from xyrt.data import bundled_speech
-    from xyrt.runtime.io.audio import load_audio
+    from xyrt.runtime.formats.audio import load_audio
 
     out = fullsize_checkpoint
     assert out.stat().st_size > 2_000_000_000

@@ -11,8 +11,8 @@ import soundfile as sf
 from helpers import SPEECH, golden
 from xyrt.data import bundled_speech
 from xyrt.errors import AudioError
-from xyrt.runtime.io import audio as audio_mod
-from xyrt.runtime.io.audio import MAX_SECONDS, load_audio, prepare_audio, write_wav
+from xyrt.runtime.formats import audio as audio_mod
+from xyrt.runtime.formats.audio import MAX_SECONDS, load_audio, prepare_audio, write_wav
 
 
 def _tone(rate: int, seconds: float, freq: float = 440.0) -> np.ndarray:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from xyrt.errors import CodesError
-from xyrt.runtime.io import codes as codes_mod
-from xyrt.runtime.io.codes import load_codes, save_codes, validate_codes
+from xyrt.runtime.formats import codes as codes_mod
+from xyrt.runtime.formats.codes import load_codes, save_codes, validate_codes
 
 
 def _codes(t: int = 5, dtype=np.int64) -> np.ndarray:

@@ -16,9 +16,9 @@ import soundfile as sf
 import xyrt.runtime
 from helpers import exported, golden
 from xyrt.errors import CodesError
-from xyrt.runtime.io.audio import write_wav
-from xyrt.runtime.io.decode_io import WavWriter, run_decode
-from xyrt.runtime.io.frames import read_frames
+from xyrt.runtime.formats.audio import write_wav
+from xyrt.runtime.formats.frames import read_frames
+from xyrt.runtime.realtime.decode_loop import WavWriter, run_decode
 
 XYRT = str(Path(sys.executable).parent / "xyrt")
 

@@ -48,7 +48,7 @@ def _check_wav(wav: np.ndarray) -> np.ndarray:
     if not np.issubdtype(wav.dtype, np.floating):
         raise AudioError(
             f"log_mel expects float samples in [-1, 1] (float32), got dtype {wav.dtype}; "
-            "convert integer PCM with xyrt.runtime.io.audio.prepare_audio"
+            "convert integer PCM with xyrt.runtime.formats.audio.prepare_audio"
         )
     wav2 = wav.reshape(1, -1) if wav.ndim == 1 else wav
     if wav2.shape[0] == 0 or wav2.shape[1] == 0:
@@ -253,8 +253,8 @@ def test_runtime_modules_do_not_import_torch() -> None:
 
     code = (
         "import sys, numpy as np\n"
-        "import xyrt.runtime.features as f, xyrt.runtime.io.audio as a\n"
-        "import xyrt.runtime.io.codes as c, xyrt.data as d\n"
+        "import xyrt.runtime.features as f, xyrt.runtime.formats.audio as a\n"
+        "import xyrt.runtime.formats.codes as c, xyrt.data as d\n"
         "f.mel_filters()\n"
         "a.load_audio(d.bundled_speech()['speech_0'])\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

@@ -1,4 +1,4 @@
-"""The code-frame wire format (`xyrt.runtime.io.frames`): what is written reads back the same,
+"""The code-frame wire format (`xyrt.runtime.formats.frames`): what is written reads back the same,
 through the file sink, the server's messages and the client; a malformed frame is an
 `XyrtError` naming what was received and what a frame is."""
 
@@ -12,8 +12,14 @@ import pytest
 
 from xyrt.client import Client
 from xyrt.errors import CodesError, XyrtError
-from xyrt.runtime.io.frames import codes_frames, frame_json, frame_line, parse_frame, read_frames
-from xyrt.runtime.io.stream_io import JsonlSink
+from xyrt.runtime.formats.frames import (
+    codes_frames,
+    frame_json,
+    frame_line,
+    parse_frame,
+    read_frames,
+)
+from xyrt.runtime.realtime.encode_loop import JsonlSink
 from xyrt.runtime.streams.encode_stream import CodeFrame
 
 CODES = np.arange(8 * 5, dtype=np.int64).reshape(8, 5) * 97 % 4096

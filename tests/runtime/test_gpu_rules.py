@@ -1,5 +1,5 @@
 """The PyTorch backend's GPU rules, checked without a GPU: the few torch.cuda calls involved are
-faked (`xyrt.runtime.backends.torch_device`, `torch_graphs`, `torch_staging`). Each test fails
+faked (`xyrt.runtime.backends.pytorch.device`, `torch_graphs`, `torch_staging`). Each test fails
 without its rule: "cuda" as the current device, bf16 by compute capability, precision auto, the
 float32 mode shared across threads, JetPack's legacy TF32 flags, capture under the backend's own
 device and stream, an empty captured graph never replayed, bounded caches."""
@@ -17,7 +17,9 @@ from xyrt.errors import XyrtError
 
 torch = pytest.importorskip("torch", reason="the PyTorch backend's rules need torch")
 
-from xyrt.runtime.backends import torch_device, torch_graphs, torch_staging  # noqa: E402
+from xyrt.runtime.backends.pytorch import device as torch_device  # noqa: E402
+from xyrt.runtime.backends.pytorch import graphs as torch_graphs  # noqa: E402
+from xyrt.runtime.backends.pytorch import staging as torch_staging  # noqa: E402
 
 
 @pytest.fixture
@@ -71,7 +73,7 @@ def test_auto_is_fp32_on_a_cpu() -> None:
 
 def test_a_bf16_backend_moved_to_an_older_gpu_is_refused(gpus) -> None:
     from helpers import FIXTURES
-    from xyrt.runtime.backends.torch_backend import TorchBackend
+    from xyrt.runtime.backends.pytorch.backend import TorchBackend
     from xyrt.runtime.network.checkpoint import load_model
 
     backend = TorchBackend(load_model(FIXTURES / "tiny_16k" / "model.ckpt"), "cpu", "bf16")

@@ -106,7 +106,7 @@ def test_bad_codes_and_audio_are_rejected() -> None:
 
 
 def test_backend_lifecycle_lazy_load_close_and_context_manager() -> None:
-    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
+    from xyrt.runtime.backends.ort.backend import OnnxRuntimeBackend
 
     wav = golden("tiny_16k")["speech_4/wav"]
     backend = OnnxRuntimeBackend(exported("tiny_16k"))

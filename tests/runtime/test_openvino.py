@@ -29,14 +29,14 @@ from xyrt.runtime.compare import compare_codes, max_error_ratio
 pytest.importorskip("openvino", reason="openvino is not installed (pip install 'xyrt[openvino]')")
 
 import xyrt.runtime  # noqa: E402
-from xyrt.runtime.backends.openvino import cpu_supports  # noqa: E402
+from xyrt.runtime.backends.openvino.backend import cpu_supports  # noqa: E402
 
 CACHE = Path(tempfile.mkdtemp(prefix="xyrt-ov-cache-"))  # not the user's cache
 
 
 def _load(model_dir: Path, precision: str | None = None, batch_size: int = 4, **kwargs):
     """A codec over `OpenVinoBackend` (compiled models cached in a folder of this session)."""
-    from xyrt.runtime.backends.openvino import OpenVinoBackend
+    from xyrt.runtime.backends.openvino.backend import OpenVinoBackend
     from xyrt.runtime.codec import ChunkedCodec
 
     kwargs.setdefault("cache_dir", CACHE)
@@ -144,7 +144,7 @@ def test_nncf_ir_scheme_manifest_and_run(tmp_path: Path) -> None:
 
 
 def test_bf16_refused_where_the_cpu_lacks_it(monkeypatch) -> None:
-    import xyrt.runtime.backends.openvino as ovb
+    import xyrt.runtime.backends.openvino.backend as ovb
 
     monkeypatch.setattr(ovb, "cpu_supports", lambda capability: False)
     with pytest.raises(XyrtError, match="bf16 needs a CPU with AVX512-BF16 or AMX"):

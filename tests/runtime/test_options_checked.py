@@ -78,7 +78,7 @@ def test_stream_options_are_checked():
 
 
 def _wav(tmp_path: Path) -> Path:
-    from xyrt.runtime.io.audio import write_wav
+    from xyrt.runtime.formats.audio import write_wav
 
     return write_wav(tmp_path / "a.wav", golden("tiny_16k")["speech_4/wav"], 16000)
 

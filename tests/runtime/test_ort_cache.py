@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import xyrt.runtime.backends.ort_cache as oc
+import xyrt.runtime.backends.ort.cache as oc
 from helpers import FIXTURES, expect_codes, exported, golden, golden_reference
-from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
+from xyrt.runtime.backends.ort.backend import OnnxRuntimeBackend
 from xyrt.runtime.codec import ChunkedCodec
 
 CLIP = "speech_3"  # holds the golden models' known float32 near-tie (frame 11, stage 6)

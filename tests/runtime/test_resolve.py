@@ -12,7 +12,7 @@ import pytest
 
 from helpers import ORIN, expect_codes, exported, fake_engines, golden, golden_reference
 from xyrt.runtime.backends.registry import REGISTRY, resolve
-from xyrt.runtime.backends.trt_profiles import Profile
+from xyrt.runtime.backends.trt.profiles import Profile
 
 
 def test_auto_on_an_engine_directory_is_tensorrt_on_the_gpu(tmp_path: Path) -> None:
@@ -59,8 +59,8 @@ def test_a_batch_over_the_engine_profile_is_split(tmp_path: Path, monkeypatch) -
     """Five clips through `ChunkedCodec` over TensorRT engines whose profile takes batches of
     at most 2: every engine run stays inside the profile (`Profile.check`, the check the real
     engine runs make) and each clip's codes are its own (the published per-clip codes)."""
-    from xyrt.runtime.backends import tensorrt
-    from xyrt.runtime.backends.onnxrt import OnnxRuntimeBackend
+    from xyrt.runtime.backends.ort.backend import OnnxRuntimeBackend
+    from xyrt.runtime.backends.trt import backend as tensorrt
     from xyrt.runtime.codec import ChunkedCodec
     from xyrt.runtime.graph_io import LENGTHS, MEL_REFERENCE, POSITIONS, WAVEFORM
 

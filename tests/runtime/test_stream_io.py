@@ -18,8 +18,8 @@ import pytest
 
 import xyrt.runtime
 from helpers import exported, golden
-from xyrt.runtime.io.audio import write_wav
-from xyrt.runtime.io.stream_io import FileSource, JsonlSink, PcmSource, run_stream
+from xyrt.runtime.formats.audio import write_wav
+from xyrt.runtime.realtime.encode_loop import FileSource, JsonlSink, PcmSource, run_stream
 
 XYRT = str(Path(sys.executable).parent / "xyrt")
 
@@ -207,7 +207,7 @@ class _Recorder:
 
 
 def test_loopback_plays_the_decode_stream_of_every_frame() -> None:
-    from xyrt.runtime.io.stream_io import LoopbackSink
+    from xyrt.runtime.realtime.encode_loop import LoopbackSink
 
     codec = xyrt.runtime.load(exported("tiny_16k"))
     wav = golden("tiny_16k")["speech_4/wav"]

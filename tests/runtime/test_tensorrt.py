@@ -13,9 +13,9 @@ import pytest
 from helpers import H100, ORIN, exported, quantized
 from xyrt.calib.trt_build import plan_builds
 from xyrt.errors import XyrtError
-from xyrt.runtime.backends.onnxrt import trt_provider_options
-from xyrt.runtime.backends.tensorrt import check_engines, read_engines
-from xyrt.runtime.backends.trt_profiles import (
+from xyrt.runtime.backends.ort.backend import trt_provider_options
+from xyrt.runtime.backends.trt.backend import check_engines, read_engines
+from xyrt.runtime.backends.trt.profiles import (
     DeviceFacts,
     Profile,
     build_mode,

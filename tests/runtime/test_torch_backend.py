@@ -17,12 +17,12 @@ from xyrt.runtime.compare import max_error_ratio
 torch = pytest.importorskip("torch", reason="the PyTorch backend tests need torch")
 
 import xyrt.runtime  # noqa: E402
-from xyrt.runtime.backends.torch_backend import (  # noqa: E402
+from xyrt.runtime.backends.pytorch.backend import (  # noqa: E402
     TorchBackend,
     batch_bucket,
     window_bucket,
 )
-from xyrt.runtime.backends.torch_device import ieee_fp32  # noqa: E402
+from xyrt.runtime.backends.pytorch.device import ieee_fp32  # noqa: E402
 
 CKPT = FIXTURES / "tiny_16k" / "model.ckpt"
 CUDA = torch.cuda.is_available()

@@ -15,7 +15,7 @@ from helpers import H100, ORIN, exported, golden, quantized
 from xyrt.calib.trt_build import build_engines, graph_keys, plan_builds, timing_cache_path
 from xyrt.cli import main
 from xyrt.errors import XyrtError
-from xyrt.runtime.backends.trt_profiles import Profile
+from xyrt.runtime.backends.trt.profiles import Profile
 from xyrt.runtime.modeldir.manifest import read_manifest
 
 

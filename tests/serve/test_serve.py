@@ -34,7 +34,7 @@ from xyrt.cli import main  # noqa: E402
 from xyrt.client import Client, ServerError  # noqa: E402
 from xyrt.data import bundled_speech, speech_clip  # noqa: E402
 from xyrt.errors import XyrtError  # noqa: E402
-from xyrt.runtime.io.audio import load_audio  # noqa: E402
+from xyrt.runtime.formats.audio import load_audio  # noqa: E402
 
 MAX_STREAMS = 2  # per replica
 

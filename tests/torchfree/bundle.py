@@ -31,7 +31,7 @@ def make(out: Path) -> Path:
     from xyrt.calib.quantize import quantize
     from xyrt.calib.sensitivity import SensitivityOptions
     from xyrt.export.onnx_export import export_onnx
-    from xyrt.runtime.backends.torch_codec import XYCodec
+    from xyrt.runtime.backends.pytorch.codec import XYCodec
 
     out.mkdir(parents=True, exist_ok=True)
     for name in GOLDEN_MODELS:

@@ -74,7 +74,7 @@ def _load(name: str, backend: str, folder: str = "onnx"):
 def test_openvino_warns_on_aarch64(monkeypatch) -> None:
     pytest.importorskip("openvino", reason="OpenVINO is not installed for this CPU")
     from xyrt.runtime import hostcpu as cpu
-    from xyrt.runtime.backends import openvino
+    from xyrt.runtime.backends.openvino import backend as openvino
 
     monkeypatch.setattr(cpu, "machine", lambda: "aarch64")
     with pytest.warns(RuntimeWarning, match="OpenVINO on aarch64 is unverified"):

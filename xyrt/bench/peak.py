@@ -243,7 +243,7 @@ def gpu_gemm_peak(size: int = 8192, repeats: int = 10) -> dict:
         return {}
     if not torch.cuda.is_available():
         return {}
-    from xyrt.runtime.backends.torch_device import fp32_mode
+    from xyrt.runtime.backends.pytorch.device import fp32_mode
 
     dev = torch.device("cuda")
     out = {"device": torch.cuda.get_device_name(dev), "size": size}

@@ -80,8 +80,8 @@ def with_precision(codec: ChunkedCodec, precision: str, call: str) -> ChunkedCod
         )
     from pathlib import Path
 
-    from xyrt.runtime.backends.torch_backend import TorchBackend
-    from xyrt.runtime.backends.torch_device import parse_device
+    from xyrt.runtime.backends.pytorch.backend import TorchBackend
+    from xyrt.runtime.backends.pytorch.device import parse_device
     from xyrt.runtime.network.checkpoint import load_model
 
     device = parse_device(str(backend.device))

@@ -38,8 +38,8 @@ from xyrt.config import (
 )
 from xyrt.errors import AudioError, ConfigError, XyrtError, received
 from xyrt.runtime.chunking import OVERLAP_SECONDS, codes_per_step, num_codes
+from xyrt.runtime.formats.audio import prepare_audio
 from xyrt.runtime.graph_io import pack_windows
-from xyrt.runtime.io.audio import prepare_audio
 
 OVERLAP_SIDES = ("both", "left", "right")
 PREPROCESSOR_CONFIG = "preprocessor_config.json"

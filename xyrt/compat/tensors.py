@@ -56,7 +56,7 @@ class _Like:
     def __init__(self, example: Any, device: Any = None) -> None:
         self.device = None
         if device is not None:
-            from xyrt.runtime.backends.torch_device import parse_device
+            from xyrt.runtime.backends.pytorch.device import parse_device
 
             self.device = parse_device(device)
         elif _is_tensor(example):

@@ -49,9 +49,9 @@ from xyrt.config import (
 from xyrt.errors import AudioError, CodesError, XyrtError, require
 from xyrt.runtime.chunking import OVERLAP_SECONDS, codes_per_step, num_codes
 from xyrt.runtime.codec import ChunkedCodec
+from xyrt.runtime.formats.audio import prepare_audio
+from xyrt.runtime.formats.codes import check_code_dtype, validate_codes
 from xyrt.runtime.graph_io import pack_windows
-from xyrt.runtime.io.audio import prepare_audio
-from xyrt.runtime.io.codes import check_code_dtype, validate_codes
 
 
 class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the import changes
@@ -186,7 +186,7 @@ class XY_Tokenizer:  # noqa: N801 - the published class name, so that only the i
     ) -> Outputs:
         """1-D waveforms at 16 kHz -> {"codes_list": [(nq, floor(n / 1280)) int64 per item]},
         long audio in 30 s windows keeping (30 - overlap_seconds) s of each. Each waveform goes
-        through the runtime's audio checks (`xyrt.runtime.io.audio.prepare_audio`: integer PCM
+        through the runtime's audio checks (`xyrt.runtime.formats.audio.prepare_audio`: integer PCM
         scaled to [-1, 1), NaN refused, ...), as ``codec.encode`` does."""
         wavs = self._items(wav_list, "wav_list")
         codes_per_step(overlap_seconds)  # checked even when no item is long enough to encode

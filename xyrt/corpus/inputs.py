@@ -201,13 +201,13 @@ def collect_items(inputs: Sequence[str | os.PathLike]) -> list[Item]:
 def read_item(item: Item) -> tuple[np.ndarray, int]:
     """16 kHz mono float32 samples of ``item`` and the file's own sample rate.
 
-    Reads as `xyrt.runtime.io.audio.load_audio` does (so whole files give the same samples);
+    Reads as `xyrt.runtime.formats.audio.load_audio` does (so whole files give the same samples);
     raises `ItemError` with kind ``unreadable``, ``empty``, ``bad-segment`` (a segment that
     starts at or past the file's end, or ends more than `END_TOLERANCE` past it), ``invalid`` or
     ``too-short``.
     """
     sf = require("soundfile", "audio", "reading audio files")
-    from xyrt.runtime.io.audio import MAX_SECONDS, prepare_audio
+    from xyrt.runtime.formats.audio import MAX_SECONDS, prepare_audio
 
     try:
         with sf.SoundFile(item.path) as f:

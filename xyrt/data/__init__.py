@@ -9,7 +9,7 @@ import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE
 from xyrt.errors import AudioError
-from xyrt.runtime.io.audio import load_audio
+from xyrt.runtime.formats.audio import load_audio
 
 FOLDER = Path(__file__).parent
 

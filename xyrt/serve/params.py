@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xyrt.errors import XyrtError, received
-from xyrt.runtime.io.audio import MAX_CHANNELS, check_rate
+from xyrt.runtime.formats.audio import MAX_CHANNELS, check_rate
 from xyrt.runtime.streams.decode_stream import DecodeStreamOptions as DECODE
 from xyrt.runtime.streams.encode_stream import EncodeStreamOptions as ENCODE
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from xyrt.errors import AudioError, XyrtError, one_line
 from xyrt.runtime.codec import check_encodable
-from xyrt.runtime.io.audio import check_rate, prepare_audio, read_audio
-from xyrt.runtime.io.codes import read_codes, validate_codes
+from xyrt.runtime.formats.audio import check_rate, prepare_audio, read_audio
+from xyrt.runtime.formats.codes import read_codes, validate_codes
 from xyrt.serve import params
 from xyrt.serve.params import ENCODE_FORMATS, RequestError
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from xyrt.runtime.codec import ChunkedCodec
-from xyrt.runtime.io.frames import frame_line, parse_frame
+from xyrt.runtime.formats.frames import frame_line, parse_frame
 from xyrt.serve.batching import ModelThread
 from xyrt.serve.requests import (
     RequestError,

@@ -1,6 +1,6 @@
 """Code frames in, audio out: a progressive WAV writer, a queued player, and the loop around
 `xyrt.runtime.streams.decode_stream` (``xyrt decode --stream``; the frames it reads are
-`xyrt.runtime.io.frames`').
+`xyrt.runtime.formats.frames`').
 
 - `WavWriter`: float32 WAV written as the audio comes (memory stays bounded) to a hidden temporary
   file beside the destination, renamed onto it when the stream ends: the destination only ever

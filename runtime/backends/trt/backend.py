@@ -1,7 +1,7 @@
 """TensorRT backend (no PyTorch): runs the engines `xyrt build` wrote into ENGINE_DIR.
 
 ENGINE_DIR/engines.json names one serialized engine per graph with the facts it was built for
-(`xyrt.runtime.backends.trt_profiles`); an engine built for another GPU, TensorRT version or graph
+(`xyrt.runtime.backends.trt.profiles`); an engine built for another GPU, TensorRT version or graph
 (the model directory it was built from, when still there, now holds another graph) is refused before
 deserialization. Engines are deserialized on first use or by `load()`; `close()` frees their
 execution contexts and CUDA streams. Device memory and streams go through cuda-python.
@@ -20,7 +20,7 @@ import numpy as np
 
 from xyrt.errors import XyrtError, require
 from xyrt.runtime.backends.base import Backend, BackendLimits, ModelInfo
-from xyrt.runtime.backends.trt_profiles import (
+from xyrt.runtime.backends.trt.profiles import (
     ENGINES_FORMAT,
     ENGINES_FORMAT_VERSION,
     DeviceFacts,

@@ -35,7 +35,7 @@ from xyrt.runtime import graph_io
 from xyrt.runtime.backends.base import StageProfiler, StageTimes
 
 if TYPE_CHECKING:  # the backend imports this module when asked for its profiler
-    from xyrt.runtime.backends.openvino import OpenVinoBackend
+    from xyrt.runtime.backends.openvino.backend import OpenVinoBackend
 
 OTHER = "other"
 
@@ -98,7 +98,7 @@ class OpenVinoStageProfiler(StageProfiler):
         """For each (feed, runs): per run, stage -> node ms (the mean over the job's runs:
         the counters give no single run) and that run's ms."""
         ov = require("openvino", "openvino", "OpenVINO stage profiling")
-        from xyrt.runtime.backends.openvino import ov_feed
+        from xyrt.runtime.backends.openvino.backend import ov_feed
 
         compiled = self.backend.encoder if graph == graph_io.ENCODER else self.backend.decoder
         core = ov.Core()

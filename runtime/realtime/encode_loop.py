@@ -28,8 +28,8 @@ from xyrt.checks import finite
 from xyrt.config import INPUT_SAMPLE_RATE, SAMPLES_PER_CODE_IN
 from xyrt.errors import AudioError, require
 from xyrt.runtime.codec import ChunkedCodec
-from xyrt.runtime.io.audio import check_rate
-from xyrt.runtime.io.frames import frame_line
+from xyrt.runtime.formats.audio import check_rate
+from xyrt.runtime.formats.frames import frame_line
 from xyrt.runtime.streams.decode_stream import DecodeStream
 from xyrt.runtime.streams.encode_stream import CodeFrame, EncodeStream
 
@@ -63,7 +63,7 @@ class FileSource:
     """A file in chunks; ``realtime`` paces them at the file's own rate."""
 
     def __init__(self, path: str | Path, chunk_seconds: float = 0.02, realtime: bool = False):
-        from xyrt.runtime.io.audio import load_audio
+        from xyrt.runtime.formats.audio import load_audio
 
         self.audio = load_audio(path)
         self.rate, self.realtime = INPUT_SAMPLE_RATE, realtime
@@ -172,7 +172,7 @@ class MicSource:
 
 
 class JsonlSink:
-    """One JSON line per frame (`xyrt.runtime.io.frames`), flushed per line."""
+    """One JSON line per frame (`xyrt.runtime.formats.frames`), flushed per line."""
 
     def __init__(self, out: IO[str]) -> None:
         self.out = out

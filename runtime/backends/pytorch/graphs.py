@@ -22,7 +22,7 @@ directly rather than the ``torch.cuda.graph`` context manager, which synchronise
 and empties the allocator's cache on every capture (stalling a language model that shares the
 GPU); the runner synchronises only its own stream.
 
-torch is imported by this module; only `xyrt.runtime.backends.torch_backend` imports it, and
+torch is imported by this module; only `xyrt.runtime.backends.pytorch.backend` imports it, and
 only when the PyTorch backend is chosen.
 """
 

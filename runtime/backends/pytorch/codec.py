@@ -1,5 +1,5 @@
 """`XYCodec`: the PyTorch model under the shared `ChunkedCodec`, on the runtime's
-`xyrt.runtime.backends.torch_backend.TorchBackend`.
+`xyrt.runtime.backends.pytorch.backend.TorchBackend`.
 
 codec = XYCodec.from_checkpoint("model.ckpt")
 codes = codec.encode(wav)          # (8, T) int64, T = floor(n / 1280)
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from xyrt.config import INPUT_SAMPLE_RATE, XYConfig
-from xyrt.runtime.backends.torch_backend import TorchBackend
+from xyrt.runtime.backends.pytorch.backend import TorchBackend
 from xyrt.runtime.chunking import OVERLAP_SECONDS
 from xyrt.runtime.codec import ChunkedCodec
 from xyrt.runtime.compare import ReferenceCodes

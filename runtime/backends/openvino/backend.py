@@ -219,6 +219,6 @@ class OpenVinoBackend(GraphPairBackend):
         return self.decoder.run(feed, graph_io.WAVEFORM)
 
     def stage_profiler(self) -> StageProfiler:
-        from xyrt.runtime.backends.openvino_stages import OpenVinoStageProfiler
+        from xyrt.runtime.backends.openvino.stages import OpenVinoStageProfiler
 
         return OpenVinoStageProfiler(self)

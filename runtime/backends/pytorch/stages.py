@@ -15,7 +15,7 @@ from xyrt.runtime.backends.base import StageProfiler, StageTimes
 from xyrt.runtime.graph_io import CODES, ENCODER, LENGTHS, WAVEFORM
 
 if TYPE_CHECKING:  # the backend imports this module when asked for its profiler
-    from xyrt.runtime.backends.torch_backend import TorchBackend
+    from xyrt.runtime.backends.pytorch.backend import TorchBackend
 
 torch = require("torch", "export", "the PyTorch network")
 

@@ -7,7 +7,7 @@ Precisions:
   for the duration of each call (and restored after), so codes match the CPU reference except
   float32 near-ties; PyTorch's default (TF32 convolutions) changes codes.
 - ``auto`` (the default): fp32 on a CPU; on a GPU bf16 from compute capability 8.0 (Ampere) on,
-  fp16 before it (`xyrt.runtime.backends.torch_device`).
+  fp16 before it (`xyrt.runtime.backends.pytorch.device`).
 - ``bf16`` (CPU or an Ampere-or-later GPU) and ``fp16`` (CUDA only): autocast, with the Linear
   and convolution weights of the network stored in that dtype once (what autocast would cast
   them to on every call). The log-mel front end, the residual VQ and the iSTFT stay float32.
@@ -16,10 +16,10 @@ Precisions:
 
 On CUDA, inputs are staged through pinned host buffers, each batch costs one synchronisation, and
 every window shape runs through a captured CUDA graph after its first call
-(`xyrt.runtime.backends.torch_graphs`; ``cuda_graphs=False`` turns this off). Encoder windows are
+(`xyrt.runtime.backends.pytorch.graphs`; ``cuda_graphs=False`` turns this off). Encoder windows are
 padded up to shape buckets (`window_bucket`, batch rows up to a power of two) so that few shapes are
 captured; padding never changes codes (padded keys are masked). Batches are submitted without
-waiting (`submit_encode`/`submit_decode`, `xyrt.runtime.backends.torch_staging`), so the caller
+waiting (`submit_encode`/`submit_decode`, `xyrt.runtime.backends.pytorch.staging`), so the caller
 prepares the next batch while this one runs. Decode windows are not padded (the vocoder has no
 padding mask). ``compile=True`` runs the network through `torch.compile` (slow first call per shape;
 the time is in `compile_seconds`). ``autocast=False`` (bf16/fp16) runs the transformer stacks,
@@ -54,14 +54,14 @@ from xyrt.runtime.graph_io import (
 
 torch = require("torch", "export", "the PyTorch backend")
 
-from xyrt.runtime.backends.torch_device import (  # noqa: E402 - needs torch, imported above
+from xyrt.runtime.backends.pytorch.device import (  # noqa: E402 - needs torch, imported above
     check_device,  # noqa: F401 - re-exported: the registry (resolve) asks here
     ieee_fp32,
     parse_device,
     resolve_precision,
 )
-from xyrt.runtime.backends.torch_graphs import GraphRunner  # noqa: E402
-from xyrt.runtime.backends.torch_staging import HostStaging  # noqa: E402
+from xyrt.runtime.backends.pytorch.graphs import GraphRunner  # noqa: E402
+from xyrt.runtime.backends.pytorch.staging import HostStaging  # noqa: E402
 
 ENCODER_INPUTS = tuple(ENCODER_IO["inputs"])  # the order `_encode_fn` takes them in
 
@@ -216,7 +216,7 @@ class TorchBackend(Backend):
                 )
             yield
 
-    # -- host <-> device (xyrt.runtime.backends.torch_staging) ------------------------------
+    # -- host <-> device (xyrt.runtime.backends.pytorch.staging) ------------------------------
     def tensor(self, array: np.ndarray) -> Any:
         """A numpy input on this backend's device (through a pinned buffer on CUDA)."""
         return self._staging.to_device(array, self._staging.begin(), "in")
@@ -335,7 +335,7 @@ class TorchBackend(Backend):
         }
 
     def stage_profiler(self) -> StageProfiler:
-        from xyrt.runtime.backends.torch_stages import TorchStageProfiler
+        from xyrt.runtime.backends.pytorch.stages import TorchStageProfiler
 
         return TorchStageProfiler(self)
 

@@ -27,7 +27,7 @@ from xyrt.runtime.backends.base import (
     StageProfiler,
     StageTimes,
 )
-from xyrt.runtime.backends.ort_cache import cached_session
+from xyrt.runtime.backends.ort.cache import cached_session
 from xyrt.runtime.graph_io import (
     CODES,
     DECODER,
@@ -73,7 +73,7 @@ def ort_limits(providers: Sequence[str] | None) -> BackendLimits:
     """What ONNX Runtime takes in one run with ``providers`` (aliases accepted): any batch on
     the CPU and CUDA providers; on the TensorRT provider at most its optimization profile's
     maximum (`trt_provider_options`: the default `Profile`). On the GPU with a GPU provider."""
-    from xyrt.runtime.backends.trt_profiles import Profile
+    from xyrt.runtime.backends.trt.profiles import Profile
 
     names = [PROVIDER_ALIASES.get(p.lower(), p) for p in providers or ["cpu"]]
     trt = PROVIDER_ALIASES["tensorrt"] in names
@@ -129,10 +129,10 @@ def trt_provider_options(
 ) -> list[dict] | None:
     """Per-provider options: for ONNX Runtime's TensorRT provider, precision from the graphs,
     engine and timing caches, and the optimization profile of
-    `xyrt.runtime.backends.trt_profiles`."""
+    `xyrt.runtime.backends.trt.profiles`."""
     if PROVIDER_ALIASES["tensorrt"] not in providers:
         return None
-    from xyrt.runtime.backends.trt_profiles import Profile, ort_shape_options
+    from xyrt.runtime.backends.trt.profiles import Profile, ort_shape_options
 
     precision = manifest.data.get("precision", "fp32")
     cache = Path(cache_dir or manifest.directory / "trt-ep-cache")
@@ -151,7 +151,7 @@ def trt_provider_options(
 class SessionFromOnnx:
     """Lazy loader: builds the InferenceSession on first call, checks metadata and providers.
 
-    On CPU alone, ORT's optimised graph is cached (`xyrt.runtime.backends.ort_cache`;
+    On CPU alone, ORT's optimised graph is cached (`xyrt.runtime.backends.ort.cache`;
     ``cache=False`` optimises on every load); ``origin`` then says how the session was made."""
 
     def __init__(

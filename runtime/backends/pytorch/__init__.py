@@ -1,0 +1,1 @@
+"""The PyTorch backend (CPU or CUDA): backend, device rules, CUDA graphs, staging, stages."""

@@ -1,0 +1,1 @@
+"""The TensorRT backend: engines and their optimisation profiles."""

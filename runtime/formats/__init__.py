@@ -1,0 +1,1 @@
+"""File and wire formats below the codec: audio files, code files, code frames (JSON)."""
