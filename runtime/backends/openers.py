@@ -105,14 +105,4 @@ def open_tensorrt(source: Path, o: Options) -> Backend:
 def open_torch(source: Path, o: Options) -> Backend:
     from xyrt.runtime.backends.pytorch.backend import open_torch
 
-    return open_torch(
-        source,
-        device=o.device,
-        precision=o.precision,
-        config=o.config,
-        threads=o.threads,
-        cuda_graphs=o.cuda_graphs,
-        compile=o.compile,
-        autocast=o.autocast,
-        max_batch=o.max_batch,
-    )
+    return open_torch(source, o)

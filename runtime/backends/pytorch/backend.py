@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,6 +51,9 @@ from xyrt.runtime.graph_io import (
     decoder_feed,
     encoder_feed,
 )
+
+if TYPE_CHECKING:
+    from xyrt.runtime.backends.registry import Options
 
 torch = require("torch", "export", "the PyTorch backend")
 
@@ -375,32 +378,22 @@ def _clamp_fp16(module: Any, args: Any, output: Any) -> Any:
     return output
 
 
-def open_torch(
-    source: str | Path,
-    device: str | None = None,
-    precision: str | None = None,
-    config: str | Path | None = None,
-    threads: int | None = None,
-    cuda_graphs: bool = True,
-    compile: bool = False,
-    autocast: bool = True,
-    max_batch: int | None = None,
-) -> TorchBackend:
-    """A `TorchBackend` over a checkpoint: an original .ckpt (config given, else config.yaml
-    beside it) or a Hugging Face-layout folder."""
+def open_torch(source: str | Path, o: Options) -> TorchBackend:
+    """A `TorchBackend` over a checkpoint: an original .ckpt (``o.config`` given, else
+    config.yaml beside it) or a Hugging Face-layout folder, with the options ``o``."""
     from xyrt.runtime.network.checkpoint import load_model
 
-    dev = parse_device(device)  # a bad device fails before the checkpoint is read
-    if threads:
-        torch.set_num_threads(threads)
-    model = load_model(source, config)
+    dev = parse_device(o.device)  # a bad device fails before the checkpoint is read
+    if o.threads:
+        torch.set_num_threads(o.threads)
+    model = load_model(source, o.config)
     return TorchBackend(
         model,
         dev,
-        precision,  # None: auto (fp32 on a CPU, bf16/fp16 on a GPU by its generation)
-        cuda_graphs=cuda_graphs,
-        compile=compile,
-        autocast=autocast,
-        max_batch=max_batch,
+        o.precision,  # None: auto (fp32 on a CPU, bf16/fp16 on a GPU by its generation)
+        cuda_graphs=o.cuda_graphs,
+        compile=o.compile,
+        autocast=o.autocast,
+        max_batch=o.max_batch,
         source=str(source),
     )
