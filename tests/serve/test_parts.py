@@ -264,3 +264,11 @@ def test_a_proxy_that_dies_while_starting_is_waited_for_again(monkeypatch):
     with pytest.raises(XyrtError, match=f"HTTP proxy did not start \\({server.START_TRIES} tries"):
         server.start_serve("127.0.0.1", 8123)
     assert len(calls) == server.START_TRIES
+
+
+def test_options_reach_a_replica_whole():
+    """What `build` binds (`to_dict`) gives each replica the same options, the backend's
+    `Options` value included (a replica rebuilt them from a dict: every deployment failed)."""
+    options = ServeOptions("m", load=Options(providers=("cpu",), threads=2), max_batch=3)
+    again = ServeOptions(**options.to_dict())
+    assert again == options and isinstance(again.load, Options)

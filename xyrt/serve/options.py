@@ -39,6 +39,8 @@ class ServeOptions:
     gpu: bool | None = None  # filled by `check`: whether the resolved backend runs on a GPU
 
     def __post_init__(self) -> None:
+        if isinstance(self.load, dict):  # `to_dict` sent to a replica: the Options again
+            object.__setattr__(self, "load", Options.of(**self.load))
         threads(self.load.threads, "--threads")
         positive_int(self.replicas, "--replicas")
         positive_int(self.max_streams, "--max-streams")
