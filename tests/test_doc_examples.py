@@ -356,6 +356,11 @@ EXAMPLES: dict[str, Run | Check | Skip] = {
     "xyrt encode --model xy_int8 --providers tensorrt speech.wav -o c.npy": Run(
         ("xy_int8", "speech.wav"), needs=("ort-tensorrt",), outputs=("c.npy",)
     ),
+    # -- docs/quality.md
+    "python benchmarks/proxy_quality.py --trained .cache/xyrt/proxy-16k-seed0/model.ckpt "
+    "--json proxy_quality.json": Skip(
+        "needs the trained proxy (make proxy: about 70 minutes of training on one core)"
+    ),
     # -- docs/quantize.md
     "xyrt calib ~/recordings more.flac -o calib.npz": Run(
         ("recordings", "more.flac"), outputs=("calib.npz",)
