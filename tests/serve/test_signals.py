@@ -53,3 +53,32 @@ def test_a_start_that_unwinds_promptly_finishes_on_its_own():
     code, out, err, _ = _signalled(unwind_seconds=0)
     assert code == 3, (out, err)  # the script's own exit, not the watcher's
     assert "returned" in out and "still starting" not in err
+
+
+SWALLOWED = """
+import sys, time
+from xyrt.serve import server
+with server.Signals(lambda m: None) as signals:
+    print("starting", flush=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and signals.name is None:
+        try:  # a start step whose code swallows every exception (a retry loop in Ray)
+            time.sleep(0.05)
+        except BaseException:
+            pass
+    try:
+        signals.check()
+    except server.Stopped as stop:
+        print("stopped by", stop, flush=True)
+"""
+
+
+def test_a_signal_swallowed_during_the_start_still_stops_it():
+    """A loaded run here printed 'serving at' after a SIGTERM while starting (1 in 13): the
+    handler's `Stopped` was raised
+    inside code that swallowed it; `Signals.check` between the start's steps catches it."""
+    proc = subprocess.Popen([sys.executable, "-c", SWALLOWED], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "starting\n"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "stopped by SIGTERM" in out, out

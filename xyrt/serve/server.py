@@ -208,6 +208,9 @@ class Signals:
                 if not got:
                     return
                 if self.starting and stops & set(got):
+                    if self.name is None:  # Ray's handler had it (ray.init installs its own)
+                        self.name = signal.Signals(min(stops & set(got))).name
+                        self._event.set()
                     break
             if self.finished.wait(STOP_SECONDS):
                 return
@@ -224,6 +227,12 @@ class Signals:
             os._exit(0)
         finally:
             os.close(read)
+
+    def check(self) -> None:
+        """`Stopped` if a signal came while starting: its `Stopped` may have been raised inside
+        Ray's code and swallowed there (a retry loop), and the start gone on regardless."""
+        if self.name is not None:
+            raise Stopped(self.name)
 
     def wait(self) -> str:
         """Block until a signal came (checked every 0.5 s: a handler runs between waits)."""
@@ -279,8 +288,11 @@ def run(
                 started, local = connect(address, options)
             except SystemExit:  # Ray's own SIGTERM handler, in the moment ray.init installs it
                 raise Stopped("SIGTERM") from None
+            signals.check()
             start_serve(host, port)
+            signals.check()
             serve.run(build(options), name=APP, route_prefix="/")
+            signals.check()
             signals.starting = False  # serving: a signal from now on drains
             where = "a local Ray" if address is None else f"the Ray cluster at {address}"
             log(
