@@ -75,8 +75,8 @@ with server.Signals(lambda m: None) as signals:
 
 def test_a_signal_swallowed_during_the_start_still_stops_it():
     """A loaded run here printed 'serving at' after a SIGTERM while starting (1 in 13): the
-    handler's `Stopped` was raised
-    inside code that swallowed it; `Signals.check` between the start's steps catches it."""
+    handler's `Stopped` was raised inside code that swallowed it; `Signals.check` between the
+    start's steps catches it."""
     proc = subprocess.Popen([sys.executable, "-c", SWALLOWED], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline() == "starting\n"
     proc.send_signal(signal.SIGTERM)
