@@ -82,3 +82,20 @@ def test_a_signal_swallowed_during_the_start_still_stops_it():
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "stopped by SIGTERM" in out, out
+
+
+def test_a_stop_raised_where_it_cannot_propagate_is_not_printed(monkeypatch):
+    """Ray's SIGTERM handler (installed by ray.init) and xyrt's can raise inside an at-fork hook,
+    where Python prints 'Exception ignored ... Traceback': the stop is noted, not printed; any
+    other unraisable error still reaches the previous hook."""
+    from types import SimpleNamespace
+
+    from xyrt.serve import server
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+    with server.Signals(lambda m: None):
+        for exc in (server.Stopped("SIGTERM"), SystemExit(15), ValueError("real")):
+            sys.unraisablehook(SimpleNamespace(exc_value=exc))
+    assert [type(u.exc_value) for u in seen] == [ValueError]
+    assert sys.unraisablehook == seen.append

@@ -183,7 +183,16 @@ class Signals:
             if self.starting:
                 raise Stopped(self.name)
 
+    def _unraisable(self, unraisable) -> None:
+        """A stop raised where it cannot propagate (an at-fork hook of Ray's, as Ray's own SIGTERM
+        handler does too) is no error to print: the signal is noted and `check` acts on it."""
+        if isinstance(unraisable.exc_value, (Stopped, SystemExit)):
+            return
+        self._previous_hook(unraisable)
+
     def __enter__(self) -> Signals:
+        self._previous_hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
         self._previous = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
         read, write = os.pipe()
         os.set_blocking(write, False)
@@ -194,6 +203,7 @@ class Signals:
 
     def __exit__(self, *exc) -> None:
         self.finished.set()
+        sys.unraisablehook = self._previous_hook
         signal.set_wakeup_fd(self._previous_fd)
         for s, h in self._previous.items():
             signal.signal(s, h)
