@@ -173,7 +173,7 @@ class Signals:
         self._log = log
         self._event = threading.Event()
         self._previous: dict = {}
-        self._wakeup: tuple[int, int] | None = None
+        self._wakeup: int | None = None  # the write end of the wakeup pipe
         self._previous_fd = -1
 
     def _handler(self, signum, frame) -> None:
@@ -196,7 +196,7 @@ class Signals:
         self._previous = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
         read, write = os.pipe()
         os.set_blocking(write, False)
-        self._wakeup = (read, write)
+        self._wakeup = write
         self._previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         threading.Thread(target=self._watch, args=(read,), name="xyrt-signals", daemon=True).start()
         return self
@@ -208,7 +208,7 @@ class Signals:
         for s, h in self._previous.items():
             signal.signal(s, h)
         if self._wakeup is not None:
-            os.close(self._wakeup[1])  # the watcher reads EOF and ends
+            os.close(self._wakeup)  # the watcher reads EOF and ends
 
     def _watch(self, read: int) -> None:
         stops = {int(s) for s in STOP_SIGNALS}
